@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "wss-server",
+    products: [
+        .library(name: "WSServer", targets: ["WSServer"]),
+        .library(name: "WebSocket", targets: ["WebSocket"]),
+        .executable(name: "wss-server", targets: ["wss-server"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libssl/libcrypto through pkg-config; shim.h wraps the macros Swift cannot call.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Linux headers Glibc's module map leaves out (epoll, eventfd).
+        .systemLibrary(name: "CLinux"),
+        // Sans-IO protocol core: HTTP head parser, handshake, frames, messages, close codes.
+        .target(name: "WebSocket", dependencies: ["COpenSSL"]),
+        // epoll event loops, sockets, TLS streams.
+        .target(name: "Transport", dependencies: [
+            "COpenSSL", "CLinux",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Server, connections, handlers, HTTP fallback, topics.
+        .target(name: "WSServer", dependencies: [
+            "WebSocket", "Transport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "wss-server", dependencies: [
+            "WSServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+    ]
+)

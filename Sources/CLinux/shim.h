@@ -1,0 +1,16 @@
+#ifndef WSS_CLINUX_SHIM_H
+#define WSS_CLINUX_SHIM_H
+/* Linux headers that Glibc's Swift module leaves out. */
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sched.h>
+
+/* glibc declares accept4 only under _GNU_SOURCE. */
+extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+static inline int wss_accept4(int fd, int flags) { return accept4(fd, (struct sockaddr *)0, (socklen_t *)0, flags); }
+#endif

@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A non-blocking byte stream over a socket: plain TCP or TLS. The protocol layers above
+/// see only bytes; none of them knows which one it talks through.
+public protocol ByteStream: AnyObject {
+    var fd: Int32 { get }
+    /// True once the stream can carry application bytes (TLS: after the handshake).
+    var isEstablished: Bool { get }
+    /// Advances the TLS handshake; `.done(0)` when finished. TCP is always done.
+    func handshake() -> IOResult
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult
+    func write(_ bytes: UnsafeRawBufferPointer) -> IOResult
+    /// Sends our end-of-stream (TLS close_notify, then TCP FIN) but keeps reading possible.
+    func shutdownWrite()
+    func close()
+}
+
+/// Plain TCP.
+public final class TCPStream: ByteStream {
+    public let fd: Int32
+    public init(fd: Int32) { self.fd = fd }
+    public var isEstablished: Bool { true }
+    public func handshake() -> IOResult { .done(0) }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { return .done(n) }
+            if n == 0 { return .eof }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wantRead
+            case ECONNRESET: return .eof
+            default: return .error(errnoDescription())
+            }
+        }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
+        while true {
+            let n = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            if n >= 0 { return .done(n) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wantWrite
+            case EPIPE, ECONNRESET: return .eof
+            default: return .error(errnoDescription())
+            }
+        }
+    }
+
+    public func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    public func close() { _ = Glibc.close(fd) }
+}

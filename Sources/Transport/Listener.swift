@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+
+/// A listening TCP socket. Each loop has its own on the same port (SO_REUSEPORT), so the
+/// kernel spreads new connections across loops with no shared accept lock.
+public final class Listener {
+    public let fd: Int32
+    public let port: Int
+
+    /// Resolves `host` (numeric IPv4/IPv6 or a name) to a socket address.
+    public static func resolve(_ host: String, port: Int) throws(TransportError) -> (family: Int32, addr: [UInt8]) {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var res: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &res)
+        guard rc == 0, let info = res else { throw .badAddress(host) }
+        defer { freeaddrinfo(res) }
+        let bytes = Array(UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
+        return (info.pointee.ai_family, bytes)
+    }
+
+    /// Binds and listens. `reusePort` lets sibling loops bind the same port.
+    public init(host: String, port: Int, reusePort: Bool, backlog: Int32 = 1024) throws(TransportError) {
+        let (family, addr) = try Self.resolve(host, port: port)
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw .syscall("socket", errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4) }
+        if family == AF_INET6 {
+            // "::" serves IPv4 too (dual stack); "::1" is IPv6 only by nature.
+            var zero: Int32 = 0
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, 4)
+        }
+        let rc = addr.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(addr.count)) }
+        if rc != 0 {
+            let e = errno
+            Glibc.close(fd)
+            if e == EADDRINUSE { throw .addressInUse(host: host, port: port) }
+            throw .bind(host: host, port: port, errnoDescription(e))
+        }
+        if listen(fd, backlog) != 0 {
+            let e = errno
+            Glibc.close(fd)
+            if e == EADDRINUSE { throw .addressInUse(host: host, port: port) }
+            throw .syscall("listen", e)
+        }
+        self.fd = fd
+        self.port = Self.localPort(fd)
+    }
+
+    static func localPort(_ fd: Int32) -> Int {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &len) }
+        }
+        return withUnsafeBytes(of: &storage) { raw in
+            // sin_port and sin6_port are both at offset 2, network order.
+            Int(UInt16(raw[2]) << 8 | UInt16(raw[3]))
+        }
+    }
+
+    /// Checks that nobody else holds `host:port` (a socket without SO_REUSEPORT cannot share
+    /// it), so that a second server started on a busy port fails instead of silently joining
+    /// the first one's SO_REUSEPORT group. Returns the port (a free one if `port` is 0).
+    public static func probe(host: String, port: Int) throws(TransportError) -> Int {
+        let l = try Listener(host: host, port: port, reusePort: false, backlog: 1)
+        let p = l.port
+        l.close()
+        return p
+    }
+
+    /// Accepts one connection: the new non-blocking fd, or nil when none is waiting.
+    public func accept() -> Int32? {
+        while true {
+            let c = wss_accept4(fd, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+            if c >= 0 {
+                var one: Int32 = 1
+                setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+                return c
+            }
+            switch errno {
+            case EINTR, ECONNABORTED: continue
+            default: return nil  // EAGAIN, or EMFILE/ENFILE: the caller logs and retries later
+            }
+        }
+    }
+
+    public func close() { Glibc.close(fd) }
+}
+
+/// The peer address of a connected socket as "ip:port" ("[ip]:port" for IPv6).
+public func peerAddress(fd: Int32) -> String {
+    var storage = sockaddr_storage()
+    var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let ok = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) == 0 }
+    }
+    guard ok else { return "?" }
+    var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+    var serv = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+    let rc = withUnsafePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            getnameinfo($0, len, &host, socklen_t(host.count), &serv, socklen_t(serv.count), NI_NUMERICHOST | NI_NUMERICSERV)
+        }
+    }
+    guard rc == 0 else { return "?" }
+    var h = cString(host)
+    if h.hasPrefix("::ffff:") { h = String(h.dropFirst(7)) }
+    return formatHostPort(h, Int(cString(serv)) ?? 0)
+}
+
+func cString(_ chars: [CChar]) -> String {
+    String(decoding: chars.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

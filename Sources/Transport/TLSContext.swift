@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import COpenSSL
+
+/// A server TLS configuration: certificate chain, private key, protocol settings. Shared by
+/// every loop (SSL_CTX is thread-safe for creating sessions); replace it to reload a certificate.
+public final class TLSContext: @unchecked Sendable {
+    let ctx: OpaquePointer
+    public let certificateFile: String
+    public let keyFile: String
+
+    /// Loads `certificateFile` (a PEM leaf optionally followed by intermediates) and the key:
+    /// `keyFile` if given, else the certificate file itself if it holds a private key, else
+    /// `key.pem` beside the certificate.
+    public init(certificateFile: String, keyFile: String? = nil) throws(TLSError) {
+        try Self.checkReadable(certificateFile, what: "certificate")
+        let key = keyFile ?? Self.defaultKeyFile(forCertificate: certificateFile)
+        try Self.checkReadable(key, what: "private key")
+        ERR_clear_error()
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw .drain("SSL_CTX_new failed") }
+        self.ctx = ctx
+        self.certificateFile = certificateFile
+        self.keyFile = key
+        if SSL_CTX_use_certificate_chain_file(ctx, certificateFile) != 1 {
+            throw .drain("cannot load certificate '\(certificateFile)'")
+        }
+        if SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 {
+            throw .drain("cannot load private key '\(key)'")
+        }
+        if SSL_CTX_check_private_key(ctx) != 1 {
+            _ = drainErrorQueue()
+            throw TLSError("private key '\(key)' does not match certificate '\(certificateFile)'")
+        }
+        _ = wss_SSL_CTX_set_min_proto_version(ctx, wss_TLS1_2_VERSION())
+        // Idle connections keep no 34 KiB record buffers; writes may be partial and retried
+        // from a buffer that moved (our output buffer can grow between attempts).
+        _ = wss_SSL_CTX_set_mode(ctx, wss_SSL_MODE_RELEASE_BUFFERS() | wss_SSL_MODE_ENABLE_PARTIAL_WRITE()
+                                 | wss_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER())
+        _ = wss_SSL_CTX_set_options(ctx, wss_SSL_OP_NO_RENEGOTIATION() | wss_SSL_OP_NO_COMPRESSION()
+                                    | wss_SSL_OP_IGNORE_UNEXPECTED_EOF() | wss_SSL_OP_CIPHER_SERVER_PREFERENCE())
+        // ALPN: we speak http/1.1 only (WebSocket over HTTP/2, RFC 8441, is not supported).
+        SSL_CTX_set_alpn_select_cb(ctx, { _, out, outlen, input, inlen, _ in
+            guard let input, let out, let outlen else { return SSL_TLSEXT_ERR_NOACK }
+            var i = 0
+            let total = Int(inlen)
+            while i < total {
+                let len = Int(input[i])
+                if i + 1 + len > total { break }
+                if len == 8, memcmp(input + i + 1, "http/1.1", 8) == 0 {
+                    out.pointee = input + i + 1
+                    outlen.pointee = 8
+                    return SSL_TLSEXT_ERR_OK
+                }
+                i += 1 + len
+            }
+            return SSL_TLSEXT_ERR_NOACK
+        }, nil)
+        ERR_clear_error()
+    }
+
+    deinit { SSL_CTX_free(ctx) }
+
+    public static func defaultKeyFile(forCertificate cert: String) -> String {
+        if let fp = fopen(cert, "r") {
+            defer { fclose(fp) }
+            var line = [CChar](repeating: 0, count: 512)
+            while fgets(&line, Int32(line.count), fp) != nil {
+                let s = cString(line)
+                if s.hasPrefix("-----BEGIN") && s.contains("PRIVATE KEY-----") { return cert }
+            }
+        }
+        if let slash = cert.lastIndex(of: "/") { return String(cert[...slash]) + "key.pem" }
+        return "key.pem"
+    }
+
+    static func checkReadable(_ path: String, what: String) throws(TLSError) {
+        guard let fp = fopen(path, "r") else {
+            throw TLSError("cannot read \(what) '\(path)': \(errnoDescription())")
+        }
+        fclose(fp)
+    }
+
+    /// A server-side TLS stream on an accepted socket.
+    public func makeStream(fd: Int32) -> TLSStream? {
+        guard let ssl = SSL_new(ctx) else { _ = drainErrorQueue(); return nil }
+        SSL_set_fd(ssl, fd)
+        SSL_set_accept_state(ssl)
+        return TLSStream(fd: fd, ssl: ssl)
+    }
+
+    /// Serial number of the leaf certificate, as hex (for logs and reload checks).
+    public var leafSerialHex: String {
+        guard let cert = SSL_CTX_get0_certificate(ctx), let serial = X509_get_serialNumber(cert),
+              let bn = ASN1_INTEGER_to_BN(serial, nil) else { return "?" }
+        defer { BN_free(bn) }
+        guard let hex = BN_bn2hex(bn) else { return "?" }
+        defer { CRYPTO_free(hex, #file, #line) }
+        return String(cString: hex)
+    }
+}

@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import Logging
+import Transport
+import WebSocket
+
+/// A WebSocket server: N event loops, each on its own thread with its own listening socket on
+/// the same port. Register routes and pages, then `start()`.
+public final class Server: @unchecked Sendable {
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    let loops: [EventLoop]
+    let core: ServerCore
+    private var acceptors: [Acceptor] = []
+    /// The bound port (after `start()`; useful with port 0).
+    public private(set) var port: Int = 0
+
+    /// Loads TLS material (if configured) and prepares the loops; binds nothing yet.
+    /// Throws `TLSError` for a missing, unreadable or mismatched certificate or key.
+    public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "wss-server")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        var tls: TLSContext?
+        if let cert = configuration.certificateFile {
+            tls = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile)
+        }
+        loops = try (0..<max(1, configuration.threads)).map { try EventLoop(index: $0) }
+        core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops)
+    }
+
+    /// Serves WebSocket connections on `path` with `handler`. Call before `start()`.
+    public func route(_ path: String, _ handler: WebSocketHandler) {
+        core.routes[path] = handler
+    }
+
+    /// Serves a static page on GET `path`. Call before `start()`.
+    public func page(_ path: String, _ page: Page) {
+        core.pages[path] = page
+    }
+
+    /// Pub/sub across all loops.
+    public var topics: Topics { core.topics }
+    public var stats: ServerStats { core.stats }
+    /// The TLS key file in use (nil for plain ws).
+    public var keyFile: String? { core.tls?.keyFile }
+
+    /// "ws://host:port" or "wss://host:port".
+    public var url: String {
+        "\(configuration.isTLS ? "wss" : "ws")://\(formatHostPort(configuration.host, port))"
+    }
+
+    /// Binds one listener per loop and starts the loop threads. Throws `TransportError` if the
+    /// address is unusable or the port is taken.
+    public func start() throws {
+        // Make sure nobody else holds the port before joining it with SO_REUSEPORT.
+        let port = try Listener.probe(host: configuration.host, port: configuration.port)
+        var listeners: [Listener] = []
+        do {
+            for _ in loops {
+                listeners.append(try Listener(host: configuration.host, port: port, reusePort: true))
+            }
+        } catch {
+            listeners.forEach { $0.close() }
+            throw error
+        }
+        self.port = port
+        for (loop, listener) in zip(loops, listeners) {
+            let acceptor = Acceptor(loop: loop, listener: listener, core: core)
+            acceptors.append(acceptor)
+            loop.execute { [acceptor] in acceptor.register() }
+            loop.start(name: "wss-loop-\(loop.index)")
+        }
+    }
+
+    /// Stops every loop (connections are dropped; graceful shutdown is `shutdown`).
+    public func stop() {
+        loops.forEach { $0.stop() }
+    }
+
+    /// Blocks until every loop has stopped.
+    public func wait() {
+        loops.forEach { $0.join() }
+    }
+}
+
+/// Accepts connections on one loop's listener.
+final class Acceptor: EventHandler, @unchecked Sendable {
+    let loop: EventLoop
+    let listener: Listener
+    unowned let core: ServerCore
+    private var pausedUntil: UInt64 = 0
+
+    init(loop: EventLoop, listener: Listener, core: ServerCore) {
+        self.loop = loop
+        self.listener = listener
+        self.core = core
+    }
+
+    func register() {
+        do {
+            try loop.register(fd: listener.fd, handler: self, events: EPOLLIN.rawValue)
+        } catch {
+            core.logger.critical("cannot watch listener: \(error)")
+        }
+    }
+
+    func handleEvent(_ events: UInt32) {
+        // Bounded batch so one loop's accept storm cannot starve its open connections.
+        for _ in 0..<64 {
+            guard let fd = listener.accept() else {
+                if errno == EMFILE || errno == ENFILE {
+                    core.logger.warning("accept: out of file descriptors; pausing accepts for 1 s")
+                    loop.modify(fd: listener.fd, events: 0)
+                    pausedUntil = loop.now + 1000
+                }
+                return
+            }
+            core.stats.acceptedConnections.add(1)
+            let stream: ByteStream
+            if let tls = core.tls {
+                guard let s = tls.makeStream(fd: fd) else {
+                    core.logger.error("SSL_new failed; dropping connection")
+                    Glibc.close(fd)
+                    continue
+                }
+                stream = s
+            } else {
+                stream = TCPStream(fd: fd)
+            }
+            let id = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+            let connection = WebSocketConnection(id: id, loop: loop, stream: stream, core: core)
+            do {
+                try loop.register(fd: fd, handler: connection, events: EPOLLIN.rawValue)
+                core.stats.openConnections.add(1)
+            } catch {
+                core.logger.error("cannot register connection: \(error)")
+                stream.close()
+            }
+        }
+    }
+
+    func tick(now: UInt64) {
+        if pausedUntil != 0 && now >= pausedUntil {
+            pausedUntil = 0
+            loop.modify(fd: listener.fd, events: EPOLLIN.rawValue)
+        }
+    }
+
+    func flushScheduled() {}
+}

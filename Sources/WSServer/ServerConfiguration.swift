@@ -1,0 +1,45 @@
+import WebSocket
+
+/// Everything a server needs to know before it starts. Every limit has a default chosen for a
+/// public-facing chat/API server; each can be changed from the CLI.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind: "::" (all interfaces, IPv6 and IPv4), "0.0.0.0", "127.0.0.1", "::1", a name.
+    public var host: String = "::"
+    /// 0 picks a free port.
+    public var port: Int = 8080
+    /// TLS certificate chain (PEM, leaf first). nil serves plain ws:// and http://.
+    public var certificateFile: String?
+    /// Private key (PEM). nil: the certificate file if it holds a key, else key.pem beside it.
+    public var keyFile: String?
+    /// Event loops, one thread each. Default: one per core.
+    public var threads: Int = ServerConfiguration.coreCount
+    /// Message limits (RFC 6455 frames and reassembled messages).
+    public var limits = WebSocketProtocol.Limits()
+    /// HTTP request head limits (431 when exceeded).
+    public var headLimits = HTTPHeadParser.Limits()
+    /// Seconds from accept to a completed upgrade (TLS handshake included). Cuts slowloris
+    /// clients and silent TLS clients; 10 s is generous for any real client.
+    public var handshakeTimeout: Double = 10
+    /// Seconds without any frame from the peer before we ping it; after as long again with no
+    /// answer the connection is closed with 1001. 0 disables. 120 s suits NATs and proxies that
+    /// drop idle flows after 2–5 minutes.
+    public var idleTimeout: Double = 120
+    /// Seconds to wait for the peer's close frame after sending ours, then drop TCP.
+    public var closeTimeout: Double = 5
+
+    public init() {}
+
+    public var isTLS: Bool { certificateFile != nil }
+
+    public static var coreCount: Int {
+        #if canImport(Glibc)
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #else
+        return 1
+        #endif
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

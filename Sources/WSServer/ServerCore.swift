@@ -1,0 +1,53 @@
+import Logging
+import Synchronization
+import Transport
+import WebSocket
+
+/// Counters shared by all loops (relaxed atomics: read for metrics and tests, never for logic).
+public final class ServerStats: Sendable {
+    public let openConnections = Atomic<Int>(0)
+    public let acceptedConnections = Atomic<Int>(0)
+    public let upgrades = Atomic<Int>(0)
+    public let handshakeFailures = Atomic<Int>(0)
+    public let handshakeTimeouts = Atomic<Int>(0)
+    public let tlsHandshakeFailures = Atomic<Int>(0)
+    public let httpErrors = Atomic<Int>(0)
+    init() {}
+}
+
+extension Atomic where Value == Int {
+    func add(_ n: Int) { _ = wrappingAdd(n, ordering: .relaxed) }
+    func subtract(_ n: Int) { _ = wrappingSubtract(n, ordering: .relaxed) }
+}
+
+/// What every connection of a server shares: configuration, routes, pages, topics, TLS.
+final class ServerCore: @unchecked Sendable {
+    let configuration: ServerConfiguration
+    let logger: Logger
+    /// Fixed before the loops start; read-only afterwards.
+    var routes: [String: WebSocketHandler] = [:]
+    var pages: [String: Page] = [:]
+    let stats = ServerStats()
+    let topics: Topics
+    let tls: TLSContext?
+    let nextID = Atomic<UInt64>(1)
+    let handshakeTimeoutMillis: UInt64
+    let idleTimeoutMillis: UInt64
+    let closeTimeoutMillis: UInt64
+    /// After our last bytes and FIN, how long we read and discard before closing.
+    let lingerMillis: UInt64 = 2000
+    /// Output bytes above which `send` reports `.buffered`. 1 MiB, as uWebSockets' default
+    /// maxBackpressure order of magnitude.
+    let highWaterMark = 1 << 20
+
+    init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop]) {
+        self.configuration = configuration
+        self.logger = logger
+        self.tls = tls
+        self.topics = Topics(loops: loops)
+        func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
+        handshakeTimeoutMillis = ms(configuration.handshakeTimeout)
+        idleTimeoutMillis = ms(configuration.idleTimeout)
+        closeTimeoutMillis = max(1, ms(configuration.closeTimeout))
+    }
+}

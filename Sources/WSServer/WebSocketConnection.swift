@@ -1,0 +1,433 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import Logging
+import Transport
+import WebSocket
+
+/// One accepted socket, from TLS handshake through HTTP to WebSocket and close. Confined to
+/// its event loop: no locks, all callbacks on that loop's thread.
+public final class WebSocketConnection: EventHandler {
+    enum Phase: UInt8 { case tlsHandshake, http, websocket, lingering, closed }
+    enum AfterFlush: UInt8 { case nothing, close, linger }
+
+    public let id: UInt64
+    let loop: EventLoop
+    let stream: ByteStream
+    unowned let core: ServerCore
+    var phase: Phase
+    var proto: WebSocketProtocol
+    var httpParser: HTTPHeadParser?
+    var handler: WebSocketHandler?
+    /// Deadline of the current phase (handshake, close, linger), loop milliseconds; 0 = none.
+    var deadline: UInt64
+    var lastReceive: UInt64
+    var pingOutstanding = false
+    var interest: UInt32 = EPOLLIN.rawValue
+    var flushQueued = false
+    var afterFlush: AfterFlush = .nothing
+    var closeNotified = false
+    /// Path of the WebSocket endpoint this connection upgraded on.
+    public private(set) var path: String = ""
+    /// Topics this connection is subscribed to.
+    var topics: [String] = []
+    /// Application data (e.g. the authenticated user), set in `onOpen` or later.
+    public var userData: AnyObject?
+
+    init(id: UInt64, loop: EventLoop, stream: ByteStream, core: ServerCore) {
+        self.id = id
+        self.loop = loop
+        self.stream = stream
+        self.core = core
+        self.phase = stream.isEstablished ? .http : .tlsHandshake
+        self.proto = WebSocketProtocol(role: .server, limits: core.configuration.limits)
+        self.httpParser = HTTPHeadParser(limits: core.configuration.headLimits)
+        self.lastReceive = loop.now
+        self.deadline = loop.now + core.handshakeTimeoutMillis
+    }
+
+    /// The peer's address, "ip:port".
+    public var remoteAddress: String { peerAddress(fd: stream.fd) }
+    /// Bytes waiting to be written to the peer.
+    public var bufferedAmount: Int { proto.outbound.readableCount }
+    public var isOpen: Bool { phase == .websocket && proto.state == .open }
+
+    var log: Logger { core.logger }
+    var meta: Logger.Metadata { ["conn": "\(id)"] }
+
+    // MARK: - Events
+
+    public func handleEvent(_ events: UInt32) {
+        if phase == .tlsHandshake {
+            advanceTLSHandshake()
+            return
+        }
+        if events & EPOLLOUT.rawValue != 0 { flush() }
+        if phase == .closed { return }
+        if events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readAvailable() }
+    }
+
+    func advanceTLSHandshake() {
+        switch stream.handshake() {
+        case .done:
+            phase = .http
+            setInterest(EPOLLIN.rawValue)
+            readAvailable()
+        case .wantRead: setInterest(EPOLLIN.rawValue)
+        case .wantWrite: setInterest(EPOLLIN.rawValue | EPOLLOUT.rawValue)
+        case .eof:
+            log.debug("peer closed during TLS handshake", metadata: meta)
+            finish()
+        case .error(let why):
+            // Plain HTTP or garbage on the TLS port lands here: one connection, a debug line.
+            log.debug("TLS handshake failed: \(why)", metadata: meta)
+            core.stats.tlsHandshakeFailures.add(1)
+            finish()
+        }
+    }
+
+    func readAvailable() {
+        let buffer = loop.readBuffer
+        while phase != .closed {
+            if phase == .lingering {
+                lingerRead()
+                return
+            }
+            switch stream.read(into: buffer) {
+            case .done(let n):
+                lastReceive = loop.now
+                pingOutstanding = false
+                received(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
+                if n < buffer.count { flush(); return }  // the socket is drained
+            case .wantRead:
+                flush()
+                return
+            case .wantWrite:
+                setInterest(interest | EPOLLOUT.rawValue)
+                return
+            case .eof:
+                peerClosed()
+                return
+            case .error(let why):
+                log.debug("read failed: \(why)", metadata: meta)
+                finish()
+                return
+            }
+        }
+    }
+
+    /// Discards input after we sent our last bytes and a FIN, until the peer closes too.
+    func lingerRead() {
+        let buffer = loop.readBuffer
+        while true {
+            let n = Glibc.read(stream.fd, buffer.baseAddress, buffer.count)
+            if n > 0 { continue }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            finish()
+            return
+        }
+    }
+
+    func peerClosed() {
+        if phase == .websocket && proto.state != .closed {
+            log.debug("peer closed TCP without a close handshake", metadata: meta)
+        }
+        finish()
+    }
+
+    func received(_ bytes: UnsafeMutableRawBufferPointer) {
+        switch phase {
+        case .http: receivedHTTP(bytes)
+        case .websocket: receivedFrames(bytes, from: 0)
+        default: break
+        }
+    }
+
+    // MARK: - HTTP
+
+    func receivedHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
+        guard var parser = httpParser, afterFlush == .nothing else { return }
+        let result: HTTPHeadParser.Result
+        do {
+            result = try parser.feed(UnsafeRawBufferPointer(bytes))
+        } catch {
+            httpParser = nil
+            log.info("bad request head: \(error) -> \(error.status)", metadata: meta)
+            respondError(status: error.status, reason: "\(error)")
+            return
+        }
+        switch result {
+        case .needMore:
+            httpParser = parser
+        case .complete(let head, let consumed):
+            httpParser = HTTPHeadParser(limits: core.configuration.headLimits)
+            HTTPResponder.respond(to: head, on: self)
+            let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
+            if rest.count > 0 {
+                if phase == .websocket { receivedFrames(rest, from: 0) }
+                else if phase == .http { receivedHTTP(rest) }
+            }
+        }
+    }
+
+    /// Queues a complete HTTP response.
+    func writeHTTP(_ text: String, body: [UInt8] = []) {
+        proto.outbound.append(text)
+        proto.outbound.append(body)
+        scheduleFlush()
+    }
+
+    /// An error answer: then we send FIN and drain what the client still sends.
+    func respondError(status: Int, reason: String, extraHeaders: [(String, String)] = []) {
+        core.stats.httpErrors.add(1)
+        writeHTTP(HTTPResponder.errorResponse(status: status, reason: reason, extraHeaders: extraHeaders).head,
+                  body: Array((reason + "\n").utf8))
+        afterFlush = .linger
+        httpParser = nil
+    }
+
+    /// Switches to WebSocket: the 101 is queued, the handler takes over.
+    func upgrade(path: String, handler: WebSocketHandler, response: String) {
+        proto.outbound.append(response)
+        scheduleFlush()
+        self.path = path
+        self.handler = handler
+        httpParser = nil
+        phase = .websocket
+        deadline = 0
+        lastReceive = loop.now
+        core.stats.upgrades.add(1)
+        log.debug("upgraded on \(path)", metadata: meta)
+        handler.onOpen(self)
+    }
+
+    // MARK: - WebSocket
+
+    func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) {
+        var cursor = start
+        while let event = proto.next(bytes, cursor: &cursor) {
+            switch event {
+            case .text(let p): handler?.onMessage(self, Message(kind: .text, bytes: p))
+            case .binary(let p): handler?.onMessage(self, Message(kind: .binary, bytes: p))
+            case .ping(let p): handler?.onPing(self, p)
+            case .pong(let p): handler?.onPong(self, p)
+            case .close(let code, let reason):
+                log.debug("peer closed with \(code.map(\.description) ?? "no code")", metadata: meta)
+                notifyClose(code ?? .noStatus, String(decoding: reason, as: UTF8.self))
+            case .failed(let error):
+                log.info("protocol error: \(error.reason) -> close \(error.closeCode)", metadata: meta)
+                notifyClose(error.closeCode, error.reason)
+            }
+        }
+        afterProtocolStep()
+    }
+
+    func afterProtocolStep() {
+        if !proto.outbound.isEmpty { scheduleFlush() }
+        switch proto.state {
+        case .open: break
+        case .closeSent:
+            if deadline == 0 { deadline = loop.now + core.closeTimeoutMillis }
+        case .closed:
+            // RFC 6455 §7.1.1: the server closes the TCP connection first.
+            afterFlush = .close
+            scheduleFlush()
+        case .failed:
+            afterFlush = .linger
+            scheduleFlush()
+        }
+    }
+
+    func notifyClose(_ code: CloseCode, _ reason: String) {
+        guard !closeNotified, let handler else { return }
+        closeNotified = true
+        for t in topics { core.topics.unsubscribe(self, from: t) }
+        topics = []
+        handler.onClose(self, code: code, reason: reason)
+    }
+
+    // MARK: - Sending (public API)
+
+    /// Sends a text message. The string is sent as its UTF-8 bytes.
+    @discardableResult
+    public func send(text: String) -> SendStatus {
+        var s = text
+        return s.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Sends bytes that are already valid UTF-8 as a text message.
+    @discardableResult
+    public func send(utf8Text bytes: UnsafeRawBufferPointer) -> SendStatus { sendFrame(.text, bytes) }
+
+    @discardableResult
+    public func send(binary bytes: UnsafeRawBufferPointer) -> SendStatus { sendFrame(.binary, bytes) }
+
+    @discardableResult
+    public func send(binary bytes: [UInt8]) -> SendStatus {
+        bytes.withUnsafeBytes { sendFrame(.binary, $0) }
+    }
+
+    /// Sends a received message back unchanged (same kind, same bytes).
+    @discardableResult
+    public func send(_ message: Message) -> SendStatus {
+        sendFrame(message.isText ? .text : .binary, message.bytes)
+    }
+
+    func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer) -> SendStatus {
+        guard phase == .websocket, proto.send(opcode, bytes) == .queued else { return .dropped }
+        scheduleFlush()
+        return status
+    }
+
+    /// Queues bytes that are already a complete frame (a prepared pub/sub message).
+    func sendPrepared(_ frame: UnsafeRawBufferPointer) -> SendStatus {
+        guard isOpen else { return .dropped }
+        proto.outbound.append(frame)
+        scheduleFlush()
+        return status
+    }
+
+    var status: SendStatus {
+        proto.outbound.readableCount > core.highWaterMark ? .buffered : .written
+    }
+
+    public func ping(_ payload: [UInt8] = []) {
+        guard phase == .websocket, proto.ping(payload) == .queued else { return }
+        scheduleFlush()
+    }
+
+    /// Starts the closing handshake; the connection ends when the peer answers or after the
+    /// close timeout.
+    public func close(code: CloseCode = .normal, reason: String = "") {
+        guard phase == .websocket, proto.state == .open else { return }
+        proto.close(code: code, reason: reason)
+        notifyClose(code, reason)
+        afterProtocolStep()
+    }
+
+    /// Subscribes to a pub/sub topic (see `Server.publish`).
+    public func subscribe(_ topic: String) {
+        guard !topics.contains(topic) else { return }
+        topics.append(topic)
+        core.topics.subscribe(self, to: topic)
+    }
+
+    public func unsubscribe(_ topic: String) {
+        guard let i = topics.firstIndex(of: topic) else { return }
+        topics.remove(at: i)
+        core.topics.unsubscribe(self, from: topic)
+    }
+
+    /// Publishes to every subscriber of `topic` on every loop (this connection included if
+    /// subscribed).
+    public func publish(_ topic: String, _ message: Message) {
+        core.topics.publish(topic, kind: message.kind, bytes: message.bytes)
+    }
+
+    // MARK: - Output
+
+    func scheduleFlush() {
+        if !flushQueued && phase != .closed {
+            flushQueued = true
+            loop.scheduleFlush(self)
+        }
+    }
+
+    public func flushScheduled() {
+        flushQueued = false
+        if phase != .closed && phase != .tlsHandshake { flush() }
+    }
+
+    func flush() {
+        let out = proto.outbound
+        while !out.isEmpty {
+            switch stream.write(out.readableBytes) {
+            case .done(let n):
+                out.consume(n)
+            case .wantWrite:
+                setInterest(EPOLLIN.rawValue | EPOLLOUT.rawValue)
+                return
+            case .wantRead:
+                return
+            case .eof:
+                finish()
+                return
+            case .error(let why):
+                log.debug("write failed: \(why)", metadata: meta)
+                finish()
+                return
+            }
+        }
+        if interest & EPOLLOUT.rawValue != 0 { setInterest(EPOLLIN.rawValue) }
+        // Large output blocks go back to the allocator once written.
+        out.releaseIfEmpty(threshold: 64 << 10)
+        switch afterFlush {
+        case .nothing: break
+        case .close: finish()
+        case .linger: startLinger()
+        }
+    }
+
+    func startLinger() {
+        guard phase != .lingering && phase != .closed else { return }
+        afterFlush = .nothing
+        stream.shutdownWrite()
+        phase = .lingering
+        deadline = loop.now + core.lingerMillis
+        setInterest(EPOLLIN.rawValue)
+    }
+
+    func setInterest(_ events: UInt32) {
+        if events != interest && phase != .closed {
+            interest = events
+            loop.modify(fd: stream.fd, events: events)
+        }
+    }
+
+    /// Unregisters and closes the socket; tells the handler if it had not heard yet.
+    func finish() {
+        guard phase != .closed else { return }
+        let wasWebSocket = phase == .websocket || handler != nil
+        phase = .closed
+        loop.unregister(fd: stream.fd)
+        stream.close()
+        core.stats.openConnections.subtract(1)
+        if wasWebSocket { notifyClose(.abnormal, "") }
+        handler = nil
+    }
+
+    // MARK: - Timers
+
+    public func tick(now: UInt64) {
+        switch phase {
+        case .tlsHandshake, .http:
+            if now >= deadline {
+                log.debug("handshake timeout (\(core.configuration.handshakeTimeout) s)", metadata: meta)
+                core.stats.handshakeTimeouts.add(1)
+                finish()
+            }
+        case .websocket:
+            if proto.state != .open {
+                if deadline != 0 && now >= deadline {
+                    log.debug("close timeout: peer did not answer our close frame", metadata: meta)
+                    finish()
+                }
+                return
+            }
+            let idle = core.idleTimeoutMillis
+            guard idle > 0, now >= lastReceive + idle else { break }
+            if !pingOutstanding {
+                pingOutstanding = true
+                ping()
+            } else if now >= lastReceive + 2 * idle {
+                log.info("idle timeout: no answer to ping", metadata: meta)
+                close(code: .goingAway, reason: "idle timeout")
+            }
+        case .lingering:
+            if now >= deadline { finish() }
+        case .closed:
+            break
+        }
+    }
+}

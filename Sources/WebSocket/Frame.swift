@@ -1,0 +1,144 @@
+/// RFC 6455 §5.2 opcodes. Reserved values (3–7, 11–15) are not representable: the decoder
+/// rejects them with 1002.
+public enum Opcode: UInt8, Sendable {
+    case continuation = 0x0
+    case text = 0x1
+    case binary = 0x2
+    case close = 0x8
+    case ping = 0x9
+    case pong = 0xA
+
+    public var isControl: Bool { rawValue & 0x8 != 0 }
+}
+
+/// A decoded frame header (RFC 6455 §5.2). 24 bytes.
+public struct FrameHeader: Sendable, Equatable {
+    public var fin: Bool
+    /// RSV1–RSV3 as the low three bits (RSV1 = 4).
+    public var rsv: UInt8
+    public var opcode: Opcode
+    public var masked: Bool
+    public var maskKey: UInt32  // in wire order when loaded as little-endian bytes
+    public var payloadLength: UInt64
+    /// Bytes of header on the wire (2–14).
+    public var headerLength: Int
+
+    public init(fin: Bool, rsv: UInt8 = 0, opcode: Opcode, masked: Bool, maskKey: UInt32 = 0,
+                payloadLength: UInt64, headerLength: Int = 0) {
+        self.fin = fin
+        self.rsv = rsv
+        self.opcode = opcode
+        self.masked = masked
+        self.maskKey = maskKey
+        self.payloadLength = payloadLength
+        self.headerLength = headerLength == 0
+            ? FrameHeader.encodedLength(payloadLength: payloadLength, masked: masked) : headerLength
+    }
+
+    /// Header size when encoded with the minimal length form.
+    @inlinable public static func encodedLength(payloadLength: UInt64, masked: Bool) -> Int {
+        (payloadLength < 126 ? 2 : payloadLength <= 0xFFFF ? 4 : 10) + (masked ? 4 : 0)
+    }
+
+    /// Parses a header from the start of `bytes`; nil if more bytes are needed.
+    /// Checks only what is decidable from the header alone and independent of connection
+    /// state: reserved opcodes, the 64-bit length MSB, control frame rules.
+    @inlinable
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(ProtocolError) -> FrameHeader? {
+        guard bytes.count >= 2 else { return nil }
+        let b0 = bytes[0], b1 = bytes[1]
+        guard let opcode = Opcode(rawValue: b0 & 0x0F) else { throw .reservedOpcode(b0 & 0x0F) }
+        let fin = b0 & 0x80 != 0
+        let masked = b1 & 0x80 != 0
+        var length = UInt64(b1 & 0x7F)
+        var offset = 2
+        if length == 126 {
+            guard bytes.count >= 4 else { return nil }
+            length = UInt64(bytes[2]) << 8 | UInt64(bytes[3])
+            offset = 4
+        } else if length == 127 {
+            guard bytes.count >= 10 else { return nil }
+            length = 0
+            for i in 2..<10 { length = length << 8 | UInt64(bytes[i]) }
+            // §5.2: the most significant bit MUST be 0.
+            if length & (1 << 63) != 0 { throw .lengthMSBSet }
+            offset = 10
+        }
+        if opcode.isControl {
+            // §5.5: control frames have ≤ 125 bytes of payload and are never fragmented.
+            if length > 125 { throw .controlFrameTooLong }
+            if !fin { throw .fragmentedControlFrame }
+        }
+        var key: UInt32 = 0
+        if masked {
+            guard bytes.count >= offset + 4 else { return nil }
+            key = bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+            offset += 4
+        }
+        return FrameHeader(fin: fin, rsv: (b0 >> 4) & 0x7, opcode: opcode, masked: masked,
+                           maskKey: key, payloadLength: length, headerLength: offset)
+    }
+
+    /// Writes the header at `dst` (which must have room for `headerLength` bytes);
+    /// returns the bytes written. Always uses the minimal length form.
+    @inlinable
+    public func write(to dst: UnsafeMutableRawPointer) -> Int {
+        dst.storeBytes(of: (fin ? 0x80 : 0) | (rsv & 7) << 4 | opcode.rawValue, as: UInt8.self)
+        let maskBit: UInt8 = masked ? 0x80 : 0
+        var offset: Int
+        if payloadLength < 126 {
+            dst.storeBytes(of: maskBit | UInt8(payloadLength), toByteOffset: 1, as: UInt8.self)
+            offset = 2
+        } else if payloadLength <= 0xFFFF {
+            dst.storeBytes(of: maskBit | 126, toByteOffset: 1, as: UInt8.self)
+            dst.storeBytes(of: UInt16(payloadLength).bigEndian, toByteOffset: 2, as: UInt16.self)
+            offset = 4
+        } else {
+            dst.storeBytes(of: maskBit | 127, toByteOffset: 1, as: UInt8.self)
+            dst.storeBytes(of: payloadLength.bigEndian, toByteOffset: 2, as: UInt64.self)
+            offset = 10
+        }
+        if masked {
+            dst.storeBytes(of: maskKey, toByteOffset: offset, as: UInt32.self)
+            offset += 4
+        }
+        return offset
+    }
+}
+
+/// RFC 6455 §5.3 masking. The same operation masks and unmasks.
+public enum Masking {
+    /// XORs `bytes` in place with `key`, starting at byte `phase` (0–3) of the key.
+    /// Works 8 bytes at a time. Returns the phase for the next chunk of the same frame.
+    @inlinable @discardableResult
+    public static func apply(key: UInt32, phase: Int, to bytes: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return phase }
+        let count = bytes.count
+        // Rotate the key so that byte 0 of the rotated key applies to bytes[0].
+        let shift = UInt32(phase & 3) * 8
+        let k32 = shift == 0 ? key : (key >> shift) | (key << (32 - shift))
+        let k64 = UInt64(k32) | UInt64(k32) << 32
+        var i = 0
+        while i + 32 <= count {
+            let p = base + i
+            p.storeBytes(of: p.loadUnaligned(as: UInt64.self) ^ k64, as: UInt64.self)
+            (p + 8).storeBytes(of: (p + 8).loadUnaligned(as: UInt64.self) ^ k64, as: UInt64.self)
+            (p + 16).storeBytes(of: (p + 16).loadUnaligned(as: UInt64.self) ^ k64, as: UInt64.self)
+            (p + 24).storeBytes(of: (p + 24).loadUnaligned(as: UInt64.self) ^ k64, as: UInt64.self)
+            i += 32
+        }
+        while i + 8 <= count {
+            let p = base + i
+            p.storeBytes(of: p.loadUnaligned(as: UInt64.self) ^ k64, as: UInt64.self)
+            i += 8
+        }
+        var k = k32
+        while i < count {
+            let p = base + i
+            p.storeBytes(of: p.load(as: UInt8.self) ^ UInt8(truncatingIfNeeded: k), as: UInt8.self)
+            k = (k >> 8) | (k << 24)
+            i += 1
+        }
+        return (phase + count) & 3
+    }
+}

@@ -1,0 +1,147 @@
+/// Why a request head was refused, with the HTTP status that answers it.
+public enum HTTPHeadError: Error, Equatable, Sendable {
+    /// Request line plus headers exceed the size limit (431).
+    case headTooLarge(limit: Int)
+    /// More header lines than allowed (431).
+    case tooManyHeaders(limit: Int)
+    /// Not a well-formed HTTP/1.x request head (400).
+    case malformed(String)
+
+    public var status: Int {
+        switch self {
+        case .headTooLarge, .tooManyHeaders: return 431
+        case .malformed: return 400
+        }
+    }
+}
+
+/// Incremental HTTP/1.1 request-head parser (RFC 9112 §2–5). Feed it bytes as they arrive,
+/// in any split; it answers when the head is complete and how many of the bytes it used, so
+/// bytes that follow the head (a pipelined WebSocket frame) are not lost.
+public struct HTTPHeadParser: Sendable {
+    public struct Limits: Sendable {
+        /// Request line + header lines, including CRLFs. 8 KiB is what nginx and Node allow by default.
+        public var maxHeadSize: Int = 8192
+        /// Header field lines. 100 is Node's and python-websockets' default.
+        public var maxHeaders: Int = 100
+        public init(maxHeadSize: Int = 8192, maxHeaders: Int = 100) {
+            self.maxHeadSize = maxHeadSize
+            self.maxHeaders = maxHeaders
+        }
+    }
+
+    public enum Result: Sendable, Equatable {
+        case needMore
+        case complete(HTTPRequestHead, consumed: Int)
+    }
+
+    public let limits: Limits
+    private var buffer: [UInt8] = []
+    private var lines = 0          // line ends seen so far
+    private var lastWasLF = false  // previous line ended, tracks the empty line
+    private var sawCR = false
+
+    public init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    /// Bytes buffered so far.
+    public var bufferedCount: Int { buffer.count }
+
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(HTTPHeadError) -> Result {
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            i += 1
+            buffer.append(b)
+            if buffer.count > limits.maxHeadSize { throw .headTooLarge(limit: limits.maxHeadSize) }
+            if b == 10 {  // LF ends a line; a bare LF is tolerated (RFC 9112 §2.2)
+                if lastWasLF {
+                    let head = try Self.parse(buffer)
+                    buffer = []
+                    return .complete(head, consumed: i)
+                }
+                lines += 1
+                // The request line is not a header field.
+                if lines - 1 > limits.maxHeaders { throw .tooManyHeaders(limit: limits.maxHeaders) }
+                lastWasLF = true
+            } else if b == 13 {
+                continue  // CR before LF does not break the empty-line detection
+            } else {
+                lastWasLF = false
+            }
+        }
+        return .needMore
+    }
+
+    public mutating func feed(_ bytes: [UInt8]) throws(HTTPHeadError) -> Result {
+        let copy = bytes
+        let result: Swift.Result<Result, HTTPHeadError> = copy.withUnsafeBytes { p in
+            do throws(HTTPHeadError) { return .success(try feed(p)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    static func isTokenChar(_ c: UInt8) -> Bool {
+        // RFC 9110 §5.6.2 tchar
+        switch c {
+        case 48...57, 65...90, 97...122: return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default: return false
+        }
+    }
+
+    static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        for (i, b) in bytes.enumerated() where b == 10 {
+            var end = i
+            if end > start, bytes[end - 1] == 13 { end -= 1 }
+            lines.append(bytes[start..<end])
+            start = i + 1
+        }
+        return lines
+    }
+
+    static func parse(_ bytes: [UInt8]) throws(HTTPHeadError) -> HTTPRequestHead {
+        var lines = splitLines(bytes)
+        // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
+        while let first = lines.first, first.isEmpty, lines.count > 1 { lines.removeFirst() }
+        guard lines.count >= 2, let requestLine = lines.first else { throw .malformed("empty request") }
+        if requestLine.contains(where: { $0 == 13 || $0 == 0 }) { throw .malformed("control character in request line") }
+        let parts = requestLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .malformed("request line is not 'METHOD TARGET VERSION'") }
+        guard !parts[0].isEmpty, parts[0].allSatisfy(isTokenChar) else { throw .malformed("bad method") }
+        guard !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 32 && $0 < 127 }) else {
+            throw .malformed("bad request target")
+        }
+        let version = Array(parts[2])
+        guard version.count == 8, version.starts(with: Array("HTTP/".utf8)),
+              version[6] == UInt8(ascii: "."),
+              (48...57).contains(version[5]), (48...57).contains(version[7]) else {
+            throw .malformed("bad HTTP version")
+        }
+        var headers: [(name: String, value: String)] = []
+        for line in lines.dropFirst() where !line.isEmpty {
+            if line.first == 32 || line.first == 9 { throw .malformed("obsolete line folding") }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header line without ':'") }
+            let name = line[line.startIndex..<colon]
+            // RFC 9112 §5.1: no whitespace between name and colon.
+            guard !name.isEmpty, name.allSatisfy(isTokenChar) else { throw .malformed("bad header name") }
+            let rawValue = line[(colon + 1)...]
+            if rawValue.contains(where: { ($0 < 32 && $0 != 9) || $0 == 127 }) {
+                throw .malformed("control character in header value")
+            }
+            let value = trimOWS(Substring(decoding: rawValue, as: UTF8.self))
+            headers.append((String(decoding: name, as: UTF8.self), String(value)))
+        }
+        return HTTPRequestHead(
+            method: String(decoding: parts[0], as: UTF8.self),
+            target: String(decoding: parts[1], as: UTF8.self),
+            versionMajor: Int(version[5] - 48), versionMinor: Int(version[7] - 48),
+            headers: headers)
+    }
+}

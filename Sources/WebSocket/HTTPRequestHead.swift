@@ -1,0 +1,78 @@
+/// A parsed HTTP/1.x request line and header block.
+public struct HTTPRequestHead: Sendable, Equatable {
+    public var method: String
+    /// The request target as sent (origin-form: path and optional query).
+    public var target: String
+    public var versionMajor: Int
+    public var versionMinor: Int
+    /// Header fields in the order received; names keep their case.
+    public var headers: [(name: String, value: String)]
+
+    public init(method: String, target: String, versionMajor: Int = 1, versionMinor: Int = 1,
+                headers: [(name: String, value: String)]) {
+        self.method = method
+        self.target = target
+        self.versionMajor = versionMajor
+        self.versionMinor = versionMinor
+        self.headers = headers
+    }
+
+    public static func == (a: HTTPRequestHead, b: HTTPRequestHead) -> Bool {
+        a.method == b.method && a.target == b.target && a.versionMajor == b.versionMajor
+            && a.versionMinor == b.versionMinor && a.headers.count == b.headers.count
+            && zip(a.headers, b.headers).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+    }
+
+    /// The path part of the target (before `?`).
+    public var path: String {
+        if let q = target.firstIndex(of: "?") { return String(target[..<q]) }
+        return target
+    }
+
+    /// The query part of the target (after `?`), if any.
+    public var query: String? {
+        if let q = target.firstIndex(of: "?") { return String(target[target.index(after: q)...]) }
+        return nil
+    }
+
+    /// All values of a header, matched case-insensitively.
+    public func values(_ name: String) -> [String] {
+        headers.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
+    }
+
+    /// The single value of a header, or nil if absent. Repeated fields are joined with ", "
+    /// (RFC 9110 §5.3).
+    public func value(_ name: String) -> String? {
+        let all = values(name)
+        return all.isEmpty ? nil : all.joined(separator: ", ")
+    }
+
+    /// The comma-separated tokens of a header across all its fields, trimmed and lowercased.
+    public func tokens(_ name: String) -> [String] {
+        values(name).flatMap { $0.split(separator: ",") }
+            .map { asciiLowercased(trimOWS(Substring($0))) }
+            .filter { !$0.isEmpty }
+    }
+}
+
+func asciiLowercased(_ s: some StringProtocol) -> String {
+    String(decoding: s.utf8.map { ($0 >= 65 && $0 <= 90) ? $0 + 32 : $0 }, as: UTF8.self)
+}
+
+func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
+    let x = a.utf8, y = b.utf8
+    guard x.count == y.count else { return false }
+    for (p, q) in zip(x, y) {
+        let lp = (p >= 65 && p <= 90) ? p + 32 : p
+        let lq = (q >= 65 && q <= 90) ? q + 32 : q
+        if lp != lq { return false }
+    }
+    return true
+}
+
+func trimOWS(_ s: Substring) -> Substring {
+    var s = s
+    while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+    while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+    return s
+}

@@ -1,0 +1,100 @@
+/// Why an opening handshake was refused (RFC 6455 §4.2.1), with the HTTP answer.
+public enum HandshakeError: Error, Equatable, Sendable {
+    case methodNotGet(String)
+    case httpVersionTooOld
+    case missingHost
+    case missingUpgrade
+    case missingConnectionUpgrade
+    case missingKey
+    case invalidKey
+    /// `Sec-WebSocket-Version` other than 13: answered 426 with `Sec-WebSocket-Version: 13` (§4.2.2).
+    case unsupportedVersion(String?)
+
+    public var status: Int {
+        switch self {
+        case .methodNotGet: return 405
+        case .unsupportedVersion: return 426
+        default: return 400
+        }
+    }
+
+    /// A short reason, safe to send to the peer and to log.
+    public var reason: String {
+        switch self {
+        case .methodNotGet(let m): return "WebSocket upgrade needs GET, got \(m)"
+        case .httpVersionTooOld: return "WebSocket upgrade needs HTTP/1.1 or later"
+        case .missingHost: return "missing Host header"
+        case .missingUpgrade: return "missing 'Upgrade: websocket'"
+        case .missingConnectionUpgrade: return "missing 'Connection: upgrade'"
+        case .missingKey: return "missing Sec-WebSocket-Key"
+        case .invalidKey: return "Sec-WebSocket-Key is not base64 of 16 bytes"
+        case .unsupportedVersion(let v): return "unsupported Sec-WebSocket-Version \(v ?? "(none)"); this server speaks 13"
+        }
+    }
+}
+
+/// A validated opening handshake request.
+public struct HandshakeRequest: Sendable {
+    public var head: HTTPRequestHead
+    /// The `Sec-WebSocket-Key` as sent (base64 text).
+    public var key: String
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order.
+    public var subprotocols: [String]
+    /// Raw `Sec-WebSocket-Extensions` values, for extension negotiation.
+    public var extensions: [String]
+    public var origin: String? { head.value("Origin") }
+}
+
+/// The opening handshake, server side (RFC 6455 §4.2).
+public enum Handshake {
+    /// RFC 6455 §1.3: the GUID appended to the key before hashing.
+    public static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    /// Whether a request asks for a WebSocket upgrade at all (so that a bad one gets a
+    /// handshake error instead of being served as plain HTTP).
+    public static func isUpgradeAttempt(_ head: HTTPRequestHead) -> Bool {
+        head.tokens("Upgrade").contains("websocket") || head.value("Sec-WebSocket-Key") != nil
+            || head.value("Sec-WebSocket-Version") != nil
+    }
+
+    public static func validate(_ head: HTTPRequestHead) -> Result<HandshakeRequest, HandshakeError> {
+        guard head.method == "GET" else { return .failure(.methodNotGet(head.method)) }
+        guard head.versionMajor > 1 || (head.versionMajor == 1 && head.versionMinor >= 1) else {
+            return .failure(.httpVersionTooOld)
+        }
+        guard let host = head.value("Host"), !host.isEmpty, head.values("Host").count == 1 else {
+            return .failure(.missingHost)
+        }
+        // §4.2.1: Upgrade contains "websocket", Connection contains "Upgrade", both case-insensitive.
+        guard head.tokens("Upgrade").contains("websocket") else { return .failure(.missingUpgrade) }
+        guard head.tokens("Connection").contains("upgrade") else { return .failure(.missingConnectionUpgrade) }
+        let versions = head.tokens("Sec-WebSocket-Version")
+        guard versions == ["13"] else { return .failure(.unsupportedVersion(head.value("Sec-WebSocket-Version"))) }
+        let keys = head.values("Sec-WebSocket-Key")
+        guard let key = keys.first else { return .failure(.missingKey) }
+        guard keys.count == 1, let decoded = Base64.decode(key.utf8), decoded.count == 16 else {
+            return .failure(.invalidKey)
+        }
+        let protocols = head.values("Sec-WebSocket-Protocol")
+            .flatMap { $0.split(separator: ",") }
+            .map { String(trimOWS($0)) }.filter { !$0.isEmpty }
+        return .success(HandshakeRequest(head: head, key: key, subprotocols: protocols,
+                                         extensions: head.values("Sec-WebSocket-Extensions")))
+    }
+
+    /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
+    public static func acceptValue(forKey key: String) -> String {
+        Base64.encode(SHA1.digest(Array((key + guid).utf8)))
+    }
+
+    /// The 101 response.
+    public static func response(acceptingKey key: String, subprotocol: String? = nil,
+                                extensions: String? = nil, extraHeaders: [(String, String)] = []) -> String {
+        var r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        r += "Sec-WebSocket-Accept: \(acceptValue(forKey: key))\r\n"
+        if let subprotocol { r += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
+        if let extensions { r += "Sec-WebSocket-Extensions: \(extensions)\r\n" }
+        for (n, v) in extraHeaders { r += "\(n): \(v)\r\n" }
+        return r + "\r\n"
+    }
+}

@@ -1,0 +1,65 @@
+/// Incremental UTF-8 validator (RFC 3629 §4) that can be fed a message in any number of
+/// pieces and reports an invalid sequence at the first byte that makes it invalid, so a text
+/// message fails fast even in the middle of a fragment (RFC 6455 §8.1). Three bytes of state.
+public struct UTF8Validator: Sendable, Equatable {
+    /// Continuation bytes still expected for the current code point.
+    @usableFromInline var needed: UInt8 = 0
+    /// Allowed range for the next continuation byte (narrowed after E0, ED, F0, F4).
+    @usableFromInline var lower: UInt8 = 0x80
+    @usableFromInline var upper: UInt8 = 0xBF
+
+    public init() {}
+
+    /// True when the bytes so far end on a code point boundary.
+    @inlinable public var isComplete: Bool { needed == 0 }
+
+    @inlinable public mutating func reset() { self = UTF8Validator() }
+
+    /// Validates the next piece. Returns false as soon as an invalid byte is seen.
+    @inlinable
+    public mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let count = bytes.count
+        var i = 0
+        while i < count {
+            if needed == 0 {
+                // ASCII fast path, 8 bytes at a time.
+                while i + 8 <= count, (base + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                    i += 8
+                }
+                if i >= count { break }
+                let b = base.load(fromByteOffset: i, as: UInt8.self)
+                i += 1
+                switch b {
+                case 0x00...0x7F: continue
+                case 0xC2...0xDF: needed = 1; lower = 0x80; upper = 0xBF
+                case 0xE0: needed = 2; lower = 0xA0; upper = 0xBF        // no overlongs
+                case 0xE1...0xEC, 0xEE...0xEF: needed = 2; lower = 0x80; upper = 0xBF
+                case 0xED: needed = 2; lower = 0x80; upper = 0x9F        // no surrogates
+                case 0xF0: needed = 3; lower = 0x90; upper = 0xBF        // no overlongs
+                case 0xF1...0xF3: needed = 3; lower = 0x80; upper = 0xBF
+                case 0xF4: needed = 3; lower = 0x80; upper = 0x8F        // ≤ U+10FFFF
+                default: return false                                     // 80–C1, F5–FF
+                }
+            } else {
+                let b = base.load(fromByteOffset: i, as: UInt8.self)
+                i += 1
+                guard b >= lower && b <= upper else { return false }
+                needed -= 1
+                lower = 0x80
+                upper = 0xBF
+            }
+        }
+        return true
+    }
+
+    /// Validates a complete piece of text from scratch.
+    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var v = UTF8Validator()
+        return v.validate(bytes) && v.isComplete
+    }
+
+    public static func isValid(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { isValid($0) }
+    }
+}

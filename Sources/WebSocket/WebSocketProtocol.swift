@@ -1,0 +1,400 @@
+/// The sans-IO WebSocket protocol for one connection (RFC 6455 §5–§7).
+///
+/// Contract (as python-websockets' `Protocol`): feed received bytes to `next(_:cursor:)`
+/// repeatedly, handling each event it returns until it returns nil; then send whatever is in
+/// `outbound` and look at `state`. Sending (`send`, `ping`, `close`) appends frames to
+/// `outbound`. Nothing here does I/O, reads a clock, or knows about TLS.
+///
+/// Payload pointers in events point either into the caller's input (unmasked in place; a
+/// whole message in one read is delivered without a copy) or into an internal buffer. They
+/// are valid until the next call to `next`.
+public struct WebSocketProtocol {
+    public enum Role: Sendable { case server, client }
+
+    public enum State: Sendable, Equatable {
+        /// Messages flow both ways.
+        case open
+        /// We sent a close frame and wait for the peer's (still parsing, data is dropped).
+        case closeSent
+        /// Close frames went both ways: flush `outbound`, then close the TCP connection.
+        case closed
+        /// The peer broke the protocol: our close frame is in `outbound`; flush it, stop
+        /// reading frames and close the TCP connection (the stream can no longer be parsed).
+        case failed
+    }
+
+    public struct Limits: Sendable {
+        /// Largest message payload, after reassembly. 16 MiB covers Autobahn section 9 and most
+        /// real payloads while bounding memory per connection.
+        public var maxMessageSize: Int
+        /// Largest single frame payload; defaults to the message limit.
+        public var maxFrameSize: Int
+        /// Most frames in one message; bounds per-fragment overhead from a peer that sends
+        /// millions of empty continuation frames.
+        public var maxFragments: Int
+        public init(maxMessageSize: Int = 16 << 20, maxFrameSize: Int? = nil, maxFragments: Int = 1 << 20) {
+            self.maxMessageSize = maxMessageSize
+            self.maxFrameSize = maxFrameSize ?? maxMessageSize
+            self.maxFragments = maxFragments
+        }
+    }
+
+    public enum Event {
+        case text(UnsafeRawBufferPointer)
+        case binary(UnsafeRawBufferPointer)
+        /// A ping; the pong is already in `outbound`.
+        case ping(UnsafeRawBufferPointer)
+        case pong(UnsafeRawBufferPointer)
+        /// The peer's close frame. If we had not closed yet, the echo is already in `outbound`.
+        case close(code: CloseCode?, reason: UnsafeRawBufferPointer)
+        /// The peer broke the protocol; a close frame with `error.closeCode` is in `outbound`.
+        case failed(ProtocolError)
+    }
+
+    public let role: Role
+    public var limits: Limits
+    public private(set) var state: State = .open
+    /// Frames waiting to be written to the peer.
+    public let outbound: ByteBuffer
+
+    // Header bytes split across reads (at most 14).
+    private var scratch = (UInt64(0), UInt64(0))
+    private var scratchCount = 0
+    // The frame whose payload is being read.
+    private var frame: FrameHeader?
+    private var frameRemaining: UInt64 = 0
+    private var maskPhase = 0
+    // The message being assembled.
+    private var messageOpcode: Opcode?
+    private var messageSize = 0
+    private var fragments = 0
+    private var utf8 = UTF8Validator()
+    private var messageBuffer: ByteBuffer?
+    private var controlBuffer: ByteBuffer?
+    private var resetMessageOnNext = false
+    private var rng: UInt64
+
+    public init(role: Role, limits: Limits = Limits(), outbound: ByteBuffer = ByteBuffer()) {
+        self.role = role
+        self.limits = limits
+        self.outbound = outbound
+        var seed: UInt64 = 0
+        if role == .client { seed = UInt64.random(in: 1...UInt64.max) }
+        self.rng = seed
+    }
+
+    /// True while a fragmented message or a frame is partially received.
+    public var isMidMessage: Bool { frame != nil || messageOpcode != nil || scratchCount > 0 }
+
+    /// Bytes of heap held by the receive path (not counting `outbound`).
+    public var bufferedBytes: Int {
+        (messageBuffer?.allocatedBytes ?? 0) + (controlBuffer?.allocatedBytes ?? 0)
+    }
+
+    // MARK: - Receiving
+
+    /// Consumes bytes from `input[cursor...]`, unmasking in place, and returns the next event,
+    /// or nil when the input is used up. Advances `cursor` past what it used.
+    public mutating func next(_ input: UnsafeMutableRawBufferPointer, cursor: inout Int) -> Event? {
+        pendingControl = nil
+        if resetMessageOnNext {
+            resetMessageOnNext = false
+            endMessage()
+        }
+        while true {
+            if state == .closed || state == .failed {
+                cursor = input.count
+                return nil
+            }
+            if frame == nil {
+                let header: FrameHeader
+                do {
+                    guard let h = try readHeader(input, cursor: &cursor) else { return nil }
+                    header = h
+                    try check(header)
+                } catch {
+                    return fail(error)
+                }
+                frame = header
+                frameRemaining = header.payloadLength
+                maskPhase = 0
+                if !header.opcode.isControl {
+                    if header.opcode != .continuation {
+                        messageOpcode = header.opcode
+                        utf8.reset()
+                    }
+                    messageSize += Int(header.payloadLength)
+                    fragments += 1
+                    // Zero-copy fast path: a whole unfragmented message in this read.
+                    if header.fin, header.opcode != .continuation, messageBuffer == nil,
+                       UInt64(input.count - cursor) >= header.payloadLength {
+                        let n = Int(header.payloadLength)
+                        let payload = UnsafeMutableRawBufferPointer(rebasing: input[cursor..<(cursor + n)])
+                        cursor += n
+                        frame = nil
+                        if header.masked { Masking.apply(key: header.maskKey, phase: 0, to: payload) }
+                        if state == .closeSent { endMessage(); continue }
+                        if header.opcode == .text, !UTF8Validator.isValid(UnsafeRawBufferPointer(payload)) {
+                            return fail(.invalidUTF8)
+                        }
+                        resetMessageOnNext = true
+                        return header.opcode == .text ? .text(UnsafeRawBufferPointer(payload))
+                                                      : .binary(UnsafeRawBufferPointer(payload))
+                    }
+                }
+            }
+            // Payload of the current frame.
+            let header = frame!
+            let available = input.count - cursor
+            if available == 0 && frameRemaining > 0 { return nil }
+            let take = Int(min(UInt64(available), frameRemaining))
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: input[cursor..<(cursor + take)])
+            cursor += take
+            frameRemaining -= UInt64(take)
+            if header.masked { maskPhase = Masking.apply(key: header.maskKey, phase: maskPhase, to: chunk) }
+
+            if header.opcode.isControl {
+                if take > 0 || header.payloadLength == 0 {
+                    // A control payload that is complete in this read needs no copy.
+                    if frameRemaining == 0 && controlBuffer == nil {
+                        frame = nil
+                        if let event = control(header.opcode, UnsafeRawBufferPointer(chunk)) { return event }
+                        continue
+                    }
+                    let buffer = controlBuffer ?? ByteBuffer(capacity: 128)
+                    controlBuffer = buffer
+                    buffer.append(UnsafeRawBufferPointer(chunk))
+                }
+                if frameRemaining == 0 {
+                    frame = nil
+                    let buffer = controlBuffer!
+                    controlBuffer = nil
+                    // `buffer` stays alive until this function returns; the event is consumed
+                    // before the next call, and the pointer is documented as short-lived.
+                    let event = control(header.opcode, buffer.readableBytes)
+                    pendingControl = buffer
+                    if let event { return event }
+                }
+                continue
+            }
+
+            // Data frame payload, piecewise.
+            if state == .closeSent {
+                if frameRemaining == 0 { frame = nil; if header.fin { endMessage() } }
+                continue
+            }
+            if messageOpcode == .text, !utf8.validate(UnsafeRawBufferPointer(chunk)) {
+                return fail(.invalidUTF8)  // fail fast, mid-frame (§8.1)
+            }
+            if take > 0 {
+                let buffer = messageBuffer ?? ByteBuffer(capacity: min(messageSize, 1 << 16))
+                messageBuffer = buffer
+                buffer.append(UnsafeRawBufferPointer(chunk))
+            }
+            guard frameRemaining == 0 else { return nil }
+            frame = nil
+            guard header.fin else { continue }
+            if messageOpcode == .text, !utf8.isComplete { return fail(.invalidUTF8) }
+            let bytes = messageBuffer?.readableBytes ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            let opcode = messageOpcode
+            resetMessageOnNext = true
+            return opcode == .text ? .text(bytes) : .binary(bytes)
+        }
+    }
+
+    /// Keeps a finished control payload alive until the next call.
+    private var pendingControl: ByteBuffer?
+
+    private mutating func endMessage() {
+        messageOpcode = nil
+        messageSize = 0
+        fragments = 0
+        messageBuffer = nil
+    }
+
+    private mutating func readHeader(_ input: UnsafeMutableRawBufferPointer,
+                                     cursor: inout Int) throws(ProtocolError) -> FrameHeader? {
+        let available = input.count - cursor
+        if available == 0 { return nil }
+        if scratchCount == 0 {
+            if let h = try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: input[cursor...])) {
+                cursor += h.headerLength
+                return h
+            }
+            // Keep the partial header (< 14 bytes) for the next read.
+            withUnsafeMutableBytes(of: &scratch) { s in
+                s.baseAddress!.copyMemory(from: input.baseAddress! + cursor, byteCount: available)
+            }
+            scratchCount = available
+            cursor = input.count
+            return nil
+        }
+        let take = min(14 - scratchCount, available)
+        let before = scratchCount
+        let parsed: FrameHeader? = try withUnsafeMutableBytes(of: &scratch) { (s) throws(ProtocolError) -> FrameHeader? in
+            if take > 0 { (s.baseAddress! + before).copyMemory(from: input.baseAddress! + cursor, byteCount: take) }
+            return try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: s[0..<(before + take)]))
+        }
+        if let h = parsed {
+            cursor += h.headerLength - before
+            scratchCount = 0
+            return h
+        }
+        scratchCount += take
+        cursor += take
+        return nil
+    }
+
+    /// State-dependent header rules.
+    private func check(_ h: FrameHeader) throws(ProtocolError) {
+        // §5.2: RSV bits must be 0 unless an extension defines them.
+        if h.rsv != 0 { throw .reservedBitsSet }
+        // §5.1: clients mask, servers don't.
+        switch role {
+        case .server: if !h.masked { throw .unmaskedClientFrame }
+        case .client: if h.masked { throw .maskedServerFrame }
+        }
+        if h.opcode.isControl { return }
+        if h.opcode == .continuation {
+            if messageOpcode == nil { throw .unexpectedContinuation }
+        } else if messageOpcode != nil {
+            throw .expectedContinuation
+        }
+        // Decided at the header, before any payload is buffered.
+        if h.payloadLength > UInt64(limits.maxFrameSize) { throw .frameTooLarge(limit: limits.maxFrameSize) }
+        if UInt64(messageSize) + h.payloadLength > UInt64(limits.maxMessageSize) {
+            throw .messageTooLarge(limit: limits.maxMessageSize)
+        }
+        if fragments + 1 > limits.maxFragments { throw .tooManyFragments(limit: limits.maxFragments) }
+    }
+
+    private mutating func control(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Event? {
+        switch opcode {
+        case .ping:
+            if state == .open { writeFrame(.pong, payload) }
+            return .ping(payload)
+        case .pong:
+            return .pong(payload)
+        case .close:
+            // §5.5.1: empty, or a 2-byte code followed by a UTF-8 reason.
+            if payload.count == 1 { return fail(.closePayloadOneByte) }
+            var code: CloseCode?
+            var reason = UnsafeRawBufferPointer(start: nil, count: 0)
+            if payload.count >= 2 {
+                let c = CloseCode(UInt16(payload[0]) << 8 | UInt16(payload[1]))
+                if !c.isValidOnWire { return fail(.invalidCloseCode(c.rawValue)) }
+                reason = UnsafeRawBufferPointer(rebasing: payload[2...])
+                if !UTF8Validator.isValid(reason) { return fail(.invalidCloseReason) }
+                code = c
+            }
+            if state == .open {
+                // §5.5.1: echo the status code.
+                writeClose(code: code, reason: [])
+            }
+            state = .closed
+            return .close(code: code, reason: reason)
+        default:
+            return nil
+        }
+    }
+
+    private mutating func fail(_ error: ProtocolError) -> Event {
+        if state == .open {
+            writeClose(code: error.closeCode, reason: Array(error.reason.utf8))
+        }
+        state = .failed
+        frame = nil
+        endMessage()
+        return .failed(error)
+    }
+
+    // MARK: - Sending
+
+    public enum SendResult: Sendable, Equatable {
+        case queued
+        /// The connection is closing or closed; nothing was queued.
+        case closed
+    }
+
+    @discardableResult
+    public mutating func send(text: UnsafeRawBufferPointer) -> SendResult { send(.text, text) }
+
+    @discardableResult
+    public mutating func send(binary: UnsafeRawBufferPointer) -> SendResult { send(.binary, binary) }
+
+    @discardableResult
+    public mutating func send(text: String) -> SendResult {
+        var s = text
+        return s.withUTF8 { send(.text, UnsafeRawBufferPointer($0)) }
+    }
+
+    @discardableResult
+    public mutating func send(binary: [UInt8]) -> SendResult {
+        binary.withUnsafeBytes { send(.binary, $0) }
+    }
+
+    /// Sends one frame. `fin: false` starts or continues a fragmented message (pass
+    /// `.continuation` for the frames after the first).
+    @discardableResult
+    public mutating func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) -> SendResult {
+        guard state == .open else { return .closed }
+        writeFrame(opcode, payload, fin: fin)
+        return .queued
+    }
+
+    /// Queues a ping (payload ≤ 125 bytes, truncated otherwise).
+    @discardableResult
+    public mutating func ping(_ payload: [UInt8] = []) -> SendResult {
+        guard state == .open else { return .closed }
+        payload.prefix(125).withUnsafeBytes { writeFrame(.ping, $0) }
+        return .queued
+    }
+
+    /// Starts the closing handshake (§7.1.2). The reason is truncated to fit 123 bytes on a
+    /// character boundary.
+    public mutating func close(code: CloseCode = .normal, reason: String = "") {
+        guard state == .open else { return }
+        writeClose(code: code, reason: Self.truncatedReason(reason))
+        state = .closeSent
+    }
+
+    static func truncatedReason(_ reason: String) -> [UInt8] {
+        var out: [UInt8] = []
+        for ch in reason.unicodeScalars {
+            let bytes = Array(String(ch).utf8)
+            if out.count + bytes.count > 123 { break }
+            out += bytes
+        }
+        return out
+    }
+
+    private mutating func writeClose(code: CloseCode?, reason: [UInt8]) {
+        var payload: [UInt8] = []
+        if let code, code != .noStatus {
+            payload = [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)] + reason.prefix(123)
+        }
+        payload.withUnsafeBytes { writeFrame(.close, $0) }
+    }
+
+    private mutating func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) {
+        let masked = role == .client
+        var key: UInt32 = 0
+        if masked {
+            // xorshift64*: masks need to be unpredictable to intermediaries, not secret (§10.3).
+            rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27
+            key = UInt32(truncatingIfNeeded: (rng &* 2685821657736338717) >> 32)
+        }
+        let header = FrameHeader(fin: fin, opcode: opcode, masked: masked, maskKey: key,
+                                 payloadLength: UInt64(payload.count))
+        let dst = outbound.reserveWritable(header.headerLength + payload.count)
+        let h = header.write(to: dst)
+        if payload.count > 0 {
+            (dst + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+            if masked {
+                Masking.apply(key: key, phase: 0,
+                              to: UnsafeMutableRawBufferPointer(start: dst + h, count: payload.count))
+            }
+        }
+        outbound.commitWrite(h + payload.count)
+    }
+}

@@ -1,0 +1,146 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import WSServer
+import WebSocket
+
+enum AppName: String, ExpressibleByArgument, CaseIterable {
+    case reply, echo, chat
+}
+
+struct WSSServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wss-server",
+        abstract: "A secure WebSocket server: wss:// and https:// on one port (or ws:// and http:// without --cert).")
+
+    @Option(help: "Address to listen on (IPv4, IPv6 or a name). '::' serves IPv6 and IPv4.")
+    var host: String = "::"
+
+    @Option(help: "Port (default 8443 with --cert, 8080 without; 0 picks a free port).")
+    var port: Int?
+
+    @Option(help: "Certificate chain, PEM (leaf first, then intermediates). Enables TLS.")
+    var cert: String?
+
+    @Option(help: "Private key, PEM. Default: the --cert file if it holds a key, else key.pem beside it.")
+    var key: String?
+
+    @Option(help: "Application on /chatsocket and /: reply (text + 响应), echo, chat.")
+    var app: AppName = .reply
+
+    @Option(help: "Event loop threads (default: number of cores).")
+    var threads: Int = ServerConfiguration.coreCount
+
+    @Option(help: "Largest message in bytes after reassembly; larger ones close with 1009.")
+    var maxMessageSize: Int = 16 << 20
+
+    @Option(help: "Seconds without traffic before a ping; no answer in as long again closes with 1001. 0 disables.")
+    var idleTimeout: Double = 120
+
+    @Option(help: "Seconds from accept to a completed WebSocket upgrade (TLS included).")
+    var handshakeTimeout: Double = 10
+
+    @Option(help: "Seconds to wait for the peer's close frame after sending ours.")
+    var closeTimeout: Double = 5
+
+    @Option(help: "Largest HTTP request head in bytes (431 beyond).")
+    var maxHeaderSize: Int = 8192
+
+    @Option(help: "Most HTTP header lines (431 beyond).")
+    var maxHeaders: Int = 100
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
+        if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1–1024") }
+        if maxMessageSize < 1 { throw ValidationError("--max-message-size must be positive") }
+        if Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "wss-server")
+
+        var config = ServerConfiguration()
+        config.host = host
+        config.port = port ?? (cert != nil ? 8443 : 8080)
+        config.certificateFile = cert
+        config.keyFile = key
+        config.threads = threads
+        config.limits = .init(maxMessageSize: maxMessageSize)
+        config.headLimits = .init(maxHeadSize: maxHeaderSize, maxHeaders: maxHeaders)
+        config.idleTimeout = idleTimeout
+        config.handshakeTimeout = handshakeTimeout
+        config.closeTimeout = closeTimeout
+
+        // Signals are taken synchronously by the main thread; loops never see them.
+        signal(SIGPIPE, SIG_IGN)
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+
+        let server: Server
+        do {
+            server = try Server(configuration: config, logger: logger)
+            let handler: WebSocketHandler = switch app {
+            case .reply: ReplyApp()
+            case .echo: EchoApp()
+            case .chat: ChatApp()
+            }
+            server.route("/chatsocket", handler)
+            server.route("/", handler)
+            server.page("/", Page(html: ChatPage.html))
+            server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
+            try server.start()
+        } catch {
+            fail("\(error)")
+        }
+        if cert == nil {
+            logger.warning("no --cert given: serving plain ws:// and http:// (unencrypted)")
+        } else if let key = server.keyFile {
+            logger.info("TLS certificate \(cert!), key \(key)")
+        }
+        logger.info("app '\(app.rawValue)', \(threads) thread(s), max message \(maxMessageSize) bytes")
+        // One line on stdout, written directly so that it is never stuck in a pipe buffer.
+        RawOutput.write("listening on \(server.url)\n", fd: 1)
+
+        var sig: Int32 = 0
+        while sigwait(&set, &sig) == 0 {
+            if sig == SIGHUP {
+                logger.notice("SIGHUP: certificate reload is not implemented yet; ignoring")
+                continue
+            }
+            logger.notice("signal \(sig): stopping")
+            break
+        }
+        server.stop()
+        server.wait()
+    }
+
+    func fail(_ message: String) -> Never {
+        RawOutput.write("wss-server: error: \(message)\n")
+        Glibc.exit(1)
+    }
+}
+
+enum RawOutput {
+    static func write(_ s: String, fd: Int32 = 2) {
+        var s = s
+        s.withUTF8 { _ = Glibc.write(fd, $0.baseAddress, $0.count) }
+    }
+}
+
+WSSServerCommand.main()
