@@ -46,7 +46,7 @@ enum HTTPResponder {
         if core.routes[path] != nil {
             log.info("GET \(path) without upgrade -> 426", metadata: meta)
             connection.respondError(status: 426, reason: "this is a WebSocket endpoint: upgrade required",
-                                    extraHeaders: [("Upgrade", "websocket"), ("Connection", "Upgrade")])
+                                    extraHeaders: [("Upgrade", "websocket")])
             return
         }
         log.info("GET \(path) -> 404", metadata: meta)

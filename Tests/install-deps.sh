@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the tests need, only what is missing: Debian packages (OpenSSL headers,
+# Chromium + chromedriver + NSS tools + a CJK font for the browser test) and Python packages
+# (websockets, selenium, pytest). Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+
+need_apt=()
+dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+[ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
+dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need_apt+=(fonts-wqy-microhei)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+need_pip=()
+python3 -c 'import websockets, sys; sys.exit(0 if int(websockets.__version__.split(".")[0]) >= 13 else 1)' 2>/dev/null \
+  || need_pip+=('websockets>=13')
+python3 -c 'import selenium' 2>/dev/null || need_pip+=('selenium>=4.10')
+python3 -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "install-deps: pip install ${need_pip[*]}"
+  python3 -m pip install -q "${need_pip[@]}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "${need_pip[@]}"
+fi
+echo "install-deps: ok"
