@@ -74,10 +74,48 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Stops every loop (connections are dropped; graceful shutdown is `shutdown`).
+    /// Stops every loop at once (connections are dropped; see `shutdown` for the graceful way).
     public func stop() {
         loops.forEach { $0.stop() }
     }
+
+    /// Graceful shutdown: stop accepting, send close 1001 to every connection on every loop,
+    /// wait for the peers' close frames up to `timeout` seconds, then stop the loops.
+    /// Returns how many connections were still open when the wait ended.
+    @discardableResult
+    public func shutdown(timeout: Double? = nil) -> Int {
+        core.shuttingDown.store(true, ordering: .relaxed)
+        for (loop, acceptor) in zip(loops, acceptors) {
+            loop.execute { [acceptor] in
+                acceptor.close()
+                loop.forEachHandler { ($0 as? WebSocketConnection)?.shutdown() }
+            }
+        }
+        let limit = monotonicMillis() + UInt64(max(0, timeout ?? configuration.shutdownTimeout) * 1000)
+        while core.stats.openConnections.load(ordering: .relaxed) > 0 && monotonicMillis() < limit {
+            usleep(20_000)
+        }
+        let left = core.stats.openConnections.load(ordering: .relaxed)
+        stop()
+        wait()
+        return left
+    }
+
+    /// Loads the certificate and key again (same paths). On success new connections use the
+    /// new ones and open connections are untouched; on failure the old ones stay in use.
+    /// Returns the new leaf serial number (hex).
+    @discardableResult
+    public func reloadCertificate() throws -> String {
+        guard let cert = configuration.certificateFile else {
+            throw TLSError("no certificate configured: the server runs plain ws://")
+        }
+        let fresh = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile)
+        core.tlsContext.withLock { $0 = fresh }
+        return fresh.leafSerialHex
+    }
+
+    /// Serial number (hex) of the certificate new connections get.
+    public var certificateSerial: String? { core.tls?.leafSerialHex }
 
     /// Blocks until every loop has stopped.
     public func wait() {
@@ -91,6 +129,9 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     let listener: Listener
     unowned let core: ServerCore
     private var pausedUntil: UInt64 = 0
+    private var closed = false
+    private var lastRejectLog: UInt64 = 0
+    private var rejectedSinceLog = 0
 
     init(loop: EventLoop, listener: Listener, core: ServerCore) {
         self.loop = loop
@@ -106,9 +147,35 @@ final class Acceptor: EventHandler, @unchecked Sendable {
         }
     }
 
+    /// Stops accepting on this loop (graceful shutdown).
+    func close() {
+        guard !closed else { return }
+        closed = true
+        loop.unregister(fd: listener.fd)
+        listener.close()
+    }
+
+    /// Over the connection limit: accept and close at once, with a 503 for plain HTTP.
+    func reject(_ fd: Int32) {
+        core.stats.rejectedConnections.add(1)
+        if !core.isTLS {
+            let msg = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
+            var m = msg
+            m.withUTF8 { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        }
+        Glibc.close(fd)
+        rejectedSinceLog += 1
+        if loop.now >= lastRejectLog + 1000 {
+            core.logger.warning("connection limit \(core.configuration.maxConnections) reached: rejected \(rejectedSinceLog) connection(s)")
+            lastRejectLog = loop.now
+            rejectedSinceLog = 0
+        }
+    }
+
     func handleEvent(_ events: UInt32) {
         // Bounded batch so one loop's accept storm cannot starve its open connections.
         for _ in 0..<64 {
+            if closed { return }
             guard let fd = listener.accept() else {
                 if errno == EMFILE || errno == ENFILE {
                     core.logger.warning("accept: out of file descriptors; pausing accepts for 1 s")
@@ -118,6 +185,10 @@ final class Acceptor: EventHandler, @unchecked Sendable {
                 return
             }
             core.stats.acceptedConnections.add(1)
+            if core.stats.openConnections.load(ordering: .relaxed) >= core.configuration.maxConnections {
+                reject(fd)
+                continue
+            }
             let stream: ByteStream
             if let tls = core.tls {
                 guard let s = tls.makeStream(fd: fd) else {
@@ -142,7 +213,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     }
 
     func tick(now: UInt64) {
-        if pausedUntil != 0 && now >= pausedUntil {
+        if pausedUntil != 0 && now >= pausedUntil && !closed {
             pausedUntil = 0
             loop.modify(fd: listener.fd, events: EPOLLIN.rawValue)
         }

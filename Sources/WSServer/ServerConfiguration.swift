@@ -26,6 +26,19 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Double = 120
     /// Seconds to wait for the peer's close frame after sending ours, then drop TCP.
     public var closeTimeout: Double = 5
+    /// Most simultaneous connections (all loops). Excess ones are accepted and closed at once
+    /// (plain HTTP gets a 503). The default stays below a typical 65,536 fd limit.
+    public var maxConnections: Int = 60_000
+    /// Output bytes queued for one connection above which the server stops reading from it
+    /// (so a peer that never reads cannot make us buffer its echoes) and `send` answers
+    /// `.buffered`. Reading resumes below half of it.
+    public var highWaterMark: Int = 1 << 20
+    /// Output bytes queued for one connection beyond which further sends are dropped (or the
+    /// connection is closed with 1008 if `closeOnBackpressureLimit`).
+    public var maxBackpressure: Int = 16 << 20
+    public var closeOnBackpressureLimit: Bool = false
+    /// Seconds a graceful shutdown waits for peers to answer our 1001 close.
+    public var shutdownTimeout: Double = 5
 
     public init() {}
 

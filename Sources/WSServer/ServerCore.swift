@@ -12,6 +12,8 @@ public final class ServerStats: Sendable {
     public let handshakeTimeouts = Atomic<Int>(0)
     public let tlsHandshakeFailures = Atomic<Int>(0)
     public let httpErrors = Atomic<Int>(0)
+    public let rejectedConnections = Atomic<Int>(0)
+    public let backpressureDrops = Atomic<Int>(0)
     init() {}
 }
 
@@ -29,21 +31,28 @@ final class ServerCore: @unchecked Sendable {
     var pages: [String: Page] = [:]
     let stats = ServerStats()
     let topics: Topics
-    let tls: TLSContext?
+    /// Swapped on certificate reload; read once per accepted connection.
+    let tlsContext: Mutex<TLSContext?>
+    var tls: TLSContext? { tlsContext.withLock { $0 } }
+    let isTLS: Bool
     let nextID = Atomic<UInt64>(1)
     let handshakeTimeoutMillis: UInt64
     let idleTimeoutMillis: UInt64
     let closeTimeoutMillis: UInt64
     /// After our last bytes and FIN, how long we read and discard before closing.
     let lingerMillis: UInt64 = 2000
-    /// Output bytes above which `send` reports `.buffered`. 1 MiB, as uWebSockets' default
-    /// maxBackpressure order of magnitude.
-    let highWaterMark = 1 << 20
+    let highWaterMark: Int
+    let maxBackpressure: Int
+    /// True once a graceful shutdown began: loops refuse new work.
+    let shuttingDown = Atomic<Bool>(false)
 
     init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop]) {
         self.configuration = configuration
         self.logger = logger
-        self.tls = tls
+        self.tlsContext = Mutex(tls)
+        self.isTLS = tls != nil
+        self.highWaterMark = configuration.highWaterMark
+        self.maxBackpressure = configuration.maxBackpressure
         self.topics = Topics(loops: loops)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         handshakeTimeoutMillis = ms(configuration.handshakeTimeout)

@@ -26,6 +26,12 @@ public final class WebSocketConnection: EventHandler {
     var pingOutstanding = false
     var interest: UInt32 = EPOLLIN.rawValue
     var flushQueued = false
+    /// Output is above the high-water mark: we stopped reading from the peer.
+    var readPaused = false
+    /// The socket said "would block" on the last write: wait for EPOLLOUT.
+    var writeBlocked = false
+    /// Read at the end of this loop iteration (see `resumeReading`).
+    var readSoon = false
     var afterFlush: AfterFlush = .nothing
     var closeNotified = false
     /// Path of the WebSocket endpoint this connection upgraded on.
@@ -99,12 +105,22 @@ public final class WebSocketConnection: EventHandler {
                 lastReceive = loop.now
                 pingOutstanding = false
                 received(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
+                if proto.outbound.readableCount > core.highWaterMark && phase == .websocket {
+                    // Backpressure: the peer is not reading what we send. Stop reading its
+                    // input until our output drains, so memory stays bounded.
+                    readPaused = true
+                    log.debug("output above \(core.highWaterMark) bytes: pausing reads", metadata: meta)
+                    flush()
+                    updateInterest()
+                    return
+                }
                 if n < buffer.count { flush(); return }  // the socket is drained
             case .wantRead:
                 flush()
                 return
             case .wantWrite:
-                setInterest(interest | EPOLLOUT.rawValue)
+                writeBlocked = true
+                updateInterest()
                 return
             case .eof:
                 peerClosed()
@@ -275,14 +291,27 @@ public final class WebSocketConnection: EventHandler {
     }
 
     func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer) -> SendStatus {
-        guard phase == .websocket, proto.send(opcode, bytes) == .queued else { return .dropped }
+        guard phase == .websocket, !overBackpressureLimit(adding: bytes.count),
+              proto.send(opcode, bytes) == .queued else { return .dropped }
         scheduleFlush()
         return status
     }
 
+    /// Whether queuing `count` more bytes would pass `maxBackpressure`; applies the policy
+    /// (drop, or close with 1008).
+    func overBackpressureLimit(adding count: Int) -> Bool {
+        guard proto.outbound.readableCount + count > core.maxBackpressure else { return false }
+        core.stats.backpressureDrops.add(1)
+        if core.configuration.closeOnBackpressureLimit && proto.state == .open {
+            log.info("backpressure limit \(core.maxBackpressure) bytes: closing 1008", metadata: meta)
+            close(code: .policyViolation, reason: "backpressure limit")
+        }
+        return true
+    }
+
     /// Queues bytes that are already a complete frame (a prepared pub/sub message).
     func sendPrepared(_ frame: UnsafeRawBufferPointer) -> SendStatus {
-        guard isOpen else { return .dropped }
+        guard isOpen, !overBackpressureLimit(adding: frame.count) else { return .dropped }
         proto.outbound.append(frame)
         scheduleFlush()
         return status
@@ -304,6 +333,20 @@ public final class WebSocketConnection: EventHandler {
         proto.close(code: code, reason: reason)
         notifyClose(code, reason)
         afterProtocolStep()
+    }
+
+    /// Graceful shutdown of this connection: close 1001 for WebSockets, drop half-done handshakes.
+    func shutdown() {
+        switch phase {
+        case .websocket:
+            if proto.state == .open {
+                close(code: .goingAway, reason: "server shutting down")
+            }
+        case .tlsHandshake, .http:
+            if afterFlush == .nothing { finish() }
+        case .lingering, .closed:
+            break
+        }
     }
 
     /// Subscribes to a pub/sub topic (see `Server.publish`).
@@ -337,6 +380,10 @@ public final class WebSocketConnection: EventHandler {
     public func flushScheduled() {
         flushQueued = false
         if phase != .closed && phase != .tlsHandshake { flush() }
+        if readSoon {
+            readSoon = false
+            if phase == .websocket && !readPaused { readAvailable() }
+        }
     }
 
     func flush() {
@@ -345,8 +392,13 @@ public final class WebSocketConnection: EventHandler {
             switch stream.write(out.readableBytes) {
             case .done(let n):
                 out.consume(n)
+                if readPaused && out.readableCount <= core.highWaterMark / 2 && out.readableCount > 0 {
+                    // Below the low-water mark: take input again (the rest keeps flushing).
+                    resumeReading()
+                }
             case .wantWrite:
-                setInterest(EPOLLIN.rawValue | EPOLLOUT.rawValue)
+                writeBlocked = true
+                updateInterest()
                 return
             case .wantRead:
                 return
@@ -359,7 +411,9 @@ public final class WebSocketConnection: EventHandler {
                 return
             }
         }
-        if interest & EPOLLOUT.rawValue != 0 { setInterest(EPOLLIN.rawValue) }
+        writeBlocked = false
+        if readPaused { resumeReading() }
+        updateInterest()
         // Large output blocks go back to the allocator once written.
         out.releaseIfEmpty(threshold: 64 << 10)
         switch afterFlush {
@@ -369,13 +423,36 @@ public final class WebSocketConnection: EventHandler {
         }
     }
 
+    /// Output fell below the low-water mark: read again. Bytes waiting in the kernel are
+    /// signalled by epoll (level-triggered); bytes already decrypted inside OpenSSL are not,
+    /// so those are read at the end of this loop iteration.
+    func resumeReading() {
+        readPaused = false
+        log.debug("output below \(core.highWaterMark / 2) bytes: resuming reads", metadata: meta)
+        updateInterest()
+        if (stream as? TLSStream)?.hasPendingBytes == true {
+            readSoon = true
+            scheduleFlush()
+        }
+        if phase == .websocket { handler?.onDrain(self) }
+    }
+
+    /// epoll interest from state: read unless paused, write while blocked.
+    func updateInterest() {
+        var events: UInt32 = readPaused ? 0 : EPOLLIN.rawValue
+        if writeBlocked { events |= EPOLLOUT.rawValue }
+        setInterest(events)
+    }
+
     func startLinger() {
         guard phase != .lingering && phase != .closed else { return }
         afterFlush = .nothing
         stream.shutdownWrite()
         phase = .lingering
         deadline = loop.now + core.lingerMillis
-        setInterest(EPOLLIN.rawValue)
+        readPaused = false
+        writeBlocked = false
+        updateInterest()
     }
 
     func setInterest(_ events: UInt32) {

@@ -32,6 +32,8 @@ public protocol WebSocketHandler: AnyObject, Sendable {
     /// The connection is gone. `code` is the peer's close code, 1005 if its close frame had
     /// none, or 1006 if the connection ended without a close frame.
     func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String)
+    /// The connection's output fell back below half the high-water mark after being above it.
+    func onDrain(_ connection: WebSocketConnection)
 }
 
 extension WebSocketHandler {
@@ -39,6 +41,7 @@ extension WebSocketHandler {
     public func onPing(_ connection: WebSocketConnection, _ payload: UnsafeRawBufferPointer) {}
     public func onPong(_ connection: WebSocketConnection, _ payload: UnsafeRawBufferPointer) {}
     public func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String) {}
+    public func onDrain(_ connection: WebSocketConnection) {}
 }
 
 /// Outcome of a send, as uWebSockets reports it.

@@ -45,6 +45,27 @@ struct WSSServerCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the peer's close frame after sending ours.")
     var closeTimeout: Double = 5
 
+    @Option(help: "Largest single frame payload in bytes (default: --max-message-size); larger closes with 1009.")
+    var maxFrameSize: Int?
+
+    @Option(help: "Most frames in one fragmented message; more closes with 1009.")
+    var maxFragments: Int = 1 << 20
+
+    @Option(help: "Most simultaneous connections; excess ones are closed at once (503 for plain HTTP).")
+    var maxConnections: Int = 60_000
+
+    @Option(help: "Queued output bytes per connection above which the server stops reading from it.")
+    var highWaterMark: Int = 1 << 20
+
+    @Option(help: "Queued output bytes per connection beyond which sends are dropped.")
+    var maxBackpressure: Int = 16 << 20
+
+    @Flag(help: "Close a connection with 1008 instead of dropping messages when it passes --max-backpressure.")
+    var closeOnBackpressure = false
+
+    @Option(help: "Seconds a graceful shutdown (SIGINT/SIGTERM) waits for clients to answer close 1001.")
+    var shutdownTimeout: Double = 5
+
     @Option(help: "Largest HTTP request head in bytes (431 beyond).")
     var maxHeaderSize: Int = 8192
 
@@ -59,6 +80,15 @@ struct WSSServerCommand: ParsableCommand {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1–1024") }
         if maxMessageSize < 1 { throw ValidationError("--max-message-size must be positive") }
+        if let f = maxFrameSize, f < 1 { throw ValidationError("--max-frame-size must be positive") }
+        if maxFragments < 1 { throw ValidationError("--max-fragments must be positive") }
+        if maxConnections < 1 { throw ValidationError("--max-connections must be positive") }
+        if highWaterMark < 1024 { throw ValidationError("--high-water-mark must be at least 1024") }
+        if maxBackpressure < highWaterMark { throw ValidationError("--max-backpressure must be at least --high-water-mark") }
+        for (name, v) in [("--idle-timeout", idleTimeout), ("--handshake-timeout", handshakeTimeout),
+                          ("--close-timeout", closeTimeout), ("--shutdown-timeout", shutdownTimeout)] where v < 0 || !v.isFinite {
+            throw ValidationError("\(name) must be a non-negative number of seconds")
+        }
         if Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -79,7 +109,12 @@ struct WSSServerCommand: ParsableCommand {
         config.certificateFile = cert
         config.keyFile = key
         config.threads = threads
-        config.limits = .init(maxMessageSize: maxMessageSize)
+        config.limits = .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments)
+        config.maxConnections = maxConnections
+        config.highWaterMark = highWaterMark
+        config.maxBackpressure = maxBackpressure
+        config.closeOnBackpressureLimit = closeOnBackpressure
+        config.shutdownTimeout = shutdownTimeout
         config.headLimits = .init(maxHeadSize: maxHeaderSize, maxHeaders: maxHeaders)
         config.idleTimeout = idleTimeout
         config.handshakeTimeout = handshakeTimeout
@@ -120,14 +155,19 @@ struct WSSServerCommand: ParsableCommand {
         var sig: Int32 = 0
         while sigwait(&set, &sig) == 0 {
             if sig == SIGHUP {
-                logger.notice("SIGHUP: certificate reload is not implemented yet; ignoring")
+                do {
+                    let serial = try server.reloadCertificate()
+                    logger.notice("SIGHUP: certificate reloaded (serial \(serial)); open connections keep theirs")
+                } catch {
+                    logger.error("SIGHUP: certificate reload failed, keeping the old one: \(error)")
+                }
                 continue
             }
-            logger.notice("signal \(sig): stopping")
+            logger.notice("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): closing connections with 1001 (up to \(shutdownTimeout) s)")
             break
         }
-        server.stop()
-        server.wait()
+        let left = server.shutdown()
+        logger.notice(left == 0 ? "all connections closed; bye" : "\(left) connection(s) did not close in time; dropped them")
     }
 
     func fail(_ message: String) -> Never {
