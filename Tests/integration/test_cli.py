@@ -1,0 +1,262 @@
+"""Command line behaviour: startup line, cert/key handling, port in use, signals."""
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from conftest import SERVER_BIN, start_process
+from wsutil import run, ws_connect
+
+
+def run_fail(args, timeout=5.0):
+    """Run the server expecting it to exit by itself; returns (rc, stdout, stderr)."""
+    if not SERVER_BIN.is_file():
+        pytest.fail(f"server binary not found: {SERVER_BIN}", pytrace=False)
+    proc = subprocess.Popen([str(SERVER_BIN), *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=5)
+        pytest.fail(f"server {args} still running after {timeout}s (expected an error exit); "
+                    f"stdout={out!r} stderr={err[-2000:]!r}")
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def assert_clean_error(rc, out, err, must_mention):
+    assert rc != 0, f"exit code 0; stderr={err!r}"
+    assert rc > 0, f"killed by signal {-rc} (crash?); stderr={err[-2000:]!r}"
+    assert "listening on" not in out
+    for bad in ("Fatal error", "Stack", "Backtrace", "Segmentation", "💣", "Current stack trace"):
+        assert bad not in err, f"crash-like output in stderr: {err[-2000:]!r}"
+    assert must_mention in err, f"stderr does not mention {must_mention!r}: {err!r}"
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert 1 <= len(lines) <= 5, f"expected a short error message, got {len(lines)} lines: {err[-2000:]!r}"
+
+
+def reply_roundtrip(srv):
+    async def go():
+        async with ws_connect(srv) as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), 5) == "hi响应"
+    run(go())
+
+
+# ---------------------------------------------------------------- startup line
+
+@pytest.mark.parametrize("sch", ["ws", "wss"])
+def test_listening_line_format(server_factory, sch):
+    srv = server_factory(sch)
+    assert re.fullmatch(rf"listening on {sch}://127\.0\.0\.1:\d+", srv.line), srv.line
+    assert 0 < srv.port < 65536
+    reply_roundtrip(srv)
+
+
+def test_ipv6_listening_line(server_factory):
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    srv = server_factory("ws", host="::1")
+    assert re.fullmatch(r"listening on ws://\[::1\]:\d+", srv.line), srv.line
+    reply_roundtrip(srv)
+
+
+# ---------------------------------------------------------------- certificates
+
+def test_nonexistent_cert(tmp_path):
+    rc, out, err = run_fail(["--host", "127.0.0.1", "--port", "0", "--cert", "/nonexistent.pem"])
+    assert_clean_error(rc, out, err, "/nonexistent.pem")
+
+
+def test_nonexistent_key(certs):
+    rc, out, err = run_fail(["--host", "127.0.0.1", "--port", "0", "--cert", str(certs / "cert.pem"),
+                             "--key", "/nonexistent-key.pem"])
+    assert_clean_error(rc, out, err, "/nonexistent-key.pem")
+
+
+def test_cert_file_is_garbage(tmp_path, certs):
+    bad = tmp_path / "garbage.pem"
+    bad.write_text("this is not a certificate\n")
+    rc, out, err = run_fail(["--host", "127.0.0.1", "--port", "0", "--cert", str(bad),
+                             "--key", str(certs / "key.pem")])
+    assert_clean_error(rc, out, err, "garbage.pem")
+
+
+def test_mismatched_key(tmp_path, certs):
+    other = tmp_path / "other-key.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-out", str(other)], check=True, capture_output=True, timeout=30)
+    rc, out, err = run_fail(["--host", "127.0.0.1", "--port", "0", "--cert", str(certs / "cert.pem"),
+                             "--key", str(other)])
+    assert rc > 0, f"rc={rc}, stderr={err!r}"
+    assert "key" in err.lower(), f"unclear message: {err!r}"
+    assert_clean_error(rc, out, err, "")
+    assert ("match" in err.lower() or "other-key.pem" in err), f"message does not say what is wrong: {err!r}"
+
+
+def test_cert_alone_uses_key_pem_beside_it(tmp_path, certs, server_factory):
+    d = tmp_path / "pair"
+    d.mkdir()
+    shutil.copy(certs / "cert.pem", d / "cert.pem")
+    shutil.copy(certs / "key.pem", d / "key.pem")
+    srv = server_factory("wss", cert_args=["--cert", str(d / "cert.pem")])
+    reply_roundtrip(srv)
+
+
+def test_cert_alone_combined_file(tmp_path, certs, server_factory):
+    d = tmp_path / "combined"
+    d.mkdir()
+    (d / "both.pem").write_text((certs / "cert.pem").read_text() + (certs / "key.pem").read_text())
+    srv = server_factory("wss", cert_args=["--cert", str(d / "both.pem")])
+    reply_roundtrip(srv)
+
+
+def test_cert_alone_without_any_key(tmp_path, certs):
+    d = tmp_path / "nokey"
+    d.mkdir()
+    shutil.copy(certs / "cert.pem", d / "cert.pem")
+    rc, out, err = run_fail(["--host", "127.0.0.1", "--port", "0", "--cert", str(d / "cert.pem")])
+    assert_clean_error(rc, out, err, "key")
+
+
+# ---------------------------------------------------------------- port / args
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_port_in_use(certs, tls):
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        args = ["--host", "127.0.0.1", "--port", str(port)]
+        if tls:
+            args += ["--cert", str(certs / "cert.pem"), "--key", str(certs / "key.pem")]
+        rc, out, err = run_fail(args)
+        assert_clean_error(rc, out, err, str(port))
+    finally:
+        blocker.close()
+
+
+@pytest.mark.parametrize("args", [["--app", "bogus"], ["--port", "notaport"], ["--port", "70000"],
+                                  ["--max-message-size", "-5"], ["--no-such-flag"]])
+def test_invalid_arguments_exit_nonzero(args):
+    rc, out, err = run_fail(["--host", "127.0.0.1", "--port", "0", *args])
+    assert rc > 0, f"rc={rc} for {args}; stderr={err!r}"
+    assert "listening on" not in out
+    assert "Fatal error" not in err and err.strip(), err
+
+
+# ---------------------------------------------------------------- signals
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sch", ["ws", "wss"])
+def test_signal_stops_server(tmp_path, certs, sig, sch):
+    args = ["--host", "127.0.0.1", "--port", "0"]
+    if sch == "wss":
+        args += ["--cert", str(certs / "cert.pem"), "--key", str(certs / "key.pem")]
+    proc, line = start_process(args, tmp_path / "sig.stderr")
+    try:
+        assert line and line.startswith(f"listening on {sch}://"), line
+        port = int(line.rsplit(":", 1)[1])
+        # an open idle connection must not keep the server alive
+        idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"server ignored {sig.name} for 5s")
+        assert rc in (0, -sig, 128 + sig), rc
+        idle.close()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+# ---------------------------------------------------------------- timeouts
+
+@pytest.mark.parametrize("sch", ["ws", "wss"])
+def test_handshake_timeout_drops_silent_and_partial_clients(server_factory, sch):
+    from wsutil import raw_connect, recv_until_closed
+    srv = server_factory(sch, "--handshake-timeout", "1")
+    silent = raw_connect(srv)
+    partial = raw_connect(srv)
+    try:
+        partial.sendall(b"GET /chatsocket HTTP/1.1\r\nHost: localhost\r\n")  # never finished
+        for s in (silent, partial):
+            data, closed = recv_until_closed(s, 6)
+            assert closed, "connection without a complete handshake survived the handshake timeout"
+    finally:
+        silent.close()
+        partial.close()
+    reply_roundtrip(srv)  # a fast client is unaffected
+
+
+@pytest.mark.parametrize("sch", ["ws", "wss"])
+def test_idle_timeout_pings_and_responsive_client_survives(server_factory, sch):
+    from wsutil import OP_PING, read_frame, ws_handshake
+    srv = server_factory(sch, "--app", "echo", "--idle-timeout", "1")
+    # A raw client that stays silent sees a ping (or is dropped) within a few seconds.
+    sock, reader = ws_handshake(srv)
+    try:
+        try:
+            fin, rsv, op, masked, payload = read_frame(reader, timeout=6)
+            assert op == OP_PING, f"expected a ping from the idle server, got opcode {op}"
+        except EOFError:
+            pass  # dropped without a ping: also acceptable idle handling
+    finally:
+        sock.close()
+
+    async def go():  # websockets answers pings automatically, so this one must stay open
+        async with ws_connect(srv, ping_interval=None) as ws:
+            await asyncio.sleep(3.5)
+            await ws.send("still alive")
+            assert await asyncio.wait_for(ws.recv(), 5) == "still alive"
+    run(go())
+
+
+# ---------------------------------------------------------------- TLS sanity
+
+def test_wss_cert_verified_and_untrusted_rejected(server_factory):
+    import ssl
+    from wsutil import raw_connect
+    srv = server_factory("wss")
+    tls = raw_connect(srv)  # verified against ca.pem as "localhost"
+    try:
+        peer = tls.getpeercert()
+        sans = {v for _, v in peer.get("subjectAltName", ())}
+        assert {"localhost", "127.0.0.1"} <= sans, peer
+        assert tls.version() in ("TLSv1.2", "TLSv1.3"), tls.version()
+    finally:
+        tls.close()
+    plain_ctx = ssl.create_default_context()  # system roots only: must not trust our CA
+    s = socket.create_connection((srv.host, srv.port), timeout=5)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        plain_ctx.wrap_socket(s, server_hostname="localhost")
+    s.close()
+
+
+def test_plain_http_on_tls_port_not_served(server_factory):
+    from wsutil import recv_until_closed
+    srv = server_factory("wss")
+    s = socket.create_connection((srv.host, srv.port), timeout=5)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data, closed = recv_until_closed(s, 6)
+        assert b"\r\n\r\nok" not in data and not data.startswith(b"HTTP/1.1 200"), data[:200]
+        assert closed, "server kept a plaintext connection on the TLS port open"
+    finally:
+        s.close()
+    reply_roundtrip(srv)
