@@ -6,7 +6,9 @@ let package = Package(
     products: [
         .library(name: "WSServer", targets: ["WSServer"]),
         .library(name: "WebSocket", targets: ["WebSocket"]),
+        .library(name: "WSClient", targets: ["WSClient"]),
         .executable(name: "wss-server", targets: ["wss-server"]),
+        .executable(name: "wss-bench", targets: ["wss-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,10 +21,16 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // zlib through pkg-config for permessage-deflate (RFC 7692); shim.h wraps the init macros.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // Linux headers Glibc's module map leaves out (epoll, eventfd).
         .systemLibrary(name: "CLinux"),
         // Sans-IO protocol core: HTTP head parser, handshake, frames, messages, close codes.
-        .target(name: "WebSocket", dependencies: ["COpenSSL"]),
+        .target(name: "WebSocket", dependencies: ["COpenSSL", "CZlib"]),
         // epoll event loops, sockets, TLS streams.
         .target(name: "Transport", dependencies: [
             "COpenSSL", "CLinux",
@@ -33,10 +41,17 @@ let package = Package(
             "WebSocket", "Transport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // WebSocket client on the same loops and protocol core (ws and wss).
+        .target(name: "WSClient", dependencies: ["WebSocket", "Transport"]),
         .executableTarget(name: "wss-server", dependencies: [
             "WSServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Load generator and benchmark client (ws and wss), built on WSClient.
+        .executableTarget(name: "wss-bench", dependencies: [
+            "WSClient", "Transport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
     ]

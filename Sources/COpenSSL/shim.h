@@ -28,6 +28,9 @@ static inline long wss_SSL_CTX_get_extra_chain_count(SSL_CTX *ctx) {
     return chain ? (long)sk_X509_num(chain) : 0;
 }
 
+static inline long wss_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return SSL_set_tlsext_host_name(ssl, name);
+}
 static inline const int wss_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
 
 static inline long wss_SSL_MODE_RELEASE_BUFFERS(void) { return SSL_MODE_RELEASE_BUFFERS; }

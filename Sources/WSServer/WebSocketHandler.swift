@@ -1,24 +1,4 @@
-import WebSocket
-
-/// A received message, valid only during the callback that receives it: its bytes point into
-/// the connection's receive buffer. Copy (`text`, `data`) to keep it.
-public struct Message {
-    public enum Kind: Sendable { case text, binary }
-    public let kind: Kind
-    /// The payload (UTF-8 for text, already validated).
-    public let bytes: UnsafeRawBufferPointer
-
-    public init(kind: Kind, bytes: UnsafeRawBufferPointer) {
-        self.kind = kind
-        self.bytes = bytes
-    }
-
-    public var isText: Bool { kind == .text }
-    /// The payload decoded as a String (text messages are valid UTF-8).
-    public var text: String { String(decoding: bytes, as: UTF8.self) }
-    /// A copy of the payload.
-    public var data: [UInt8] { Array(bytes) }
-}
+@_exported import WebSocket
 
 /// What an application does with the connections on one path. Callbacks run on the
 /// connection's event loop thread, one at a time per connection; a handler instance is shared

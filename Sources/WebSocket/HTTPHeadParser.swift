@@ -49,6 +49,18 @@ public struct HTTPHeadParser: Sendable {
     public var bufferedCount: Int { buffer.count }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(HTTPHeadError) -> Result {
+        guard let (raw, consumed) = try feedRaw(bytes) else { return .needMore }
+        return .complete(try Self.parse(raw), consumed: consumed)
+    }
+
+    /// Feeds bytes of a response head (client side of the opening handshake).
+    public mutating func feedResponse(_ bytes: UnsafeRawBufferPointer) throws(HTTPHeadError) -> (HTTPResponseHead, consumed: Int)? {
+        guard let (raw, consumed) = try feedRaw(bytes) else { return nil }
+        return (try Self.parseResponse(raw), consumed)
+    }
+
+    /// Finds the end of the head; returns its bytes and how many input bytes it used.
+    mutating func feedRaw(_ bytes: UnsafeRawBufferPointer) throws(HTTPHeadError) -> ([UInt8], Int)? {
         var i = 0
         while i < bytes.count {
             let b = bytes[i]
@@ -57,9 +69,11 @@ public struct HTTPHeadParser: Sendable {
             if buffer.count > limits.maxHeadSize { throw .headTooLarge(limit: limits.maxHeadSize) }
             if b == 10 {  // LF ends a line; a bare LF is tolerated (RFC 9112 §2.2)
                 if lastWasLF {
-                    let head = try Self.parse(buffer)
+                    let raw = buffer
                     buffer = []
-                    return .complete(head, consumed: i)
+                    lines = 0
+                    lastWasLF = false
+                    return (raw, i)
                 }
                 lines += 1
                 // The request line is not a header field.
@@ -71,7 +85,7 @@ public struct HTTPHeadParser: Sendable {
                 lastWasLF = false
             }
         }
-        return .needMore
+        return nil
     }
 
     public mutating func feed(_ bytes: [UInt8]) throws(HTTPHeadError) -> Result {
@@ -106,6 +120,36 @@ public struct HTTPHeadParser: Sendable {
         return lines
     }
 
+    static func parseResponse(_ bytes: [UInt8]) throws(HTTPHeadError) -> HTTPResponseHead {
+        let lines = splitLines(bytes)
+        guard let statusLine = lines.first else { throw .malformed("empty response") }
+        let parts = statusLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[0].starts(with: Array("HTTP/1.".utf8)), parts[1].count == 3,
+              let status = Int(String(decoding: parts[1], as: UTF8.self)) else {
+            throw .malformed("bad status line")
+        }
+        let reason = parts.count == 3 ? String(decoding: parts[2], as: UTF8.self) : ""
+        return HTTPResponseHead(status: status, reason: reason, headers: try parseHeaders(lines.dropFirst()))
+    }
+
+    static func parseHeaders(_ lines: ArraySlice<ArraySlice<UInt8>>) throws(HTTPHeadError) -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = []
+        for line in lines where !line.isEmpty {
+            if line.first == 32 || line.first == 9 { throw .malformed("obsolete line folding") }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header line without ':'") }
+            let name = line[line.startIndex..<colon]
+            // RFC 9112 §5.1: no whitespace between name and colon.
+            guard !name.isEmpty, name.allSatisfy(isTokenChar) else { throw .malformed("bad header name") }
+            let rawValue = line[(colon + 1)...]
+            if rawValue.contains(where: { ($0 < 32 && $0 != 9) || $0 == 127 }) {
+                throw .malformed("control character in header value")
+            }
+            let value = trimOWS(Substring(decoding: rawValue, as: UTF8.self))
+            headers.append((String(decoding: name, as: UTF8.self), String(value)))
+        }
+        return headers
+    }
+
     static func parse(_ bytes: [UInt8]) throws(HTTPHeadError) -> HTTPRequestHead {
         var lines = splitLines(bytes)
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
@@ -124,20 +168,7 @@ public struct HTTPHeadParser: Sendable {
               (48...57).contains(version[5]), (48...57).contains(version[7]) else {
             throw .malformed("bad HTTP version")
         }
-        var headers: [(name: String, value: String)] = []
-        for line in lines.dropFirst() where !line.isEmpty {
-            if line.first == 32 || line.first == 9 { throw .malformed("obsolete line folding") }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header line without ':'") }
-            let name = line[line.startIndex..<colon]
-            // RFC 9112 §5.1: no whitespace between name and colon.
-            guard !name.isEmpty, name.allSatisfy(isTokenChar) else { throw .malformed("bad header name") }
-            let rawValue = line[(colon + 1)...]
-            if rawValue.contains(where: { ($0 < 32 && $0 != 9) || $0 == 127 }) {
-                throw .malformed("control character in header value")
-            }
-            let value = trimOWS(Substring(decoding: rawValue, as: UTF8.self))
-            headers.append((String(decoding: name, as: UTF8.self), String(value)))
-        }
+        let headers = try parseHeaders(lines.dropFirst())
         return HTTPRequestHead(
             method: String(decoding: parts[0], as: UTF8.self),
             target: String(decoding: parts[1], as: UTF8.self),

@@ -55,6 +55,25 @@ public struct HTTPRequestHead: Sendable, Equatable {
     }
 }
 
+/// A parsed HTTP/1.x status line and header block (client side of the handshake).
+public struct HTTPResponseHead: Sendable {
+    public var status: Int
+    public var reason: String
+    public var headers: [(name: String, value: String)]
+
+    public func values(_ name: String) -> [String] {
+        headers.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
+    }
+    public func value(_ name: String) -> String? {
+        let all = values(name)
+        return all.isEmpty ? nil : all.joined(separator: ", ")
+    }
+    public func tokens(_ name: String) -> [String] {
+        values(name).flatMap { $0.split(separator: ",") }
+            .map { asciiLowercased(trimOWS(Substring($0))) }.filter { !$0.isEmpty }
+    }
+}
+
 func asciiLowercased(_ s: some StringProtocol) -> String {
     String(decoding: s.utf8.map { ($0 >= 65 && $0 <= 90) ? $0 + 32 : $0 }, as: UTF8.self)
 }

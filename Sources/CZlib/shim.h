@@ -1,0 +1,17 @@
+#ifndef WSS_CZLIB_SHIM_H
+#define WSS_CZLIB_SHIM_H
+
+#include <zlib.h>
+
+/* deflateInit2 and inflateInit2 are macros (they pass ZLIB_VERSION and sizeof(z_stream));
+   Swift can only call functions. */
+
+static inline int wss_deflateInit2(z_streamp strm, int level, int windowBits, int memLevel) {
+    return deflateInit2(strm, level, Z_DEFLATED, windowBits, memLevel, Z_DEFAULT_STRATEGY);
+}
+
+static inline int wss_inflateInit2(z_streamp strm, int windowBits) {
+    return inflateInit2(strm, windowBits);
+}
+
+#endif

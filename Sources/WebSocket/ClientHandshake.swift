@@ -1,0 +1,82 @@
+/// Why a server's answer to our opening handshake was refused (RFC 6455 §4.1, client side).
+public enum ClientHandshakeError: Error, Equatable, Sendable, CustomStringConvertible {
+    case status(Int, String)
+    case missingUpgrade
+    case missingConnectionUpgrade
+    case badAccept(String?)
+    case unexpectedExtension(String)
+    case unexpectedSubprotocol(String)
+    case malformedResponse(String)
+
+    public var description: String {
+        switch self {
+        case .status(let s, let r): return "server answered \(s) \(r) instead of 101"
+        case .missingUpgrade: return "response lacks 'Upgrade: websocket'"
+        case .missingConnectionUpgrade: return "response lacks 'Connection: upgrade'"
+        case .badAccept(let v): return "wrong Sec-WebSocket-Accept \(v ?? "(none)")"
+        case .unexpectedExtension(let e): return "server chose an extension we did not offer: \(e)"
+        case .unexpectedSubprotocol(let p): return "server chose a subprotocol we did not offer: \(p)"
+        case .malformedResponse(let why): return "malformed response: \(why)"
+        }
+    }
+}
+
+/// The client side of the opening handshake: the request to send and the check of the answer.
+public struct ClientHandshake: Sendable {
+    public let key: String
+    public let request: String
+    public let subprotocols: [String]
+
+    /// - Parameters:
+    ///   - host: the Host header value (with ":port" unless it is the scheme's default).
+    ///   - path: request target, e.g. "/chatsocket?room=1".
+    public init(host: String, path: String, subprotocols: [String] = [], origin: String? = nil,
+                extraHeaders: [(String, String)] = []) {
+        var nonce = [UInt8](repeating: 0, count: 16)
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<16 { nonce[i] = UInt8.random(in: 0...255, using: &rng) }
+        key = Base64.encode(nonce)
+        self.subprotocols = subprotocols
+        var r = "GET \(path.isEmpty ? "/" : path) HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\n"
+        r += "Connection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
+        if !subprotocols.isEmpty { r += "Sec-WebSocket-Protocol: \(subprotocols.joined(separator: ", "))\r\n" }
+        if let origin { r += "Origin: \(origin)\r\n" }
+        for (n, v) in extraHeaders { r += "\(n): \(v)\r\n" }
+        request = r + "\r\n"
+    }
+
+    /// Checks the server's response; returns the chosen subprotocol, if any.
+    public func validate(_ response: HTTPResponseHead) -> Result<String?, ClientHandshakeError> {
+        guard response.status == 101 else { return .failure(.status(response.status, response.reason)) }
+        guard response.tokens("Upgrade").contains("websocket") else { return .failure(.missingUpgrade) }
+        guard response.tokens("Connection").contains("upgrade") else { return .failure(.missingConnectionUpgrade) }
+        let accept = response.value("Sec-WebSocket-Accept")
+        guard accept == Handshake.acceptValue(forKey: key) else { return .failure(.badAccept(accept)) }
+        if let ext = response.value("Sec-WebSocket-Extensions"), !ext.isEmpty {
+            return .failure(.unexpectedExtension(ext))
+        }
+        let chosen = response.value("Sec-WebSocket-Protocol")
+        if let chosen, !subprotocols.contains(chosen) { return .failure(.unexpectedSubprotocol(chosen)) }
+        return .success(chosen)
+    }
+}
+
+/// A received message, valid only during the callback that receives it: its bytes point into
+/// a receive buffer. Copy (`text`, `data`) to keep it.
+public struct Message {
+    public enum Kind: Sendable { case text, binary }
+    public let kind: Kind
+    /// The payload (UTF-8 for text, already validated).
+    public let bytes: UnsafeRawBufferPointer
+
+    public init(kind: Kind, bytes: UnsafeRawBufferPointer) {
+        self.kind = kind
+        self.bytes = bytes
+    }
+
+    public var isText: Bool { kind == .text }
+    /// The payload decoded as a String (text messages are valid UTF-8).
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+    /// A copy of the payload.
+    public var data: [UInt8] { Array(bytes) }
+}

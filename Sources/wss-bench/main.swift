@@ -1,0 +1,2 @@
+// wss-bench: being written.
+print("wss-bench: not built yet")
