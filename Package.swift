@@ -54,5 +54,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
+        // Counts the process's heap allocations (test binary only).
+        .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
+        .testTarget(name: "ServerTests", dependencies: ["WSServer", "WSClient", "CMallocCounter"]),
     ]
 )

@@ -169,11 +169,17 @@ public final class EventLoop: @unchecked Sendable {
         for t in batch { t() }
     }
 
+    /// Spare array swapped with `pendingFlush`, so neither is ever copied (no allocation per
+    /// iteration).
+    private var flushing: [EventHandler] = []
+
     private func flushPending() {
         while !pendingFlush.isEmpty {
-            let batch = pendingFlush
-            pendingFlush.removeAll(keepingCapacity: true)
-            for h in batch { h.flushScheduled() }
+            swap(&pendingFlush, &flushing)
+            // Indexed loop: no iterator, no copy of the array.
+            var i = 0
+            while i < flushing.count { flushing[i].flushScheduled(); i += 1 }
+            flushing.removeAll(keepingCapacity: true)
         }
     }
 

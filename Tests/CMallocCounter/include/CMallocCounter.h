@@ -1,0 +1,8 @@
+#ifndef WSS_CMALLOCCOUNTER_H
+#define WSS_CMALLOCCOUNTER_H
+/* Counts heap allocations made by the whole process while counting is on. Linked only into
+   the test binary: its malloc family replaces libc's (executable symbols win at dynamic link)
+   and forwards to glibc's __libc_* entry points. */
+void wss_malloc_counting(int on);
+unsigned long wss_malloc_count(void);
+#endif

@@ -1,0 +1,43 @@
+import CMallocCounter
+import XCTest
+import WSServer
+
+/// The hot path must not allocate per message: a regression shows up here as a count, with
+/// no timing involved.
+final class AllocationBudgetTests: XCTestCase {
+    func testEchoingMessagesDoesNotAllocatePerMessage() throws {
+        var config = ServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = 0
+        config.threads = 1
+        let server = try Server(configuration: config)
+        server.route("/", EchoApp())
+        try server.start()
+        defer { server.stop(); server.wait() }
+
+        let client = try RawClient(port: server.port)
+        XCTAssertTrue(try client.upgrade().hasPrefix("HTTP/1.1 101"))
+        let payload = (0..<64).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+        let frame = maskedFrame(0x1, payload)
+        let echoLength = 2 + payload.count
+
+        func roundTrips(_ n: Int) throws {
+            for _ in 0..<n {
+                try client.sendAll(frame)
+                try client.readExactly(echoLength)
+            }
+        }
+        try roundTrips(200)  // warm-up: buffers reach their steady size
+        XCTAssertEqual(Array(client.readBuffer[2..<echoLength]), payload)
+
+        let messages = 1000
+        let before = wss_malloc_count()
+        wss_malloc_counting(1)
+        try roundTrips(messages)
+        wss_malloc_counting(0)
+        let allocations = Int(wss_malloc_count() - before)
+        print("allocations for \(messages) echoed messages: \(allocations)")
+        // Ticks, epoll bookkeeping and the like may allocate a few times; per-message work must not.
+        XCTAssertLessThanOrEqual(allocations, 10, "\(allocations) allocations for \(messages) messages")
+    }
+}
