@@ -23,18 +23,49 @@ enum HTTPResponder {
             case .failure(let error):
                 log.info("handshake refused: \(error.reason) -> \(error.status)", metadata: meta)
                 core.stats.handshakeFailures.add(1)
+                core.metrics.handshakeFailed(error.metricLabel)
                 var extra: [(String, String)] = []
                 if case .unsupportedVersion = error { extra.append(("Sec-WebSocket-Version", "13")) }
                 if case .methodNotGet = error { extra.append(("Allow", "GET")) }
                 connection.respondError(status: error.status, reason: error.reason, extraHeaders: extra)
             case .success(let request):
-                connection.upgrade(path: path, handler: handler,
-                                   response: Handshake.response(acceptingKey: request.key))
+                guard core.originAllowed(request.origin, host: head.value("Host")) else {
+                    log.info("origin \(request.origin ?? "") not allowed -> 403", metadata: meta)
+                    core.metrics.handshakeFailed("origin")
+                    connection.respondError(status: 403, reason: "origin not allowed")
+                    return
+                }
+                let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.stream.fd)
+                switch handler.shouldUpgrade(upgrade) {
+                case .reject(let status, let reason):
+                    log.info("upgrade rejected by the application: \(status) \(reason)", metadata: meta)
+                    core.metrics.handshakeFailed("application")
+                    connection.respondError(status: (400...599).contains(status) ? status : 403, reason: reason)
+                case .accept(let subprotocol, let userData):
+                    var chosen = subprotocol
+                    if let s = subprotocol, !request.subprotocols.contains(s) {
+                        log.warning("application chose subprotocol '\(s)' the client did not offer; sending none",
+                                    metadata: meta)
+                        chosen = nil
+                    }
+                    connection.userData = userData
+                    connection.upgrade(path: path, handler: handler,
+                                       response: Handshake.response(acceptingKey: request.key, subprotocol: chosen),
+                                       subprotocol: chosen)
+                }
             }
             return
         }
         let keepAlive = !head.tokens("Connection").contains("close")
             && (head.versionMajor > 1 || head.versionMinor >= 1)
+        if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil {
+            let body = Array(core.metrics.render(stats: core.stats).utf8)
+            connection.writeHTTP(okHead(contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                        length: body.count, keepAlive: keepAlive),
+                                 body: head.method == "HEAD" ? [] : body)
+            if !keepAlive { connection.afterFlush = .linger }
+            return
+        }
         if let page = core.pages[path] {
             log.debug("GET \(path) -> 200", metadata: meta)
             let body = head.method == "HEAD" ? [] : page.body
@@ -71,7 +102,10 @@ enum HTTPResponder {
         switch status {
         case 200: return "OK"
         case 400: return "Bad Request"
+        case 401: return "Unauthorized"
         case 403: return "Forbidden"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
         case 426: return "Upgrade Required"
@@ -91,4 +125,19 @@ public struct Page: Sendable {
         self.body = body
     }
     public init(html: String) { self.init(contentType: "text/html; charset=utf-8", body: Array(html.utf8)) }
+}
+
+extension HandshakeError {
+    /// Short label for metrics.
+    var metricLabel: String {
+        switch self {
+        case .methodNotGet: return "method"
+        case .httpVersionTooOld: return "http_version"
+        case .missingHost: return "host"
+        case .missingUpgrade: return "upgrade_header"
+        case .missingConnectionUpgrade: return "connection_header"
+        case .missingKey, .invalidKey: return "key"
+        case .unsupportedVersion: return "version"
+        }
+    }
 }

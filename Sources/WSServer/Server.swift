@@ -202,6 +202,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
             }
             let id = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
             let connection = WebSocketConnection(id: id, loop: loop, stream: stream, core: core)
+            if core.isTLS { connection.acceptedMicros = monotonicMicros() }
             do {
                 try loop.register(fd: fd, handler: connection, events: EPOLLIN.rawValue)
                 core.stats.openConnections.add(1)
@@ -213,6 +214,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     }
 
     func tick(now: UInt64) {
+        core.metrics.loops[loop.index].publish(connections: loop.registeredCount - (closed ? 0 : 1))
         if pausedUntil != 0 && now >= pausedUntil && !closed {
             pausedUntil = 0
             loop.modify(fd: listener.fd, events: EPOLLIN.rawValue)

@@ -37,6 +37,11 @@ public struct ServerConfiguration: Sendable {
     /// connection is closed with 1008 if `closeOnBackpressureLimit`).
     public var maxBackpressure: Int = 16 << 20
     public var closeOnBackpressureLimit: Bool = false
+    /// Origins allowed to open WebSockets (exact "scheme://host[:port]" strings, or "*").
+    /// nil: the page's own origin and clients that send no Origin (non-browsers).
+    public var allowedOrigins: [String]?
+    /// Serve `GET /metrics` (Prometheus text format).
+    public var metricsEnabled = true
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.
     public var shutdownTimeout: Double = 5
 

@@ -17,6 +17,10 @@ public final class ServerStats: Sendable {
     init() {}
 }
 
+func asciiEqualsIgnoringCase(_ a: String, _ b: String) -> Bool {
+    a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
+}
+
 extension Atomic where Value == Int {
     func add(_ n: Int) { _ = wrappingAdd(n, ordering: .relaxed) }
     func subtract(_ n: Int) { _ = wrappingSubtract(n, ordering: .relaxed) }
@@ -30,6 +34,7 @@ final class ServerCore: @unchecked Sendable {
     var routes: [String: WebSocketHandler] = [:]
     var pages: [String: Page] = [:]
     let stats = ServerStats()
+    let metrics: ServerMetrics
     let topics: Topics
     /// Swapped on certificate reload; read once per accepted connection.
     let tlsContext: Mutex<TLSContext?>
@@ -46,6 +51,19 @@ final class ServerCore: @unchecked Sendable {
     /// True once a graceful shutdown began: loops refuse new work.
     let shuttingDown = Atomic<Bool>(false)
 
+    /// RFC 6455 §10.2: browsers send Origin; a server should refuse origins it does not expect.
+    /// nil allow-list: same origin (Origin's host equals Host) or no Origin header at all.
+    func originAllowed(_ origin: String?, host: String?) -> Bool {
+        guard let origin, origin != "" else { return true }
+        if let list = configuration.allowedOrigins {
+            return list.contains("*") || list.contains { asciiEqualsIgnoringCase($0, origin) }
+        }
+        guard let host else { return false }
+        // Origin is "scheme://host[:port]"; same origin means same scheme family and authority.
+        let scheme = isTLS ? "https://" : "http://"
+        return asciiEqualsIgnoringCase(origin, scheme + host)
+    }
+
     init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop]) {
         self.configuration = configuration
         self.logger = logger
@@ -54,6 +72,7 @@ final class ServerCore: @unchecked Sendable {
         self.highWaterMark = configuration.highWaterMark
         self.maxBackpressure = configuration.maxBackpressure
         self.topics = Topics(loops: loops)
+        self.metrics = ServerMetrics(loopCount: loops.count)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         handshakeTimeoutMillis = ms(configuration.handshakeTimeout)
         idleTimeoutMillis = ms(configuration.idleTimeout)

@@ -36,6 +36,10 @@ public final class WebSocketConnection: EventHandler {
     var closeNotified = false
     /// Path of the WebSocket endpoint this connection upgraded on.
     public private(set) var path: String = ""
+    /// The subprotocol chosen in the upgrade hook, if any.
+    public private(set) var subprotocol: String?
+    /// When the TCP connection was accepted (µs, for the TLS handshake histogram).
+    var acceptedMicros: UInt64 = 0
     /// Topics this connection is subscribed to.
     var topics: [String] = []
     /// Application data (e.g. the authenticated user), set in `onOpen` or later.
@@ -78,6 +82,7 @@ public final class WebSocketConnection: EventHandler {
         switch stream.handshake() {
         case .done:
             phase = .http
+            core.metrics.tlsHandshake(seconds: Double(monotonicMicros() &- acceptedMicros) / 1e6)
             setInterest(EPOLLIN.rawValue)
             readAvailable()
         case .wantRead: setInterest(EPOLLIN.rawValue)
@@ -89,6 +94,7 @@ public final class WebSocketConnection: EventHandler {
             // Plain HTTP or garbage on the TLS port lands here: one connection, a debug line.
             log.debug("TLS handshake failed: \(why)", metadata: meta)
             core.stats.tlsHandshakeFailures.add(1)
+            core.metrics.handshakeFailed("tls")
             finish()
         }
     }
@@ -170,6 +176,7 @@ public final class WebSocketConnection: EventHandler {
         } catch {
             httpParser = nil
             log.info("bad request head: \(error) -> \(error.status)", metadata: meta)
+            core.metrics.handshakeFailed(error.status == 431 ? "head_too_large" : "bad_request")
             respondError(status: error.status, reason: "\(error)")
             return
         }
@@ -204,10 +211,11 @@ public final class WebSocketConnection: EventHandler {
     }
 
     /// Switches to WebSocket: the 101 is queued, the handler takes over.
-    func upgrade(path: String, handler: WebSocketHandler, response: String) {
+    func upgrade(path: String, handler: WebSocketHandler, response: String, subprotocol: String? = nil) {
         proto.outbound.append(response)
         scheduleFlush()
         self.path = path
+        self.subprotocol = subprotocol
         self.handler = handler
         httpParser = nil
         phase = .websocket
@@ -222,17 +230,27 @@ public final class WebSocketConnection: EventHandler {
 
     func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) {
         var cursor = start
+        let counters = core.metrics.loops[loop.index]
         while let event = proto.next(bytes, cursor: &cursor) {
             switch event {
-            case .text(let p): handler?.onMessage(self, Message(kind: .text, bytes: p))
-            case .binary(let p): handler?.onMessage(self, Message(kind: .binary, bytes: p))
+            case .text(let p):
+                counters.messagesIn &+= 1
+                counters.bytesIn &+= p.count
+                handler?.onMessage(self, Message(kind: .text, bytes: p))
+            case .binary(let p):
+                counters.messagesIn &+= 1
+                counters.bytesIn &+= p.count
+                handler?.onMessage(self, Message(kind: .binary, bytes: p))
             case .ping(let p): handler?.onPing(self, p)
             case .pong(let p): handler?.onPong(self, p)
             case .close(let code, let reason):
                 log.debug("peer closed with \(code.map(\.description) ?? "no code")", metadata: meta)
+                core.metrics.closeReceived(code ?? .noStatus)
+                if !closeNotified { core.metrics.closeSent(code ?? .noStatus) }  // our echo
                 notifyClose(code ?? .noStatus, String(decoding: reason, as: UTF8.self))
             case .failed(let error):
                 log.info("protocol error: \(error.reason) -> close \(error.closeCode)", metadata: meta)
+                core.metrics.closeSent(error.closeCode)
                 notifyClose(error.closeCode, error.reason)
             }
         }
@@ -293,6 +311,9 @@ public final class WebSocketConnection: EventHandler {
     func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer) -> SendStatus {
         guard phase == .websocket, !overBackpressureLimit(adding: bytes.count),
               proto.send(opcode, bytes) == .queued else { return .dropped }
+        let counters = core.metrics.loops[loop.index]
+        counters.messagesOut &+= 1
+        counters.bytesOut &+= bytes.count
         scheduleFlush()
         return status
     }
@@ -313,6 +334,7 @@ public final class WebSocketConnection: EventHandler {
     func sendPrepared(_ frame: UnsafeRawBufferPointer) -> SendStatus {
         guard isOpen, !overBackpressureLimit(adding: frame.count) else { return .dropped }
         proto.outbound.append(frame)
+        core.metrics.loops[loop.index].messagesOut &+= 1
         scheduleFlush()
         return status
     }
@@ -331,6 +353,7 @@ public final class WebSocketConnection: EventHandler {
     public func close(code: CloseCode = .normal, reason: String = "") {
         guard phase == .websocket, proto.state == .open else { return }
         proto.close(code: code, reason: reason)
+        core.metrics.closeSent(code)
         notifyClose(code, reason)
         afterProtocolStep()
     }
@@ -482,6 +505,7 @@ public final class WebSocketConnection: EventHandler {
             if now >= deadline {
                 log.debug("handshake timeout (\(core.configuration.handshakeTimeout) s)", metadata: meta)
                 core.stats.handshakeTimeouts.add(1)
+                core.metrics.handshakeFailed("timeout")
                 finish()
             }
         case .websocket:

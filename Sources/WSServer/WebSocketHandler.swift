@@ -1,10 +1,42 @@
 @_exported import WebSocket
+import Transport
+
+/// An opening handshake that passed the protocol checks, shown to the application before the
+/// server answers it.
+public struct UpgradeRequest {
+    public let head: HTTPRequestHead
+    /// Subprotocols the client offered (`Sec-WebSocket-Protocol`), in its order of preference.
+    public let subprotocols: [String]
+    let fd: Int32
+
+    public var method: String { head.method }
+    public var path: String { head.path }
+    public var query: String? { head.query }
+    public var headers: [(name: String, value: String)] { head.headers }
+    public var origin: String? { head.value("Origin") }
+    /// A header's value (case-insensitive name), repeated fields joined with ", ".
+    public func header(_ name: String) -> String? { head.value(name) }
+    /// The peer's "ip:port".
+    public var remoteAddress: String { peerAddress(fd: fd) }
+}
+
+/// The application's answer to an upgrade request.
+public enum UpgradeDecision {
+    /// Upgrade; optionally with one of the offered subprotocols and data for the connection
+    /// (e.g. the authenticated user), available as `connection.userData` from `onOpen` on.
+    case accept(subprotocol: String? = nil, userData: AnyObject? = nil)
+    /// Refuse with an HTTP status (e.g. 401, 403) and a short reason for the body and the log.
+    case reject(status: Int, reason: String)
+}
 
 /// What an application does with the connections on one path. Callbacks run on the
 /// connection's event loop thread, one at a time per connection; a handler instance is shared
 /// by all loops, so it must be safe to call from several threads (keep per-connection state in
 /// `connection.userData`).
 public protocol WebSocketHandler: AnyObject, Sendable {
+    /// Called before the 101 answer: authenticate, pick a subprotocol, or refuse. Runs on the
+    /// connection's loop; keep it fast (no blocking I/O). Default: accept, no subprotocol.
+    func shouldUpgrade(_ request: UpgradeRequest) -> UpgradeDecision
     func onOpen(_ connection: WebSocketConnection)
     func onMessage(_ connection: WebSocketConnection, _ message: Message)
     func onPing(_ connection: WebSocketConnection, _ payload: UnsafeRawBufferPointer)
@@ -17,6 +49,7 @@ public protocol WebSocketHandler: AnyObject, Sendable {
 }
 
 extension WebSocketHandler {
+    public func shouldUpgrade(_ request: UpgradeRequest) -> UpgradeDecision { .accept() }
     public func onOpen(_ connection: WebSocketConnection) {}
     public func onPing(_ connection: WebSocketConnection, _ payload: UnsafeRawBufferPointer) {}
     public func onPong(_ connection: WebSocketConnection, _ payload: UnsafeRawBufferPointer) {}

@@ -72,6 +72,12 @@ struct WSSServerCommand: ParsableCommand {
     @Option(help: "Most HTTP header lines (431 beyond).")
     var maxHeaders: Int = 100
 
+    @Option(help: ArgumentHelp("Origin allowed to open WebSockets, e.g. https://example.com (repeatable; '*' allows any). Default: the page's own origin and clients that send no Origin.", valueName: "ORIGIN"))
+    var allowedOrigin: [String] = []
+
+    @Flag(help: "Do not serve GET /metrics.")
+    var noMetrics = false
+
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -115,6 +121,8 @@ struct WSSServerCommand: ParsableCommand {
         config.maxBackpressure = maxBackpressure
         config.closeOnBackpressureLimit = closeOnBackpressure
         config.shutdownTimeout = shutdownTimeout
+        config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
+        config.metricsEnabled = !noMetrics
         config.headLimits = .init(maxHeadSize: maxHeaderSize, maxHeaders: maxHeaders)
         config.idleTimeout = idleTimeout
         config.handshakeTimeout = handshakeTimeout

@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import Transport
+import WebSocket
+
+/// Per-message counters of one loop. Plain integers, touched only by that loop's thread (no
+/// atomics on the message path); the loop publishes a copy every tick for `/metrics`.
+final class LoopCounters: @unchecked Sendable {
+    var messagesIn = 0
+    var bytesIn = 0
+    var messagesOut = 0
+    var bytesOut = 0
+    let published = Mutex<Snapshot>(Snapshot())
+
+    struct Snapshot: Sendable {
+        var messagesIn = 0, bytesIn = 0, messagesOut = 0, bytesOut = 0, connections = 0
+    }
+
+    func publish(connections: Int) {
+        let s = Snapshot(messagesIn: messagesIn, bytesIn: bytesIn, messagesOut: messagesOut,
+                         bytesOut: bytesOut, connections: connections)
+        published.withLock { $0 = s }
+    }
+}
+
+/// Everything `/metrics` reports, in Prometheus text format (version 0.0.4).
+final class ServerMetrics: Sendable {
+    let loops: [LoopCounters]
+    let closeCodesSent = Mutex<[UInt16: Int]>([:])
+    let closeCodesReceived = Mutex<[UInt16: Int]>([:])
+    let handshakeFailures = Mutex<[String: Int]>([:])
+    /// TLS handshake durations: upper bounds in seconds, cumulative counts, sum.
+    static let tlsBuckets: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+    let tlsHistogram = Mutex<(counts: [Int], sum: Double, total: Int)>(([Int](repeating: 0, count: 12), 0, 0))
+
+    init(loopCount: Int) {
+        loops = (0..<loopCount).map { _ in LoopCounters() }
+    }
+
+    func closeSent(_ code: CloseCode) { closeCodesSent.withLock { $0[code.rawValue, default: 0] += 1 } }
+    func closeReceived(_ code: CloseCode) { closeCodesReceived.withLock { $0[code.rawValue, default: 0] += 1 } }
+    func handshakeFailed(_ reason: String) { handshakeFailures.withLock { $0[reason, default: 0] += 1 } }
+
+    func tlsHandshake(seconds: Double) {
+        tlsHistogram.withLock { h in
+            for (i, bound) in Self.tlsBuckets.enumerated() where seconds <= bound { h.counts[i] += 1 }
+            h.sum += seconds
+            h.total += 1
+        }
+    }
+
+    func render(stats: ServerStats) -> String {
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ lines: [(String, String)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, value) in lines { out += "\(name)\(labels) \(value)\n" }
+        }
+        let snaps = loops.map { $0.published.withLock { $0 } }
+        metric("wss_connections_open", "gauge", "Open connections per event loop (updated every 250 ms).",
+               snaps.enumerated().map { ("{loop=\"\($0.offset)\"}", "\($0.element.connections)") })
+        metric("wss_connections_accepted_total", "counter", "Accepted TCP connections.",
+               [("", "\(stats.acceptedConnections.load(ordering: .relaxed))")])
+        metric("wss_connections_rejected_total", "counter", "Connections closed at once over --max-connections.",
+               [("", "\(stats.rejectedConnections.load(ordering: .relaxed))")])
+        metric("wss_handshakes_total", "counter", "Completed WebSocket upgrades.",
+               [("{result=\"ok\"}", "\(stats.upgrades.load(ordering: .relaxed))")]
+               + handshakeFailures.withLock { $0 }.sorted { $0.key < $1.key }
+                   .map { ("{result=\"failed\",reason=\"\($0.key)\"}", "\($0.value)") })
+        metric("wss_messages_received_total", "counter", "WebSocket messages received.",
+               [("", "\(snaps.reduce(0) { $0 + $1.messagesIn })")])
+        metric("wss_messages_sent_total", "counter", "WebSocket messages sent.",
+               [("", "\(snaps.reduce(0) { $0 + $1.messagesOut })")])
+        metric("wss_payload_bytes_received_total", "counter", "Message payload bytes received.",
+               [("", "\(snaps.reduce(0) { $0 + $1.bytesIn })")])
+        metric("wss_payload_bytes_sent_total", "counter", "Message payload bytes sent.",
+               [("", "\(snaps.reduce(0) { $0 + $1.bytesOut })")])
+        metric("wss_close_codes_sent_total", "counter", "Close frames sent, by code.",
+               closeCodesSent.withLock { $0 }.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", "\($0.value)") })
+        metric("wss_close_codes_received_total", "counter", "Close frames received, by code (1005: none given).",
+               closeCodesReceived.withLock { $0 }.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", "\($0.value)") })
+        metric("wss_backpressure_drops_total", "counter", "Sends dropped (or connections closed) over --max-backpressure.",
+               [("", "\(stats.backpressureDrops.load(ordering: .relaxed))")])
+        metric("wss_http_errors_total", "counter", "HTTP error answers (4xx).",
+               [("", "\(stats.httpErrors.load(ordering: .relaxed))")])
+        let h = tlsHistogram.withLock { $0 }
+        var lines = zip(Self.tlsBuckets, h.counts).map { ("{le=\"\($0.0)\"}", "\($0.1)") }
+        lines.append(("{le=\"+Inf\"}", "\(h.total)"))
+        out += "# HELP wss_tls_handshake_seconds TLS handshake duration, first byte to finished.\n"
+        out += "# TYPE wss_tls_handshake_seconds histogram\n"
+        for (l, v) in lines { out += "wss_tls_handshake_seconds_bucket\(l) \(v)\n" }
+        out += "wss_tls_handshake_seconds_sum \(h.sum)\nwss_tls_handshake_seconds_count \(h.total)\n"
+        metric("wss_tls_handshake_failures_total", "counter", "Failed TLS handshakes (garbage, plain HTTP, bad clients).",
+               [("", "\(stats.tlsHandshakeFailures.load(ordering: .relaxed))")])
+        return out
+    }
+}
+
+/// Monotonic microseconds (handshake timing).
+func monotonicMicros() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}
