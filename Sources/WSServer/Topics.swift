@@ -21,6 +21,17 @@ public final class Topics: @unchecked Sendable {
         perLoop[c.loop.index].remove(c, topic)
     }
 
+    /// Publishes a text message to every subscriber of `topic`. Safe from any thread.
+    public func publish(_ topic: String, text: String) {
+        var t = text
+        t.withUTF8 { publish(topic, kind: .text, bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Publishes a binary message to every subscriber of `topic`. Safe from any thread.
+    public func publish(_ topic: String, binary: [UInt8]) {
+        binary.withUnsafeBytes { publish(topic, kind: .binary, bytes: $0) }
+    }
+
     /// Sends to every subscriber of `topic` on every loop. Safe from any thread.
     public func publish(_ topic: String, kind: Message.Kind, bytes: UnsafeRawBufferPointer) {
         let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes)

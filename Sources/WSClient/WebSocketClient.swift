@@ -1,0 +1,150 @@
+import Synchronization
+import Transport
+import WebSocket
+
+/// A received message that owns its bytes.
+public struct ClientMessage: Sendable, Equatable {
+    public let kind: Message.Kind
+    public let data: [UInt8]
+    public init(kind: Message.Kind, data: [UInt8]) {
+        self.kind = kind
+        self.data = data
+    }
+    public var isText: Bool { kind == .text }
+    public var text: String { String(decoding: data, as: UTF8.self) }
+}
+
+public enum WebSocketClientError: Error, CustomStringConvertible, Sendable {
+    case badURL(String)
+    case connectFailed(String)
+    public var description: String {
+        switch self {
+        case .badURL(let u): return "not a ws:// or wss:// URL: \(u)"
+        case .connectFailed(let why): return "connection failed: \(why)"
+        }
+    }
+}
+
+/// An `async` WebSocket client over the library's own event loop and protocol core.
+///
+/// ```swift
+/// let ws = try await WebSocketClient.connect(to: "wss://localhost:8443/chatsocket", caFile: "certs/ca.pem")
+/// ws.send(text: "hello")
+/// for await message in ws.messages { print(message.text) }
+/// ```
+public final class WebSocketClient: Sendable {
+    /// Messages until the connection closes.
+    public let messages: AsyncStream<ClientMessage>
+    private let continuation: AsyncStream<ClientMessage>.Continuation
+    private let connection: Mutex<ConnectionRef?> = Mutex(nil)
+    private let closeInfo = Mutex<(code: CloseCode, reason: String, error: String?)?>(nil)
+    let loop: EventLoop
+
+    /// One loop thread shared by every async client in the process.
+    static let sharedLoop: EventLoop = {
+        let loop = try! EventLoop(index: 0, readBufferSize: 64 << 10)
+        loop.start(name: "wss-client")
+        return loop
+    }()
+
+    private init(loop: EventLoop) {
+        self.loop = loop
+        (messages, continuation) = AsyncStream.makeStream(of: ClientMessage.self, bufferingPolicy: .unbounded)
+    }
+
+    /// Connects and completes the opening handshake.
+    /// - Parameters:
+    ///   - url: ws://host:port/path or wss://…
+    ///   - caFile: CA certificates (PEM) to verify a wss server against; nil uses the system store.
+    ///   - subprotocols: offered in `Sec-WebSocket-Protocol`.
+    public static func connect(to url: String, caFile: String? = nil, subprotocols: [String] = [],
+                               origin: String? = nil) async throws -> WebSocketClient {
+        let tls: TLSClientContext? = url.hasPrefix("wss://") ? try TLSClientContext(caFile: caFile) : nil
+        guard var options = ClientOptions(url: url, tls: tls) else { throw WebSocketClientError.badURL(url) }
+        options.subprotocols = subprotocols
+        options.origin = origin
+        let client = WebSocketClient(loop: sharedLoop)
+        let opts = options
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
+            client.loop.execute {
+                let delegate = Delegate(client: client, opened: cont)
+                do {
+                    let conn = try ClientConnection(loop: client.loop, options: opts, delegate: delegate)
+                    conn.userData = delegate
+                    client.connection.withLock { $0 = ConnectionRef(conn) }
+                } catch {
+                    delegate.fail("\(error)")
+                }
+            }
+        }
+        return client
+    }
+
+    /// The subprotocol the server chose.
+    public var subprotocol: String? { connection.withLock { $0?.subprotocol } }
+
+    /// The close code and reason once closed (1006 if there was no close handshake).
+    public var closeCode: CloseCode? { closeInfo.withLock { $0?.code } }
+    public var closeReason: String? { closeInfo.withLock { $0?.reason } }
+
+    public func send(text: String) {
+        withConnection { $0.send(text: text) }
+    }
+
+    public func send(binary: [UInt8]) {
+        withConnection { c in binary.withUnsafeBytes { _ = c.send(.binary, $0) } }
+    }
+
+    public func ping(_ payload: [UInt8] = []) {
+        withConnection { $0.ping(payload) }
+    }
+
+    public func close(code: CloseCode = .normal, reason: String = "") {
+        withConnection { $0.close(code: code, reason: reason) }
+    }
+
+    private func withConnection(_ body: @escaping @Sendable (ClientConnection) -> Void) {
+        guard let ref = connection.withLock({ $0 }) else { return }
+        loop.execute { body(ref.connection) }
+    }
+
+    final class ConnectionRef: @unchecked Sendable {
+        let connection: ClientConnection
+        let subprotocol: String?
+        init(_ c: ClientConnection) { connection = c; subprotocol = c.subprotocol }
+    }
+
+    /// Loop-confined.
+    final class Delegate: ClientDelegate, @unchecked Sendable {
+        let client: WebSocketClient
+        var opened: CheckedContinuation<Void, Error>?
+
+        init(client: WebSocketClient, opened: CheckedContinuation<Void, Error>) {
+            self.client = client
+            self.opened = opened
+        }
+
+        func fail(_ why: String) {
+            opened?.resume(throwing: WebSocketClientError.connectFailed(why))
+            opened = nil
+            client.continuation.finish()
+        }
+
+        func clientDidOpen(_ c: ClientConnection) {
+            client.connection.withLock { $0 = ConnectionRef(c) }
+            opened?.resume()
+            opened = nil
+        }
+
+        func client(_ c: ClientConnection, didReceive message: Message) {
+            client.continuation.yield(ClientMessage(kind: message.kind, data: message.data))
+        }
+
+        func clientDidClose(_ c: ClientConnection, code: CloseCode, reason: String, error: String?) {
+            client.closeInfo.withLock { $0 = (code, reason, error) }
+            if opened != nil { return fail(error ?? "closed during the handshake") }
+            client.continuation.finish()
+            c.userData = nil
+        }
+    }
+}
