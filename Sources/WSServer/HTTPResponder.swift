@@ -49,8 +49,17 @@ enum HTTPResponder {
                         chosen = nil
                     }
                     connection.userData = userData
+                    // A malformed or unacceptable offer only means no compression (RFC 7692 §5).
+                    var extensions: String?
+                    if core.configuration.deflate.enabled, !request.extensions.isEmpty,
+                       let accepted = DeflateNegotiation.negotiate(request.extensions, options: core.configuration.deflate) {
+                        extensions = accepted.responseHeader
+                        connection.proto.deflate = PerMessageDeflate(role: .server, parameters: accepted.parameters,
+                                                                     options: core.configuration.deflate)
+                    }
                     connection.upgrade(path: path, handler: handler,
-                                       response: Handshake.response(acceptingKey: request.key, subprotocol: chosen),
+                                       response: Handshake.response(acceptingKey: request.key, subprotocol: chosen,
+                                                                    extensions: extensions),
                                        subprotocol: chosen)
                 }
             }

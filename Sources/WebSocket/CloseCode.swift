@@ -33,6 +33,17 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public var description: String { String(rawValue) }
 }
 
+extension DeflateError {
+    /// The same failure in the protocol's one mapping to close codes.
+    public var protocolError: ProtocolError {
+        switch self {
+        case .messageTooLarge(let l): return .messageTooLarge(limit: l)
+        case .invalidCompressedData: return .invalidCompressedData
+        case .internalError: return .internalError
+        }
+    }
+}
+
 /// Every way a peer can break the protocol, each mapped to its close code in ONE place.
 public enum ProtocolError: Error, Equatable, Sendable {
     case reservedOpcode(UInt8)
@@ -51,12 +62,14 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case closePayloadOneByte
     case invalidCloseCode(UInt16)
     case invalidCloseReason
+    /// permessage-deflate data that does not inflate (RFC 7692 §6.2: fail the connection).
+    case invalidCompressedData
     case internalError
 
     /// RFC 6455 §7.4.1: which close code answers this failure.
     public var closeCode: CloseCode {
         switch self {
-        case .invalidUTF8, .invalidCloseReason: return .invalidPayload               // 1007
+        case .invalidUTF8, .invalidCloseReason, .invalidCompressedData: return .invalidPayload  // 1007
         case .frameTooLarge, .messageTooLarge, .tooManyFragments: return .messageTooBig // 1009
         case .internalError: return .internalError                                    // 1011
         default: return .protocolError                                               // 1002
@@ -82,6 +95,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .closePayloadOneByte: return "close payload of 1 byte"
         case .invalidCloseCode(let c): return "invalid close code \(c)"
         case .invalidCloseReason: return "invalid UTF-8 in close reason"
+        case .invalidCompressedData: return "invalid compressed data"
         case .internalError: return "internal error"
         }
     }

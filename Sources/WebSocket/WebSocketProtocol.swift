@@ -53,6 +53,8 @@ public struct WebSocketProtocol {
 
     public let role: Role
     public var limits: Limits
+    /// permessage-deflate, once negotiated (RFC 7692). nil: RSV1 is a protocol error.
+    public var deflate: PerMessageDeflate?
     public private(set) var state: State = .open
     /// Frames waiting to be written to the peer.
     public let outbound: ByteBuffer
@@ -72,6 +74,10 @@ public struct WebSocketProtocol {
     private var messageBuffer: ByteBuffer?
     private var controlBuffer: ByteBuffer?
     private var resetMessageOnNext = false
+    /// RSV1 was set on the first frame of the message being received.
+    private var messageCompressed = false
+    /// Reused output of the compressor.
+    private var compressScratch: ByteBuffer?
     private var rng: UInt64
 
     public init(role: Role, limits: Limits = Limits(), outbound: ByteBuffer = ByteBuffer()) {
@@ -89,6 +95,7 @@ public struct WebSocketProtocol {
     /// Bytes of heap held by the receive path (not counting `outbound`).
     public var bufferedBytes: Int {
         (messageBuffer?.allocatedBytes ?? 0) + (controlBuffer?.allocatedBytes ?? 0)
+            + (deflate?.allocatedBytes ?? 0) + (compressScratch?.allocatedBytes ?? 0)
     }
 
     // MARK: - Receiving
@@ -121,12 +128,13 @@ public struct WebSocketProtocol {
                 if !header.opcode.isControl {
                     if header.opcode != .continuation {
                         messageOpcode = header.opcode
+                        messageCompressed = header.rsv & 4 != 0
                         utf8.reset()
                     }
                     messageSize += Int(header.payloadLength)
                     fragments += 1
                     // Zero-copy fast path: a whole unfragmented message in this read.
-                    if header.fin, header.opcode != .continuation, messageBuffer == nil,
+                    if header.fin, header.opcode != .continuation, messageBuffer == nil, !messageCompressed,
                        UInt64(input.count - cursor) >= header.payloadLength {
                         let n = Int(header.payloadLength)
                         let payload = UnsafeMutableRawBufferPointer(rebasing: input[cursor..<(cursor + n)])
@@ -183,6 +191,10 @@ public struct WebSocketProtocol {
                 if frameRemaining == 0 { frame = nil; if header.fin { endMessage() } }
                 continue
             }
+            if messageCompressed {
+                if let event = inflate(chunk, header) { return event }
+                continue
+            }
             if messageOpcode == .text, !utf8.validate(UnsafeRawBufferPointer(chunk)) {
                 return fail(.invalidUTF8)  // fail fast, mid-frame (§8.1)
             }
@@ -202,11 +214,41 @@ public struct WebSocketProtocol {
         }
     }
 
+    /// A piece of a compressed message: inflate it (bounded by the message limit, which applies
+    /// to the decompressed size), validate the new text bytes, and finish at FIN. Returns the
+    /// event to deliver, or nil to keep reading.
+    private mutating func inflate(_ chunk: UnsafeMutableRawBufferPointer, _ header: FrameHeader) -> Event? {
+        let buffer = messageBuffer ?? ByteBuffer(capacity: 1 << 12)
+        messageBuffer = buffer
+        var checked = buffer.readableCount
+        do throws(DeflateError) {
+            try deflate!.decompress(UnsafeRawBufferPointer(chunk), into: buffer, limit: limits.maxMessageSize)
+            if messageOpcode == .text {
+                let fresh = UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])
+                if !utf8.validate(fresh) { return fail(.invalidUTF8) }
+                checked = buffer.readableCount
+            }
+            guard frameRemaining == 0 else { return nil }
+            frame = nil
+            guard header.fin else { return nil }
+            try deflate!.finishMessage(into: buffer, limit: limits.maxMessageSize)
+        } catch {
+            return fail(error.protocolError)
+        }
+        if messageOpcode == .text {
+            let fresh = UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])
+            if !utf8.validate(fresh) || !utf8.isComplete { return fail(.invalidUTF8) }
+        }
+        resetMessageOnNext = true
+        return messageOpcode == .text ? .text(buffer.readableBytes) : .binary(buffer.readableBytes)
+    }
+
     /// Keeps a finished control payload alive until the next call.
     private var pendingControl: ByteBuffer?
 
     private mutating func endMessage() {
         messageOpcode = nil
+        messageCompressed = false
         messageSize = 0
         fragments = 0
         messageBuffer = nil
@@ -247,8 +289,10 @@ public struct WebSocketProtocol {
 
     /// State-dependent header rules.
     private func check(_ h: FrameHeader) throws(ProtocolError) {
-        // §5.2: RSV bits must be 0 unless an extension defines them.
-        if h.rsv != 0 { throw .reservedBitsSet }
+        // §5.2: RSV bits must be 0 unless an extension defines them. permessage-deflate
+        // defines RSV1 on the first frame of a data message (RFC 7692 §6).
+        let allowed: UInt8 = deflate != nil && (h.opcode == .text || h.opcode == .binary) ? 4 : 0
+        if h.rsv & ~allowed != 0 { throw .reservedBitsSet }
         // §5.1: clients mask, servers don't.
         switch role {
         case .server: if !h.masked { throw .unmaskedClientFrame }
@@ -334,10 +378,23 @@ public struct WebSocketProtocol {
     }
 
     /// Sends one frame. `fin: false` starts or continues a fragmented message (pass
-    /// `.continuation` for the frames after the first).
+    /// `.continuation` for the frames after the first). With permessage-deflate negotiated, a
+    /// whole (unfragmented) message is compressed when `compress` says so, or by default when
+    /// it is at least the configured minimum size; fragmented messages go uncompressed.
     @discardableResult
-    public mutating func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) -> SendResult {
+    public mutating func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
+                              compress: Bool? = nil) -> SendResult {
         guard state == .open else { return .closed }
+        if let d = deflate, fin, opcode == .text || opcode == .binary, d.canCompress,
+           compress ?? d.shouldCompress(size: payload.count) {
+            let scratch = compressScratch ?? ByteBuffer(capacity: 1 << 12)
+            compressScratch = scratch
+            d.compress(payload, into: scratch, final: true)
+            writeFrame(opcode, scratch.readableBytes, fin: true, rsv: 4)
+            scratch.clear()
+            scratch.releaseIfEmpty(threshold: 1 << 16)
+            return .queued
+        }
         writeFrame(opcode, payload, fin: fin)
         return .queued
     }
@@ -376,7 +433,8 @@ public struct WebSocketProtocol {
         payload.withUnsafeBytes { writeFrame(.close, $0) }
     }
 
-    private mutating func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) {
+    private mutating func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
+                                     rsv: UInt8 = 0) {
         let masked = role == .client
         var key: UInt32 = 0
         if masked {
@@ -384,7 +442,7 @@ public struct WebSocketProtocol {
             rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27
             key = UInt32(truncatingIfNeeded: (rng &* 2685821657736338717) >> 32)
         }
-        let header = FrameHeader(fin: fin, opcode: opcode, masked: masked, maskKey: key,
+        let header = FrameHeader(fin: fin, rsv: rsv, opcode: opcode, masked: masked, maskKey: key,
                                  payloadLength: UInt64(payload.count))
         let dst = outbound.reserveWritable(header.headerLength + payload.count)
         let h = header.write(to: dst)

@@ -75,6 +75,24 @@ struct WSSServerCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Origin allowed to open WebSockets, e.g. https://example.com (repeatable; '*' allows any). Default: the page's own origin and clients that send no Origin.", valueName: "ORIGIN"))
     var allowedOrigin: [String] = []
 
+    @Flag(help: "Refuse permessage-deflate (compression is negotiated by default).")
+    var noDeflate = false
+
+    @Option(help: "permessage-deflate: server window bits 9–15 (memory per connection: see README).")
+    var deflateWindowBits: Int = 12
+
+    @Option(help: "permessage-deflate: zlib memLevel 1–9.")
+    var deflateMemLevel: Int = 5
+
+    @Option(help: "permessage-deflate: compression level 0–9.")
+    var deflateLevel: Int = 6
+
+    @Option(help: "permessage-deflate: messages smaller than this many bytes are sent uncompressed.")
+    var deflateMinSize: Int = 64
+
+    @Flag(help: "permessage-deflate: no context takeover on either side (less memory, less compression).")
+    var deflateNoContextTakeover = false
+
     @Flag(help: "Do not serve GET /metrics.")
     var noMetrics = false
 
@@ -88,6 +106,9 @@ struct WSSServerCommand: ParsableCommand {
         if maxMessageSize < 1 { throw ValidationError("--max-message-size must be positive") }
         if let f = maxFrameSize, f < 1 { throw ValidationError("--max-frame-size must be positive") }
         if maxFragments < 1 { throw ValidationError("--max-fragments must be positive") }
+        if !(9...15).contains(deflateWindowBits) { throw ValidationError("--deflate-window-bits must be 9–15") }
+        if !(1...9).contains(deflateMemLevel) { throw ValidationError("--deflate-mem-level must be 1–9") }
+        if !(0...9).contains(deflateLevel) { throw ValidationError("--deflate-level must be 0–9") }
         if maxConnections < 1 { throw ValidationError("--max-connections must be positive") }
         if highWaterMark < 1024 { throw ValidationError("--high-water-mark must be at least 1024") }
         if maxBackpressure < highWaterMark { throw ValidationError("--max-backpressure must be at least --high-water-mark") }
@@ -123,6 +144,11 @@ struct WSSServerCommand: ParsableCommand {
         config.shutdownTimeout = shutdownTimeout
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
+        config.deflate = DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
+                                        serverNoContextTakeover: deflateNoContextTakeover,
+                                        clientNoContextTakeover: deflateNoContextTakeover,
+                                        memLevel: deflateMemLevel, compressionLevel: deflateLevel,
+                                        minSizeToCompress: deflateMinSize)
         config.headLimits = .init(maxHeadSize: maxHeaderSize, maxHeaders: maxHeaders)
         config.idleTimeout = idleTimeout
         config.handshakeTimeout = handshakeTimeout

@@ -157,3 +157,82 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(client.state, .closed)
     }
 }
+
+/// permessage-deflate inside the protocol machine (RFC 7692 §6–7).
+final class ProtocolDeflateTests: XCTestCase {
+    func deflated(_ text: String, client: PerMessageDeflate) -> [UInt8] {
+        client.compress(Array(text.utf8))
+    }
+
+    func makeServer() -> WebSocketProtocol {
+        var p = WebSocketProtocol(role: .server)
+        p.deflate = PerMessageDeflate(role: .server, parameters: DeflateParameters())
+        return p
+    }
+
+    func testCompressedMessagesWholeFragmentedAndByteAtATime() {
+        let client = PerMessageDeflate(role: .client, parameters: DeflateParameters())
+        let c1 = deflated("Hello, Hello, Hello!", client: client)
+        let c2 = deflated("κόσμε κόσμε κόσμε", client: client)  // uses the shared window
+        let half = c2.count / 2
+        let bytes = frame(0x1, c1, rsv: 4) + frame(0x1, Array(c2[..<half]), fin: false, rsv: 4)
+            + frame(0x9, [1]) + frame(0x0, Array(c2[half...]))
+        for chunk in [0, 1, 3] {
+            var p = makeServer()
+            XCTAssertEqual(feed(&p, bytes, chunk: chunk), [.text("Hello, Hello, Hello!"), .ping([1]), .text("κόσμε κόσμε κόσμε")], "chunk \(chunk)")
+        }
+    }
+
+    func testRSV1RulesWithDeflate() {
+        var p = makeServer()
+        XCTAssertEqual(feed(&p, frame(0x1, [], fin: false) + frame(0x0, [0], rsv: 4)), [.failed(.reservedBitsSet)])
+        var q = makeServer()
+        XCTAssertEqual(feed(&q, frame(0x9, [], rsv: 4)), [.failed(.reservedBitsSet)])
+        var r = makeServer()
+        XCTAssertEqual(feed(&r, frame(0x1, [], rsv: 2)), [.failed(.reservedBitsSet)])
+        var withoutDeflate = WebSocketProtocol(role: .server)
+        XCTAssertEqual(feed(&withoutDeflate, frame(0x1, [0], rsv: 4)), [.failed(.reservedBitsSet)])
+    }
+
+    func testCorruptAndBombAndInvalidUTF8() {
+        var p = makeServer()
+        XCTAssertEqual(feed(&p, frame(0x2, [0xFF, 0xFF, 0xFF, 0xFF], rsv: 4)), [.failed(.invalidCompressedData)])
+        XCTAssertEqual(sentCloseCode(p.outbound), 1007)
+
+        let client = PerMessageDeflate(role: .client, parameters: DeflateParameters())
+        let bomb = client.compress([UInt8](repeating: 0, count: 1 << 20))
+        var q = WebSocketProtocol(role: .server, limits: .init(maxMessageSize: 64 << 10))
+        q.deflate = PerMessageDeflate(role: .server, parameters: DeflateParameters())
+        XCTAssertLessThan(bomb.count, 64 << 10)  // small on the wire…
+        XCTAssertEqual(feed(&q, frame(0x2, bomb, rsv: 4)), [.failed(.messageTooLarge(limit: 64 << 10))])  // …too big inflated
+        XCTAssertEqual(sentCloseCode(q.outbound), 1009)
+
+        let c2 = PerMessageDeflate(role: .client, parameters: DeflateParameters())
+        var r = makeServer()
+        XCTAssertEqual(feed(&r, frame(0x1, c2.compress([0x61, 0xC0, 0xAF]), rsv: 4)), [.failed(.invalidUTF8)])
+    }
+
+    func testServerCompressesAndClientInflates() {
+        var server = makeServer()
+        let text = String(repeating: "{\"price\": 42, \"sym\": \"ABC\"} ", count: 20)
+        server.send(text: text)
+        server.send(binary: [1, 2, 3])                     // under the minimum size: plain
+        var t = text
+        t.withUTF8 { _ = server.send(.text, UnsafeRawBufferPointer($0), compress: false) }  // app's choice
+        let wire = server.outbound.bytes
+        XCTAssertEqual(wire[0], 0xC1)  // FIN + RSV1 + text
+        XCTAssertLessThan(wire.count, text.utf8.count * 2)
+        var client = WebSocketProtocol(role: .client)
+        client.deflate = PerMessageDeflate(role: .client, parameters: DeflateParameters())
+        var bytes = wire
+        var cursor = 0
+        var got: [String] = []
+        bytes.withUnsafeMutableBytes { b in
+            while let e = client.next(b, cursor: &cursor) {
+                if case .text(let p) = e { got.append(String(decoding: p, as: UTF8.self)) }
+                if case .binary(let p) = e { got.append("bin \(Array(p))") }
+            }
+        }
+        XCTAssertEqual(got, [text, "bin [1, 2, 3]", text])
+    }
+}
