@@ -53,6 +53,9 @@ let package = Package(
             "WSClient", "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Examples (built in CI so they keep compiling against the API).
+        .executableTarget(name: "chat-room-example", dependencies: ["WSServer"], path: "Examples/ChatRoom"),
+        .executableTarget(name: "async-client-example", dependencies: ["WSClient"], path: "Examples/AsyncClient"),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),

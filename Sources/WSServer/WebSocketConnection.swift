@@ -41,7 +41,7 @@ public final class WebSocketConnection: EventHandler {
     /// When the TCP connection was accepted (µs, for the TLS handshake histogram).
     var acceptedMicros: UInt64 = 0
     /// Topics this connection is subscribed to.
-    var topics: [String] = []
+    var subscriptions: [String] = []
     /// Application data (e.g. the authenticated user), set in `onOpen` or later.
     public var userData: AnyObject?
 
@@ -57,6 +57,8 @@ public final class WebSocketConnection: EventHandler {
         self.deadline = loop.now + core.handshakeTimeoutMillis
     }
 
+    /// The server's pub/sub topics (publish from here to any topic, on every loop).
+    public var topics: Topics { core.topics }
     /// The peer's address, "ip:port".
     public var remoteAddress: String { peerAddress(fd: stream.fd) }
     /// Bytes waiting to be written to the peer.
@@ -276,8 +278,8 @@ public final class WebSocketConnection: EventHandler {
     func notifyClose(_ code: CloseCode, _ reason: String) {
         guard !closeNotified, let handler else { return }
         closeNotified = true
-        for t in topics { core.topics.unsubscribe(self, from: t) }
-        topics = []
+        for t in subscriptions { core.topics.unsubscribe(self, from: t) }
+        subscriptions = []
         handler.onClose(self, code: code, reason: reason)
     }
 
@@ -374,14 +376,14 @@ public final class WebSocketConnection: EventHandler {
 
     /// Subscribes to a pub/sub topic (see `Server.publish`).
     public func subscribe(_ topic: String) {
-        guard !topics.contains(topic) else { return }
-        topics.append(topic)
+        guard !subscriptions.contains(topic) else { return }
+        subscriptions.append(topic)
         core.topics.subscribe(self, to: topic)
     }
 
     public func unsubscribe(_ topic: String) {
-        guard let i = topics.firstIndex(of: topic) else { return }
-        topics.remove(at: i)
+        guard let i = subscriptions.firstIndex(of: topic) else { return }
+        subscriptions.remove(at: i)
         core.topics.unsubscribe(self, from: topic)
     }
 
