@@ -202,6 +202,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 }
 
+/// Socket-level failures: bind, listen, resolve, syscalls.
 public enum TransportError: Error, CustomStringConvertible, Sendable {
     case syscall(String, Int32)
     case addressInUse(host: String, port: Int)

@@ -73,6 +73,7 @@ public struct ClientOptions: Sendable {
 /// A WebSocket client connection on an event loop: TCP connect, TLS, the opening handshake,
 /// then the same sans-IO protocol core the server uses, in the client role (masking).
 public final class ClientConnection: EventHandler {
+    /// Where the connection is in its life: TCP connect, TLS, HTTP upgrade, open, closing, closed.
     public enum Phase: UInt8 { case connecting, tlsHandshake, upgrading, open, closing, closed }
 
     public let loop: EventLoop

@@ -14,6 +14,7 @@ public struct ClientMessage: Sendable, Equatable {
     public var text: String { String(decoding: data, as: UTF8.self) }
 }
 
+/// Why `WebSocketClient.connect` failed.
 public enum WebSocketClientError: Error, CustomStringConvertible, Sendable {
     case badURL(String)
     case connectFailed(String)

@@ -64,6 +64,7 @@ public struct ClientHandshake: Sendable {
 /// A received message, valid only during the callback that receives it: its bytes point into
 /// a receive buffer. Copy (`text`, `data`) to keep it.
 public struct Message {
+    /// Text (UTF-8) or binary.
     public enum Kind: Sendable { case text, binary }
     public let kind: Kind
     /// The payload (UTF-8 for text, already validated).

@@ -19,6 +19,7 @@ public enum HTTPHeadError: Error, Equatable, Sendable {
 /// in any split; it answers when the head is complete and how many of the bytes it used, so
 /// bytes that follow the head (a pipelined WebSocket frame) are not lost.
 public struct HTTPHeadParser: Sendable {
+    /// Request head limits; exceeding either is answered with 431.
     public struct Limits: Sendable {
         /// Request line + header lines, including CRLFs. 8 KiB is what nginx and Node allow by default.
         public var maxHeadSize: Int = 8192
@@ -30,6 +31,7 @@ public struct HTTPHeadParser: Sendable {
         }
     }
 
+    /// The parser's answer to a piece of input.
     public enum Result: Sendable, Equatable {
         case needMore
         case complete(HTTPRequestHead, consumed: Int)

@@ -9,8 +9,10 @@
 /// whole message in one read is delivered without a copy) or into an internal buffer. They
 /// are valid until the next call to `next`.
 public struct WebSocketProtocol {
+    /// Which end we are: servers expect masked frames and send unmasked ones, clients the reverse.
     public enum Role: Sendable { case server, client }
 
+    /// The closing handshake's progress (RFC 6455 §7).
     public enum State: Sendable, Equatable {
         /// Messages flow both ways.
         case open
@@ -23,6 +25,7 @@ public struct WebSocketProtocol {
         case failed
     }
 
+    /// Size limits enforced while receiving, decided at each frame header.
     public struct Limits: Sendable {
         /// Largest message payload, after reassembly. 16 MiB covers Autobahn section 9 and most
         /// real payloads while bounding memory per connection.
@@ -39,6 +42,7 @@ public struct WebSocketProtocol {
         }
     }
 
+    /// What `next(_:cursor:)` found in the input.
     public enum Event {
         case text(UnsafeRawBufferPointer)
         case binary(UnsafeRawBufferPointer)
@@ -354,6 +358,7 @@ public struct WebSocketProtocol {
 
     // MARK: - Sending
 
+    /// Whether a send was queued.
     public enum SendResult: Sendable, Equatable {
         case queued
         /// The connection is closing or closed; nothing was queued.

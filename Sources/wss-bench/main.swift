@@ -1,2 +1,386 @@
-// wss-bench: being written.
-print("wss-bench: not built yet")
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Transport
+import WSClient
+
+// wss-bench: the project's WebSocket benchmark client (ws and wss), built on WSClient.
+// Echo mode verifies every echo byte for byte, in order; handshakes mode measures full
+// connect → TLS → upgrade → close cycles; idle mode measures server memory per connection.
+// Output and behaviour follow /work/shared/tools/wsload (the C yardstick).
+
+enum PayloadKind: String, EnumerableFlag {
+    case text, binary
+    static func help(for value: PayloadKind) -> ArgumentHelp? {
+        value == .text ? "Text frames, ASCII payload (default)." : "Binary frames."
+    }
+}
+
+struct WSSBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wss-bench",
+        abstract: "WebSocket echo / handshake / idle-connection benchmark client (ws:// and wss://).",
+        discussion: """
+            Echo mode (default): every connection keeps DEPTH messages in flight; each echo is \
+            verified byte for byte and in order. After WARMUP seconds, measures for DURATION \
+            seconds, then drains (≤1 s) and closes (≤1 s). The last line starts with RESULT and \
+            holds key=value pairs. Exit status: 0 ok, 1 mismatches/errors/nothing measured, \
+            3 safety timeout.
+            """)
+
+    @Argument(help: "ws://host:port/path or wss://host:port/path")
+    var url: String
+
+    @Option(name: [.customShort("c"), .customLong("connections")],
+            help: "Connections (echo, idle prewarm), concurrent slots (handshakes).")
+    var connections: Int = 100
+
+    @Option(name: [.customShort("d"), .customLong("depth")], help: "Messages in flight per connection.")
+    var depth: Int = 1
+
+    @Option(name: [.customShort("s"), .customLong("size")], help: "Payload bytes per message.")
+    var size: Int = 64
+
+    @Flag(exclusivity: .exclusive)
+    var kind: PayloadKind = .text
+
+    @Option(name: [.customShort("T"), .customLong("duration")],
+            help: "Measured seconds (idle: hold time).")
+    var duration: Double = 5
+
+    @Option(name: [.customShort("W"), .customLong("warmup")], help: "Warmup seconds before the window.")
+    var warmup: Double = 1
+
+    @Option(name: [.customShort("t"), .customLong("threads")], help: "Client event loops (threads).")
+    var threads: Int = 1
+
+    @Option(name: .customLong("ca"), help: "PEM CA file to verify the server certificate (wss). Without it, no verification.")
+    var ca: String?
+
+    @Flag(name: .customLong("handshakes"), help: "Loop connect → (TLS full handshake) → upgrade → close; report handshakes/s.")
+    var handshakes = false
+
+    @Option(name: .customLong("idle"), help: "Open N connections and hold them idle for DURATION seconds.")
+    var idle: Int?
+
+    @Option(name: .customLong("server-pid"), help: "Server process: CPU use (echo, handshakes), RSS per connection (idle).")
+    var serverPid: Int32?
+
+    @Option(name: .customLong("hs-conc"), help: "(idle) Most handshakes in progress at once.")
+    var hsConc: Int = 64
+
+    @Option(name: .customLong("prewarm"), help: "(idle, with --server-pid) Open and close N connections before reading the baseline RSS.")
+    var prewarm: Int = 32
+
+    @Option(name: .customLong("setup-timeout"), help: "(idle) Seconds allowed to open all connections.")
+    var setupTimeout: Double = 120
+
+    @Flag(name: .customShort("q"), help: "Print only the RESULT line.")
+    var quiet = false
+
+    func validate() throws {
+        if connections < 1 { throw ValidationError("-c must be at least 1") }
+        if depth < 1 { throw ValidationError("-d must be at least 1") }
+        if size < 0 { throw ValidationError("-s must be non-negative") }
+        if !(duration > 0) || !duration.isFinite { throw ValidationError("-T must be positive") }
+        if warmup < 0 || !warmup.isFinite { throw ValidationError("-W must be non-negative") }
+        if threads < 1 || threads > 256 { throw ValidationError("-t must be 1–256") }
+        if let idle, idle < 1 { throw ValidationError("--idle must be at least 1") }
+        if handshakes && idle != nil { throw ValidationError("--handshakes and --idle are exclusive") }
+        if !(url.hasPrefix("ws://") || url.hasPrefix("wss://")) {
+            throw ValidationError("URL must start with ws:// or wss://")
+        }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        // Safety net, like wsload: never run forever.
+        var limit = warmup + duration + 30
+        if idle != nil { limit += 2 * setupTimeout }
+        alarm(UInt32(limit.rounded(.up)))
+        signal(SIGALRM) { _ in
+            let msg = "wss-bench: safety timeout, exiting\n"
+            _ = msg.utf8CString.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress, msg.utf8.count) }
+            _exit(3)
+        }
+
+        let conns = idle.map { $0 + prewarm } ?? connections
+        let nofile = raiseFileLimit(need: conns + 64)
+        if nofile < conns + 16 {
+            warn("wss-bench: warning: RLIMIT_NOFILE is \(nofile), fewer than the \(conns) connections asked for")
+        }
+
+        var tls: TLSClientContext?
+        if url.hasPrefix("wss://") {
+            do {
+                tls = try TLSClientContext(caFile: ca, verify: ca != nil, sessionCache: !handshakes)
+            } catch {
+                throw ValidationError("TLS: \(error)")
+            }
+        }
+        guard var options = ClientOptions(url: url, tls: tls) else {
+            throw ValidationError("cannot parse URL '\(url)'")
+        }
+        options.limits = .init(maxMessageSize: max(16 << 20, size + 1024))
+
+        var settings = RunSettings(options: options, size: size, depth: depth,
+                                   binary: kind == .binary, quiet: quiet)
+        let loops: [EventLoop]
+        do {
+            loops = try (0..<threads).map { try EventLoop(index: $0) }
+        } catch {
+            throw ValidationError("event loop: \(error)")
+        }
+        for (i, l) in loops.enumerated() { l.start(name: "bench-\(i)") }
+        defer {
+            for l in loops { l.stop() }
+            for l in loops { l.join() }
+        }
+
+        let code: Int32
+        if handshakes {
+            code = runHandshakes(loops: loops, settings: &settings)
+        } else if let idle {
+            code = runIdle(loops: loops, settings: &settings, target: idle)
+        } else {
+            code = runEcho(loops: loops, settings: &settings)
+        }
+        for l in loops { l.stop() }
+        for l in loops { l.join() }
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    private var proto: String { url.hasPrefix("wss://") ? "wss" : "ws" }
+
+    private func setWindow(_ s: inout RunSettings) {
+        s.t0 = nowNanos()
+        s.w0 = s.t0 + UInt64(warmup * 1e9)
+        s.w1 = s.w0 + UInt64(duration * 1e9)
+    }
+
+    private func line(_ s: String) { if !quiet { out(s) } }
+
+    private func latencyLine(_ label: String, _ h: Histogram) -> String {
+        "\(label): p50 \(fmt(Double(h.percentile(0.5)) / 1e3)) µs  p99 \(fmt(Double(h.percentile(0.99)) / 1e3)) µs  "
+            + "p99.9 \(fmt(Double(h.percentile(0.999)) / 1e3)) µs  max \(fmt(Double(h.max) / 1e3)) µs  (n=\(h.count))"
+    }
+
+    // MARK: - Echo
+
+    private func runEcho(loops: [EventLoop], settings: inout RunSettings) -> Int32 {
+        setWindow(&settings)
+        let s = settings
+        let n = loops.count
+        var workers: [EchoWorker] = []
+        for (i, loop) in loops.enumerated() {
+            let uids = stride(from: i, to: connections, by: n).map { UInt32($0) }
+            workers.append(EchoWorker(loop: loop, settings: s, uids: uids, bodySeed: 0x5EED_0000 + UInt64(i)))
+        }
+        for w in workers { w.loop.execute { w.start() } }
+
+        sleepUntil(s.w0)
+        let cpu0 = serverPid.flatMap { processCPUSeconds(pid: $0) }
+        let self0 = selfCPUSeconds()
+        sleepUntil(s.w1)
+        let cpu1 = serverPid.flatMap { processCPUSeconds(pid: $0) }
+        let self1 = selfCPUSeconds()
+
+        // Drain (≤1 s; connections close themselves once drained), then close the rest (≤1 s).
+        let total = workers.reduce(0) { $0 + $1.connectionCount }
+        func allDone() -> Bool { workers.reduce(0) { $0 + $1.finished.load(ordering: .acquiring) } >= total }
+        waitUntil(deadline: s.w1 + 1_000_000_000, allDone)
+        for w in workers { w.loop.execute { w.closeAll() } }
+        waitUntil(deadline: nowNanos() + 1_400_000_000, allDone)
+        for l in loops { l.stop() }
+        for l in loops { l.join() }
+
+        let hist = Histogram()
+        var msgs: UInt64 = 0, tx: UInt64 = 0, mism: UInt64 = 0, perr: UInt64 = 0, cerr: UInt64 = 0
+        var closed: UInt64 = 0, closeErr: UInt64 = 0, opened: UInt64 = 0
+        for w in workers {
+            hist.merge(w.hist)
+            msgs += w.msgs; tx += w.txMsgs; mism += w.mismatches; perr += w.protoErrors
+            cerr += w.connErrors; closed += w.closedByServer; closeErr += w.closeErrors; opened += w.opened
+        }
+        let secs = Double(s.w1 - s.w0) / 1e9
+        let rate = Double(msgs) / secs
+        let mib = Double(msgs) * Double(size) / secs / 1_048_576
+        let txMib = Double(tx) * Double(size) / secs / 1_048_576
+        let clientCPU = (self1 - self0) / secs
+        var serverCPU = -1.0, efficiency = -1.0
+        if let a = cpu0, let b = cpu1 {
+            serverCPU = (b - a) / secs
+            efficiency = b - a > 0 ? Double(msgs) / (b - a) : -1
+        }
+        let errors = perr + cerr + closed + closeErr
+        let typeName = kind == .binary ? "binary" : "text"
+
+        line("wss-bench echo \(url): \(proto) \(typeName) conns=\(connections) depth=\(depth) size=\(size) threads=\(threads) window=\(fmt(secs, 1)) s")
+        line("  throughput: \(fmt(rate, 0)) msgs/s, \(fmt(mib, 2)) MiB/s payload one way (sent \(fmt(txMib, 2)) MiB/s)")
+        line("  " + latencyLine("latency", hist))
+        line("  connections up: \(opened - closed)/\(connections)   mismatches: \(mism)   errors: \(errors) "
+             + "(connect \(cerr), protocol \(perr), closed by server \(closed), close \(closeErr))")
+        if serverCPU >= 0 {
+            line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) msgs per server-CPU-second")
+        }
+        line("  client CPU: \(fmt(clientCPU * 100, 1)) % (of one core; ≈100 % per thread means the client may be the limit)")
+        out("RESULT mode=echo proto=\(proto) type=\(typeName) conns=\(connections) depth=\(depth) size=\(size) threads=\(threads) "
+            + "secs=\(fmt(secs, 2)) msgs=\(msgs) msgs_per_s=\(fmt(rate, 0)) mib_per_s=\(fmt(mib, 2)) tx_mib_per_s=\(fmt(txMib, 2)) "
+            + "p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) "
+            + "p999_us=\(fmt(Double(hist.percentile(0.999)) / 1e3)) max_us=\(fmt(Double(hist.max) / 1e3)) "
+            + "server_cpu=\(fmt(serverCPU, 3)) server_cpu_pct=\(serverCPU >= 0 ? fmt(serverCPU * 100, 1) : "-1") efficiency=\(fmt(efficiency, 0)) "
+            + "client_cpu=\(fmt(clientCPU, 3)) conns_up=\(opened - closed) conn_errors=\(cerr) proto_errors=\(perr) "
+            + "closed=\(closed) close_errors=\(closeErr) mismatches=\(mism) errors=\(errors)")
+        return (mism > 0 || errors > 0 || msgs == 0) ? 1 : 0
+    }
+
+    // MARK: - Handshakes
+
+    private func runHandshakes(loops: [EventLoop], settings: inout RunSettings) -> Int32 {
+        setWindow(&settings)
+        let s = settings
+        let n = loops.count
+        var workers: [HandshakeWorker] = []
+        for (i, loop) in loops.enumerated() {
+            let slots = connections / n + (i < connections % n ? 1 : 0)
+            workers.append(HandshakeWorker(loop: loop, settings: s, slots: slots))
+        }
+        for w in workers { w.loop.execute { w.refill() } }
+
+        // Poll every 50 ms: retries connects that failed to start and enforces setup deadlines.
+        var cpu0: Double?
+        var self0 = 0.0
+        var sampled = false
+        while nowNanos() < s.w1 {
+            if !sampled && nowNanos() >= s.w0 {
+                cpu0 = serverPid.flatMap { processCPUSeconds(pid: $0) }
+                self0 = selfCPUSeconds()
+                sampled = true
+            }
+            let next = min(s.w1, nowNanos() + 50_000_000)
+            sleepUntil(!sampled ? min(next, s.w0) : next)
+            for w in workers { w.loop.execute { w.refill() } }
+        }
+        let cpu1 = serverPid.flatMap { processCPUSeconds(pid: $0) }
+        let self1 = selfCPUSeconds()
+        waitUntil(deadline: s.w1 + 1_500_000_000) { workers.allSatisfy { $0.busy.load(ordering: .relaxed) == 0 } }
+        for w in workers { w.loop.execute { w.abortAll() } }
+        sleepNanos(20_000_000)
+        for l in loops { l.stop() }
+        for l in loops { l.join() }
+
+        let hist = Histogram()
+        var hs: UInt64 = 0, cerr: UInt64 = 0, perr: UInt64 = 0, closeErr: UInt64 = 0
+        for w in workers {
+            hist.merge(w.hist)
+            hs += w.handshakes; cerr += w.connErrors; perr += w.protoErrors; closeErr += w.closeErrors
+        }
+        let secs = Double(s.w1 - s.w0) / 1e9
+        let rate = Double(hs) / secs
+        let clientCPU = (self1 - self0) / secs
+        var serverCPU = -1.0, efficiency = -1.0
+        if let a = cpu0, let b = cpu1 {
+            serverCPU = (b - a) / secs
+            efficiency = b - a > 0 ? Double(hs) / (b - a) : -1
+        }
+        let errors = cerr + perr + closeErr
+        line("wss-bench handshakes \(url): \(proto) slots=\(connections) threads=\(threads) window=\(fmt(secs, 1)) s"
+             + (proto == "wss" ? " (TLS full handshake every time, no session cache)" : ""))
+        line("  \(fmt(rate, 0)) handshakes/s (\(hs) upgrades in the window), each followed by a close handshake")
+        line("  " + latencyLine("connect→open latency", hist))
+        line("  errors: \(errors) (connect/upgrade \(cerr), protocol \(perr), close \(closeErr))")
+        if serverCPU >= 0 {
+            line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) handshakes per server-CPU-second")
+        }
+        line("  client CPU: \(fmt(clientCPU * 100, 1)) %")
+        out("RESULT mode=handshakes proto=\(proto) conns=\(connections) threads=\(threads) secs=\(fmt(secs, 2)) "
+            + "handshakes=\(hs) hs_per_s=\(fmt(rate, 0)) msgs_per_s=\(fmt(rate, 0)) "
+            + "p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) "
+            + "max_us=\(fmt(Double(hist.max) / 1e3)) server_cpu=\(fmt(serverCPU, 3)) server_cpu_pct=\(serverCPU >= 0 ? fmt(serverCPU * 100, 1) : "-1") "
+            + "efficiency=\(fmt(efficiency, 0)) client_cpu=\(fmt(clientCPU, 3)) conn_errors=\(cerr) proto_errors=\(perr) "
+            + "close_errors=\(closeErr) mismatches=0 errors=\(errors)")
+        return (errors > 0 || hs == 0) ? 1 : 0
+    }
+
+    // MARK: - Idle
+
+    private func runIdle(loops: [EventLoop], settings: inout RunSettings, target: Int) -> Int32 {
+        let s = settings
+        let n = loops.count
+        var workers: [IdleWorker] = []
+        for (i, loop) in loops.enumerated() {
+            let share = target / n + (i < target % n ? 1 : 0)
+            let conc = hsConc / n + (i < hsConc % n ? 1 : 0)
+            workers.append(IdleWorker(loop: loop, settings: s, target: share, maxInProgress: conc))
+        }
+        func poll() { for w in workers { w.loop.execute { w.poll() } } }
+
+        var rssBefore: Int?
+        if let pid = serverPid {
+            if prewarm > 0 {
+                for (i, w) in workers.enumerated() {
+                    let k = prewarm / n + (i < prewarm % n ? 1 : 0)
+                    w.loop.execute { w.startPrewarm(k) }
+                }
+                waitUntil(deadline: nowNanos() + 15_000_000_000) {
+                    workers.reduce(0) { $0 + $1.prewarmDone.load(ordering: .relaxed) } >= prewarm
+                }
+                sleepNanos(500_000_000)
+            }
+            rssBefore = processRSSKiB(pid: pid)
+        }
+        let setupStart = nowNanos()
+        for w in workers { w.loop.execute { w.startOpening() } }
+        func upCount() -> Int { workers.reduce(0) { $0 + $1.up.load(ordering: .relaxed) } }
+        func failedCount() -> Int { workers.reduce(0) { $0 + $1.failed.load(ordering: .relaxed) } }
+        let setupDeadline = setupStart + UInt64(setupTimeout * 1e9)
+        var lastPoll = nowNanos()
+        while nowNanos() < setupDeadline && upCount() + failedCount() < target {
+            sleepNanos(10_000_000)
+            if nowNanos() - lastPoll > 500_000_000 { poll(); lastPoll = nowNanos() }
+        }
+        let setupSecs = Double(nowNanos() - setupStart) / 1e9
+        let upAfterSetup = upCount()
+        let rssUp = serverPid.flatMap { processRSSKiB(pid: $0) }
+        sleepUntil(nowNanos() + UInt64(duration * 1e9))
+        let rssAfter = serverPid.flatMap { processRSSKiB(pid: $0) }
+        let upAtEnd = upCount()
+
+        for w in workers { w.loop.execute { w.closeAll() } }
+        let opened = workers.reduce(0) { $0 + $1.conns.count }  // only read as a bound below
+        _ = opened
+        waitUntil(deadline: nowNanos() + 1_400_000_000) { upCount() == 0 }
+        for l in loops { l.stop() }
+        for l in loops { l.join() }
+
+        let hist = Histogram()
+        var cerr: UInt64 = 0, perr: UInt64 = 0, closed: UInt64 = 0, closeErr: UInt64 = 0
+        for w in workers {
+            hist.merge(w.hist)
+            cerr += w.connErrors; perr += w.protoErrors; closed += w.closedByServer; closeErr += w.closeErrors
+        }
+        var perConn = -1.0
+        if let a = rssBefore, let b = rssAfter, upAtEnd > 0 { perConn = Double(b - a) * 1024 / Double(upAtEnd) }
+        let errors = cerr + perr + closed + closeErr
+        line("wss-bench idle \(url): \(proto) target=\(target) up=\(upAfterSetup) after setup (\(fmt(setupSecs, 2)) s), "
+             + "\(upAtEnd) at the end of a \(fmt(duration, 1)) s hold")
+        line("  " + latencyLine("connect→open latency", hist))
+        if let a = rssBefore, let b = rssAfter {
+            line("  server RSS: before \(a) KiB, all up \(rssUp ?? -1) KiB, after hold \(b) KiB → \(fmt(perConn, 0)) bytes per connection")
+        }
+        line("  errors: \(errors) (connect/upgrade \(cerr), protocol \(perr), closed by server \(closed), close \(closeErr))")
+        out("RESULT mode=idle proto=\(proto) conns_target=\(target) conns_up=\(upAtEnd) setup_s=\(fmt(setupSecs, 2)) "
+            + "hold_s=\(fmt(duration, 1)) rss_before_kb=\(rssBefore ?? -1) rss_up_kb=\(rssUp ?? -1) rss_after_kb=\(rssAfter ?? -1) "
+            + "per_conn_bytes=\(fmt(perConn, 0)) hs_p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) "
+            + "hs_p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) conn_errors=\(cerr) proto_errors=\(perr) "
+            + "closed=\(closed) close_errors=\(closeErr) mismatches=0 errors=\(errors)")
+        return (upAtEnd == target && errors == 0) ? 0 : 1
+    }
+
+    private func waitUntil(deadline: UInt64, _ done: () -> Bool) {
+        while nowNanos() < deadline && !done() { sleepNanos(5_000_000) }
+    }
+}
+
+WSSBench.main()
