@@ -4,7 +4,8 @@ BIN     := .build/release/wss-server
 CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
-.PHONY: all build debug certs run run-plain test deps unit integration browser conformance clean
+.PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
+        conformance-deflate conformance-full fuzz fuzz-replay sanitize bench clean
 
 all: build
 
@@ -26,8 +27,9 @@ run: build certs
 run-plain: build
 	$(BIN)
 
-## Everything CI runs: unit tests, integration (ws + wss), browser, Autobahn conformance.
-test: deps build unit integration browser conformance
+## Everything CI runs: unit tests, integration (ws + wss), browser, Autobahn conformance
+## (sections 1-7, 9, 10 over ws and wss; 12, 13 permessage-deflate over ws), fuzzing replay.
+test: deps build unit integration browser conformance conformance-deflate fuzz-replay
 
 deps:
 	Tests/install-deps.sh
@@ -45,6 +47,33 @@ browser: build
 conformance: build
 	Tests/conformance/setup.sh
 	WSS_SERVER=$(BIN) Tests/conformance/run.sh --transport both
+
+## Autobahn 12.* and 13.* (permessage-deflate, ~10 min with the Python 2 client) over ws.
+conformance-deflate: build
+	Tests/conformance/setup.sh
+	WSS_SERVER=$(BIN) Tests/conformance/run.sh --cases "12.* 13.*" --transport ws
+
+## All 517 Autobahn cases over ws and wss (about 25 minutes).
+conformance-full: build
+	Tests/conformance/setup.sh
+	WSS_SERVER=$(BIN) Tests/conformance/run.sh --cases "*" --transport both
+
+## libFuzzer + ASan on the HTTP head parser, handshake validator and frame decoder, 60 s each.
+fuzz:
+	Tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+## Replays the seed corpus and saved crashers only (fast; part of make test).
+fuzz-replay:
+	Tests/fuzz/run.sh 0
+
+## The unit and library tests under AddressSanitizer and ThreadSanitizer.
+sanitize:
+	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+
+## Benchmark matrix (server pinned to core 0, load on core 1), ws and wss, with tcpecho as ceiling.
+bench:
+	Tests/bench/bench.sh
 
 clean:
 	rm -rf .build reports

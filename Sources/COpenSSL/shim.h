@@ -22,6 +22,10 @@ static inline int wss_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
 static inline long wss_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_session_cache_mode(ctx, mode);
 }
+static inline long wss_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) {
+    return SSL_CTX_set_read_ahead(ctx, yes);
+}
+static inline long wss_SSL_SESS_CACHE_OFF(void) { return SSL_SESS_CACHE_OFF; }
 static inline long wss_SSL_CTX_get_extra_chain_count(SSL_CTX *ctx) {
     STACK_OF(X509) *chain = NULL;
     SSL_CTX_get_extra_chain_certs(ctx, &chain);

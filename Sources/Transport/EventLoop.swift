@@ -24,13 +24,16 @@ public final class EventLoop: @unchecked Sendable {
     let epfd: Int32
     let wakeFD: Int32
     /// Handlers by fd.
-    private var handlers: [EventHandler?] = []
-    private var pendingFlush: [EventHandler] = []
+    @exclusivity(unchecked) private var handlers: [EventHandler?] = []
+    /// Registration count per fd, carried in each epoll event: an event still queued for an
+    /// fd that was closed and reused within one batch is recognised as stale and dropped.
+    @exclusivity(unchecked) private var generations: [UInt32] = []
+    @exclusivity(unchecked) private var pendingFlush: [EventHandler] = []
     private let tasks = Mutex<[@Sendable () -> Void]>([])
     private let stopped = Atomic<Bool>(false)
     /// The loop's clock, updated once per iteration.
-    public private(set) var now: UInt64 = monotonicMillis()
-    private var nextTick: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var now: UInt64 = monotonicMillis()
+    @exclusivity(unchecked) private var nextTick: UInt64 = 0
     /// One receive buffer for every connection on this loop: a connection keeps only the
     /// unconsumed tail of a partial frame. 256 KiB fits 16 TLS records or a large TCP burst.
     public let readBuffer: UnsafeMutableRawBufferPointer
@@ -54,7 +57,7 @@ public final class EventLoop: @unchecked Sendable {
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
         var ev = epoll_event()
         ev.events = EPOLLIN.rawValue
-        ev.data.fd = wakeFD
+        ev.data.u64 = Self.tag(wakeFD, UInt32.max)
         epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
     }
 
@@ -67,20 +70,30 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: - Registration (loop thread only)
 
     public func register(fd: Int32, handler: EventHandler, events: UInt32) throws(TransportError) {
+        let i = Int(fd)
+        if i >= handlers.count {
+            let more = i + 1 - handlers.count + 64
+            handlers += Array(repeating: nil, count: more)
+            generations += Array(repeating: 0, count: more)
+        }
+        generations[i] &+= 1
         var ev = epoll_event()
         ev.events = events
-        ev.data.fd = fd
+        ev.data.u64 = Self.tag(fd, generations[i])
         if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 { throw .syscall("epoll_ctl(ADD)", errno) }
-        let i = Int(fd)
-        if i >= handlers.count { handlers += Array(repeating: nil, count: i + 1 - handlers.count + 64) }
         handlers[i] = handler
         registeredCount += 1
+    }
+
+    @inline(__always) static func tag(_ fd: Int32, _ generation: UInt32) -> UInt64 {
+        UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
     }
 
     public func modify(fd: Int32, events: UInt32) {
         var ev = epoll_event()
         ev.events = events
-        ev.data.fd = fd
+        let i = Int(fd)
+        ev.data.u64 = Self.tag(fd, i < generations.count ? generations[i] : 0)
         epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
     }
 
@@ -142,7 +155,8 @@ public final class EventLoop: @unchecked Sendable {
             now = monotonicMillis()
             if n < 0 && errno != EINTR { break }
             for i in 0..<max(0, Int(n)) {
-                let fd = events[i].data.fd
+                let tag = events[i].data.u64
+                let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
                 if fd == wakeFD {
                     var v: UInt64 = 0
                     _ = Glibc.read(wakeFD, &v, 8)
@@ -150,7 +164,10 @@ public final class EventLoop: @unchecked Sendable {
                     continue
                 }
                 let idx = Int(fd)
-                if idx < handlers.count, let h = handlers[idx] { h.handleEvent(events[i].events) }
+                if idx < handlers.count, generations[idx] == UInt32(truncatingIfNeeded: tag >> 32),
+                   let h = handlers[idx] {
+                    h.handleEvent(events[i].events)
+                }
             }
             if now >= nextTick {
                 nextTick = now + Self.tickMillis
@@ -171,7 +188,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Spare array swapped with `pendingFlush`, so neither is ever copied (no allocation per
     /// iteration).
-    private var flushing: [EventHandler] = []
+    @exclusivity(unchecked) private var flushing: [EventHandler] = []
 
     private func flushPending() {
         while !pendingFlush.isEmpty {

@@ -39,6 +39,14 @@ public final class TLSContext: @unchecked Sendable {
                                  | wss_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER())
         _ = wss_SSL_CTX_set_options(ctx, wss_SSL_OP_NO_RENEGOTIATION() | wss_SSL_OP_NO_COMPRESSION()
                                     | wss_SSL_OP_IGNORE_UNEXPECTED_EOF() | wss_SSL_OP_CIPHER_SERVER_PREFERENCE())
+        // Read ahead: one read() fills OpenSSL's buffer with as many records as are waiting
+        // (instead of a read for each 5-byte record header and another for its body).
+        _ = wss_SSL_CTX_set_read_ahead(ctx, 1)
+        SSL_CTX_set_default_read_buffer_len(ctx, 64 << 10)
+        // Resumption through stateless tickets only: no per-session server cache (memory per
+        // connection, and a lock every handshake). One ticket per full handshake, not two.
+        _ = wss_SSL_CTX_set_session_cache_mode(ctx, wss_SSL_SESS_CACHE_OFF())
+        _ = SSL_CTX_set_num_tickets(ctx, 1)
         // ALPN: we speak http/1.1 only (WebSocket over HTTP/2, RFC 8441, is not supported).
         SSL_CTX_set_alpn_select_cb(ctx, { _, out, outlen, input, inlen, _ in
             guard let input, let out, let outlen else { return SSL_TLSEXT_ERR_NOACK }

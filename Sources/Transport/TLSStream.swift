@@ -33,19 +33,23 @@ public final class TLSStream: ByteStream {
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         ERR_clear_error()
         var total = 0
-        // Drain decrypted records until the buffer is full or the socket is empty: with
-        // level-triggered epoll, bytes left inside OpenSSL would never be signalled again.
-        while total < buffer.count {
+        // Take every record OpenSSL already holds (read-ahead may have pulled many in one
+        // read()): with level-triggered epoll, bytes left inside OpenSSL would never be
+        // signalled again. Bytes still in the kernel are; no extra read() to see EAGAIN.
+        repeat {
             let want = Int32(min(buffer.count - total, Int(Int32.max)))
             let n = SSL_read(ssl, buffer.baseAddress! + total, want)
-            if n > 0 { total += Int(n); continue }
+            if n > 0 {
+                total += Int(n)
+                continue
+            }
             if total > 0 {
                 // Report what we have; the condition repeats on the next call.
                 _ = drainErrorQueue()
                 return .done(total)
             }
             return result(n, "TLS read")
-        }
+        } while total < buffer.count && SSL_has_pending(ssl) == 1
         return .done(total)
     }
 

@@ -31,6 +31,8 @@ public struct ClientOptions: Sendable {
     public var subprotocols: [String] = []
     public var origin: String?
     public var limits = WebSocketProtocol.Limits()
+    /// Milliseconds allowed for TCP connect + TLS + upgrade.
+    public var connectTimeoutMillis: UInt64 = 10_000
 
     public init(host: String, port: Int, path: String = "/", tls: TLSClientContext? = nil) {
         self.host = host
@@ -78,23 +80,27 @@ public final class ClientConnection: EventHandler {
 
     public let loop: EventLoop
     public let options: ClientOptions
-    public weak var delegate: ClientDelegate?
-    public private(set) var phase: Phase = .connecting
+    /// Held strongly until the connection closes (then released), so a delegate needs no
+    /// other owner and the message path pays for no weak-reference load.
+    public var delegate: ClientDelegate?
+    @exclusivity(unchecked) public private(set) var phase: Phase = .connecting
     /// The subprotocol the server chose.
     public private(set) var subprotocol: String?
     /// Application data.
     public var userData: AnyObject?
-    public var proto: WebSocketProtocol
+    @exclusivity(unchecked) public var proto: WebSocketProtocol
     let stream: ByteStream
     private let fd: Int32
     private var handshake: ClientHandshake
     private var responseParser = HTTPHeadParser()
-    private var flushQueued = false
-    private var writeBlocked = false
-    private var interest: UInt32 = EPOLLOUT.rawValue
+    @exclusivity(unchecked) private var flushQueued = false
+    @exclusivity(unchecked) private var writeBlocked = false
+    @exclusivity(unchecked) private var interest: UInt32 = EPOLLOUT.rawValue
     private var closeNotified = false
     /// Drop TCP if the server has not answered our close by then (loop ms; 0 = none).
     private var closeDeadline: UInt64 = 0
+    /// Give up if not open by then (loop ms).
+    private var setupDeadline: UInt64 = 0
 
     /// Starts connecting; must be called on `loop`'s thread.
     public init(loop: EventLoop, options: ClientOptions, delegate: ClientDelegate?) throws {
@@ -114,6 +120,7 @@ public final class ClientConnection: EventHandler {
         } else {
             stream = TCPStream(fd: fd)
         }
+        setupDeadline = loop.now + options.connectTimeoutMillis
         try loop.register(fd: fd, handler: self, events: EPOLLOUT.rawValue)
     }
 
@@ -148,7 +155,7 @@ public final class ClientConnection: EventHandler {
     /// after `timeoutMillis`.
     public func close(code: CloseCode = .normal, reason: String = "", timeoutMillis: UInt64 = 3000) {
         guard phase == .open else {
-            if phase != .closed { finish(code: .abnormal, reason: "", error: "closed before open") }
+            if phase != .closed && phase != .closing { finish(code: .abnormal, reason: "", error: "closed before open") }
             return
         }
         proto.close(code: code, reason: reason)
@@ -309,9 +316,13 @@ public final class ClientConnection: EventHandler {
             closeNotified = true
             delegate?.clientDidClose(self, code: code, reason: reason, error: error)
         }
+        delegate = nil
     }
 
     public func tick(now: UInt64) {
+        if phase.rawValue < Phase.open.rawValue && now >= setupDeadline {
+            return finish(code: .abnormal, reason: "", error: "timed out in \(phase) after \(options.connectTimeoutMillis) ms")
+        }
         if closeDeadline != 0 && now >= closeDeadline && phase != .closed {
             finish(code: lastCloseCode, reason: lastCloseReason,
                    error: proto.state == .closed ? nil : "close timeout")

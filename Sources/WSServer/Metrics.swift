@@ -8,10 +8,10 @@ import WebSocket
 /// Per-message counters of one loop. Plain integers, touched only by that loop's thread (no
 /// atomics on the message path); the loop publishes a copy every tick for `/metrics`.
 final class LoopCounters: @unchecked Sendable {
-    var messagesIn = 0
-    var bytesIn = 0
-    var messagesOut = 0
-    var bytesOut = 0
+    @exclusivity(unchecked) var messagesIn = 0
+    @exclusivity(unchecked) var bytesIn = 0
+    @exclusivity(unchecked) var messagesOut = 0
+    @exclusivity(unchecked) var bytesOut = 0
     let published = Mutex<Snapshot>(Snapshot())
 
     struct Snapshot: Sendable {

@@ -15,25 +15,30 @@ public final class WebSocketConnection: EventHandler {
     public let id: UInt64
     let loop: EventLoop
     let stream: ByteStream
-    unowned let core: ServerCore
-    var phase: Phase
-    var proto: WebSocketProtocol
-    var httpParser: HTTPHeadParser?
-    var handler: WebSocketHandler?
+    /// Strong on purpose: `unowned` costs an atomic check on every access, on the message path.
+    let core: ServerCore
+    @exclusivity(unchecked) var phase: Phase
+    @exclusivity(unchecked) var proto: WebSocketProtocol
+    @exclusivity(unchecked) var httpParser: HTTPHeadParser?
+    @exclusivity(unchecked) var handler: WebSocketHandler?
     /// Deadline of the current phase (handshake, close, linger), loop milliseconds; 0 = none.
-    var deadline: UInt64
-    var lastReceive: UInt64
-    var pingOutstanding = false
-    var interest: UInt32 = EPOLLIN.rawValue
-    var flushQueued = false
+    @exclusivity(unchecked) var deadline: UInt64
+    @exclusivity(unchecked) var lastReceive: UInt64
+    @exclusivity(unchecked) var pingOutstanding = false
+    @exclusivity(unchecked) var interest: UInt32 = EPOLLIN.rawValue
+    @exclusivity(unchecked) var flushQueued = false
     /// Output is above the high-water mark: we stopped reading from the peer.
-    var readPaused = false
+    @exclusivity(unchecked) var readPaused = false
     /// The socket said "would block" on the last write: wait for EPOLLOUT.
-    var writeBlocked = false
+    @exclusivity(unchecked) var writeBlocked = false
+    /// Input read from the socket but not yet processed because output went above the
+    /// high-water mark mid-read (a compressed message can inflate 1000×). Processed first when
+    /// reading resumes.
+    var pendingInput: ByteBuffer?
     /// Read at the end of this loop iteration (see `resumeReading`).
-    var readSoon = false
-    var afterFlush: AfterFlush = .nothing
-    var closeNotified = false
+    @exclusivity(unchecked) var readSoon = false
+    @exclusivity(unchecked) var afterFlush: AfterFlush = .nothing
+    @exclusivity(unchecked) var closeNotified = false
     /// Path of the WebSocket endpoint this connection upgraded on.
     public private(set) var path: String = ""
     /// The subprotocol chosen in the upgrade hook, if any.
@@ -102,6 +107,13 @@ public final class WebSocketConnection: EventHandler {
     }
 
     func readAvailable() {
+        if pendingInput != nil {
+            processPendingInput()
+            if readPaused || phase == .closed {
+                flush()
+                return
+            }
+        }
         let buffer = loop.readBuffer
         while phase != .closed {
             if phase == .lingering {
@@ -113,7 +125,7 @@ public final class WebSocketConnection: EventHandler {
                 lastReceive = loop.now
                 pingOutstanding = false
                 received(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
-                if proto.outbound.readableCount > core.highWaterMark && phase == .websocket {
+                if readPaused || (proto.outbound.readableCount > core.highWaterMark && phase == .websocket) {
                     // Backpressure: the peer is not reading what we send. Stop reading its
                     // input until our output drains, so memory stays bounded.
                     readPaused = true
@@ -163,9 +175,26 @@ public final class WebSocketConnection: EventHandler {
     func received(_ bytes: UnsafeMutableRawBufferPointer) {
         switch phase {
         case .http: receivedHTTP(bytes)
-        case .websocket: receivedFrames(bytes, from: 0)
+        case .websocket: receivedFramesKeepingRest(bytes)
         default: break
         }
+    }
+
+    /// Runs frames through the protocol; whatever backpressure left unprocessed is kept.
+    func receivedFramesKeepingRest(_ bytes: UnsafeMutableRawBufferPointer) {
+        let used = receivedFrames(bytes, from: 0)
+        if used < bytes.count && phase == .websocket {
+            let rest = pendingInput ?? ByteBuffer(capacity: bytes.count - used)
+            rest.append(UnsafeRawBufferPointer(rebasing: bytes[used...]))
+            pendingInput = rest
+        }
+    }
+
+    func processPendingInput() {
+        guard let pending = pendingInput else { return }
+        let used = receivedFrames(pending.mutableReadableBytes, from: 0)
+        pending.consume(used)
+        if pending.isEmpty || phase != .websocket { pendingInput = nil }
     }
 
     // MARK: - HTTP
@@ -190,7 +219,7 @@ public final class WebSocketConnection: EventHandler {
             HTTPResponder.respond(to: head, on: self)
             let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
             if rest.count > 0 {
-                if phase == .websocket { receivedFrames(rest, from: 0) }
+                if phase == .websocket { receivedFramesKeepingRest(rest) }
                 else if phase == .http { receivedHTTP(rest) }
             }
         }
@@ -230,7 +259,10 @@ public final class WebSocketConnection: EventHandler {
 
     // MARK: - WebSocket
 
-    func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) {
+    /// Returns how many bytes were used: all of them, unless output passed the high-water mark
+    /// (then reading pauses and the caller keeps the rest).
+    @discardableResult
+    func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) -> Int {
         var cursor = start
         let counters = core.metrics.loops[loop.index]
         while let event = proto.next(bytes, cursor: &cursor) {
@@ -255,8 +287,17 @@ public final class WebSocketConnection: EventHandler {
                 core.metrics.closeSent(error.closeCode)
                 notifyClose(error.closeCode, error.reason)
             }
+            if cursor < bytes.count && proto.state == .open && proto.outbound.readableCount > core.highWaterMark {
+                // Backpressure, decided per message: stop here, keep the rest of the input.
+                if !readPaused {
+                    readPaused = true
+                    log.debug("output above \(core.highWaterMark) bytes: pausing reads", metadata: meta)
+                }
+                break
+            }
         }
         afterProtocolStep()
+        return cursor
     }
 
     func afterProtocolStep() {
@@ -455,7 +496,7 @@ public final class WebSocketConnection: EventHandler {
         readPaused = false
         log.debug("output below \(core.highWaterMark / 2) bytes: resuming reads", metadata: meta)
         updateInterest()
-        if (stream as? TLSStream)?.hasPendingBytes == true {
+        if pendingInput != nil || (stream as? TLSStream)?.hasPendingBytes == true {
             readSoon = true
             scheduleFlush()
         }
@@ -492,6 +533,7 @@ public final class WebSocketConnection: EventHandler {
         guard phase != .closed else { return }
         let wasWebSocket = phase == .websocket || handler != nil
         phase = .closed
+        pendingInput = nil
         loop.unregister(fd: stream.fd)
         stream.close()
         core.stats.openConnections.subtract(1)
@@ -511,6 +553,8 @@ public final class WebSocketConnection: EventHandler {
                 finish()
             }
         case .websocket:
+            // An idle connection keeps no output storage (per-connection memory budget).
+            if !flushQueued { proto.outbound.releaseIfEmpty() }
             if proto.state != .open {
                 if deadline != 0 && now >= deadline {
                     log.debug("close timeout: peer did not answer our close frame", metadata: meta)

@@ -5,12 +5,12 @@
 /// and can be released when the buffer drains (`releaseIfEmpty`), so an idle connection
 /// holds no buffer memory.
 public final class ByteBuffer {
-    @usableFromInline var storage: UnsafeMutableRawPointer?
-    @usableFromInline var capacity: Int = 0
+    @exclusivity(unchecked) @usableFromInline var storage: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) @usableFromInline var capacity: Int = 0
     /// Index of the first unread byte.
-    @usableFromInline var readIndex: Int = 0
+    @exclusivity(unchecked) @usableFromInline var readIndex: Int = 0
     /// Index one past the last written byte.
-    @usableFromInline var writeIndex: Int = 0
+    @exclusivity(unchecked) @usableFromInline var writeIndex: Int = 0
 
     public init(capacity: Int = 0) {
         if capacity > 0 { grow(to: capacity) }

@@ -237,6 +237,12 @@ public struct WebSocketProtocol {
             guard header.fin else { return nil }
             try deflate!.finishMessage(into: buffer, limit: limits.maxMessageSize)
         } catch {
+            // Whatever inflated before the failure is checked first, so the answer does not
+            // depend on how the bytes were split across reads (found by fuzzing).
+            if messageOpcode == .text,
+               !utf8.validate(UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])) {
+                return fail(.invalidUTF8)
+            }
             return fail(error.protocolError)
         }
         if messageOpcode == .text {

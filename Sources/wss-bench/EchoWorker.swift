@@ -32,32 +32,146 @@ private func tagValue(uid: UInt32, seq: UInt64) -> UInt64 {
     (UInt64(uid) << 40) ^ (seq & ((1 << 40) - 1))
 }
 
+/// Per-loop state the connections of one worker share on the hot path. Plain memory reached
+/// through a pointer: no reference counting, no exclusivity bookkeeping per message.
+struct EchoShared {
+    // Immutable after setup.
+    var size = 0
+    var hl = 0
+    var depth = 0
+    var binary = false
+    var w0: UInt64 = 0
+    var w1: UInt64 = 0
+    var payload: UnsafeMutableRawPointer
+    var buckets: UnsafeMutablePointer<UInt64>
+    // Counters.
+    var msgs: UInt64 = 0          // echoes completed inside the window
+    var txMsgs: UInt64 = 0        // messages queued inside the window
+    var msgsTotal: UInt64 = 0
+    var mismatches: UInt64 = 0
+    var protoErrors: UInt64 = 0
+    var histCount: UInt64 = 0
+    var histMax: UInt64 = 0
+    var histMin: UInt64 = .max
+    var histSum: Double = 0
+    // One clock read per connection read event, as wsload: the messages one read delivers share
+    // a timestamp; a different connection, or the next loop iteration, reads the clock again.
+    var clockOwner: UInt = 0
+    var clockValue: UInt64 = 0
+    var clockHookQueued = false
+}
+
 /// One echo connection: its sequence numbers and the send times of the messages in flight.
+/// The message path runs entirely here, on `self` and the shared block.
 final class EchoConn: ClientDelegate {
     enum State: UInt8 { case connecting, open, closing, done }
     unowned(unsafe) let worker: EchoWorker
+    let sh: UnsafeMutablePointer<EchoShared>
     let uid: UInt32
     var conn: ClientConnection?
     var state: State = .connecting
     var sendSeq: UInt64 = 0
     var recvSeq: UInt64 = 0
     var inflight = 0
-    /// Ring of send timestamps, `depth` entries: slot = seq mod depth.
+    /// Ring of send timestamps, `depth` entries.
     let sendTimes: UnsafeMutablePointer<UInt64>
     var sendSlot = 0
     var recvSlot = 0
 
-    init(worker: EchoWorker, uid: UInt32, depth: Int) {
+    init(worker: EchoWorker, shared: UnsafeMutablePointer<EchoShared>, uid: UInt32) {
         self.worker = worker
+        self.sh = shared
         self.uid = uid
+        let depth = shared.pointee.depth
         sendTimes = .allocate(capacity: depth)
         sendTimes.initialize(repeating: 0, count: depth)
     }
 
     deinit { sendTimes.deallocate() }
 
-    func clientDidOpen(_ client: ClientConnection) { worker.opened(self) }
-    func client(_ client: ClientConnection, didReceive message: Message) { worker.received(self, message) }
+    @inline(__always)
+    private func clock() -> UInt64 {
+        let me = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
+        if sh.pointee.clockOwner == me { return sh.pointee.clockValue }
+        let now = nowNanos()
+        sh.pointee.clockOwner = me
+        sh.pointee.clockValue = now
+        if !sh.pointee.clockHookQueued {
+            sh.pointee.clockHookQueued = true
+            worker.queueClockReset()
+        }
+        return now
+    }
+
+    @inline(__always)
+    func send(_ client: ClientConnection, now: UInt64) {
+        let size = sh.pointee.size, hl = sh.pointee.hl
+        let payload = sh.pointee.payload
+        var v = tagValue(uid: uid, seq: sendSeq)
+        let p = payload.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<hl { p[i] = hexDigit(v); v >>= 4 }
+        guard client.send(sh.pointee.binary ? .binary : .text, UnsafeRawBufferPointer(start: payload, count: size)) else { return }
+        sendTimes[sendSlot] = now
+        sendSlot += 1
+        if sendSlot == sh.pointee.depth { sendSlot = 0 }
+        sendSeq &+= 1
+        inflight += 1
+        if now >= sh.pointee.w0 && now < sh.pointee.w1 { sh.pointee.txMsgs &+= 1 }
+    }
+
+    @inline(__always)
+    private func verify(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let size = sh.pointee.size, hl = sh.pointee.hl
+        guard bytes.count == size else { return false }
+        if size == 0 { return true }
+        let q = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        var v = tagValue(uid: uid, seq: recvSeq)
+        var ok = true
+        for i in 0..<hl { ok = ok && q[i] == hexDigit(v); v >>= 4 }
+        if size > hl {
+            ok = ok && memcmp(bytes.baseAddress! + hl, sh.pointee.payload + hl, size - hl) == 0
+        }
+        return ok
+    }
+
+    func clientDidOpen(_ client: ClientConnection) { worker.opened(self, client) }
+
+    func client(_ client: ClientConnection, didReceive m: Message) {
+        let now = clock()
+        if inflight <= 0 {
+            sh.pointee.protoErrors &+= 1
+            worker.report("conn \(uid): received a message that was never sent")
+            return
+        }
+        if m.isText == sh.pointee.binary || !verify(m.bytes) {
+            sh.pointee.mismatches &+= 1
+            worker.report("echo mismatch on conn \(uid) seq \(recvSeq) (\(m.kind), \(m.bytes.count) bytes)")
+        }
+        let sent = sendTimes[recvSlot]
+        recvSlot += 1
+        if recvSlot == sh.pointee.depth { recvSlot = 0 }
+        recvSeq &+= 1
+        inflight -= 1
+        sh.pointee.msgsTotal &+= 1
+        if now >= sh.pointee.w0 && now < sh.pointee.w1 {
+            let v = now &- sent
+            sh.pointee.msgs &+= 1
+            sh.pointee.buckets[Histogram.index(v)] &+= 1
+            sh.pointee.histCount &+= 1
+            sh.pointee.histSum += Double(v)
+            if v > sh.pointee.histMax { sh.pointee.histMax = v }
+            if v < sh.pointee.histMin { sh.pointee.histMin = v }
+        }
+        if state == .open {
+            if now < sh.pointee.w1 {
+                send(client, now: now)
+            } else if inflight == 0 {
+                // Window over and everything drained: this connection says goodbye.
+                worker.beginClose(self)
+            }
+        }
+    }
+
     func clientDidClose(_ client: ClientConnection, code: CloseCode, reason: String, error: String?) {
         worker.closed(self, code: code, error: error)
     }
@@ -65,29 +179,14 @@ final class EchoConn: ClientDelegate {
 
 /// The echo load of one event loop (one thread). Touched only on its loop's thread until the
 /// loop has been joined; the main thread reads the counters afterwards.
-final class EchoWorker: @unchecked Sendable {
+final class EchoWorker: EventHandler, @unchecked Sendable {
     let loop: EventLoop
     let settings: RunSettings
-    let size: Int
-    let depth: Int
-    let hl: Int
-    let opcode: Opcode
-    let expectKind: Message.Kind
-    let t0: UInt64, w0: UInt64, w1: UInt64
-    /// One payload buffer per loop: the tag is rewritten before each send (the protocol copies
-    /// and masks it into the connection's output buffer), the body never changes.
-    let payload: UnsafeMutableRawBufferPointer
+    let shared: UnsafeMutablePointer<EchoShared>
     private var uids: [UInt32]
     var conns: [EchoConn] = []
-    let hist = Histogram()
     let log: ErrorLog
 
-    // Counters (loop thread; read by main after join).
-    var msgs: UInt64 = 0          // echoes completed inside the window
-    var txMsgs: UInt64 = 0        // messages queued inside the window
-    var msgsTotal: UInt64 = 0
-    var mismatches: UInt64 = 0
-    var protoErrors: UInt64 = 0
     var connErrors: UInt64 = 0
     var closedByServer: UInt64 = 0
     var closeErrors: UInt64 = 0
@@ -99,35 +198,52 @@ final class EchoWorker: @unchecked Sendable {
     init(loop: EventLoop, settings: RunSettings, uids: [UInt32], bodySeed: UInt64) {
         self.loop = loop
         self.settings = settings
-        self.size = settings.size
-        self.depth = settings.depth
-        self.hl = min(settings.size, 16)
-        self.opcode = settings.binary ? .binary : .text
-        self.expectKind = settings.binary ? .binary : .text
-        self.t0 = settings.t0
-        self.w0 = settings.w0
-        self.w1 = settings.w1
         self.uids = uids
         self.log = ErrorLog(quiet: settings.quiet)
-        payload = .allocate(byteCount: max(settings.size, 1), alignment: 64)
+        let size = settings.size
+        let payload = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 64)
         var rng = SplitMix(state: bodySeed)
         // Text: ASCII letters and digits (valid UTF-8). Binary: any byte.
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
-        for i in 0..<payload.count {
+        let p = payload.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<size {
             let r = rng.next()
-            payload[i] = settings.binary ? UInt8(truncatingIfNeeded: r >> 24)
-                                         : alphabet[Int(r % UInt64(alphabet.count))]
+            p[i] = settings.binary ? UInt8(truncatingIfNeeded: r >> 24) : alphabet[Int(r % UInt64(alphabet.count))]
         }
+        let buckets = UnsafeMutablePointer<UInt64>.allocate(capacity: Histogram.bucketCount)
+        buckets.initialize(repeating: 0, count: Histogram.bucketCount)
+        shared = .allocate(capacity: 1)
+        shared.initialize(to: EchoShared(size: size, hl: min(size, 16), depth: settings.depth,
+                                         binary: settings.binary, w0: settings.w0, w1: settings.w1,
+                                         payload: payload, buckets: buckets))
     }
 
-    deinit { payload.deallocate() }
+    deinit {
+        shared.pointee.payload.deallocate()
+        shared.pointee.buckets.deallocate()
+        shared.deallocate()
+    }
 
     var connectionCount: Int { uids.count }
+    var msgs: UInt64 { shared.pointee.msgs }
+    var txMsgs: UInt64 { shared.pointee.txMsgs }
+    var mismatches: UInt64 { shared.pointee.mismatches }
+    var protoErrors: UInt64 { shared.pointee.protoErrors }
+
+    /// The latency histogram (after the loop has stopped).
+    func histogram() -> Histogram {
+        let h = Histogram()
+        let s = shared.pointee
+        h.absorb(buckets: s.buckets, count: s.histCount, max: s.histMax, min: s.histMin, sum: s.histSum)
+        return h
+    }
+
+    func report(_ s: @autoclosure () -> String) { log.report(s()) }
 
     /// Opens every connection (on the loop thread).
     func start() {
         for uid in uids {
-            let c = EchoConn(worker: self, uid: uid, depth: depth)
+            let c = EchoConn(worker: self, shared: shared, uid: uid)
             conns.append(c)
             do {
                 c.conn = try ClientConnection(loop: loop, options: settings.options, delegate: c)
@@ -140,74 +256,14 @@ final class EchoWorker: @unchecked Sendable {
         }
     }
 
-    // MARK: - Hot path
+    func queueClockReset() { loop.scheduleFlush(self) }
 
-    @inline(__always)
-    private func send(_ c: EchoConn, now: UInt64) {
-        // Write the tag for this sequence number into the shared payload buffer.
-        var v = tagValue(uid: c.uid, seq: c.sendSeq)
-        let p = payload.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        for i in 0..<hl { p[i] = hexDigit(v); v >>= 4 }
-        guard c.conn!.send(opcode, UnsafeRawBufferPointer(payload)) else { return }
-        c.sendTimes[c.sendSlot] = now
-        c.sendSlot += 1
-        if c.sendSlot == depth { c.sendSlot = 0 }
-        c.sendSeq &+= 1
-        c.inflight += 1
-        if now >= w0 && now < w1 { txMsgs &+= 1 }
-    }
-
-    @inline(__always)
-    private func verify(_ c: EchoConn, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard bytes.count == size else { return false }
-        if size == 0 { return true }
-        let q = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        var v = tagValue(uid: c.uid, seq: c.recvSeq)
-        var ok = true
-        for i in 0..<hl { ok = ok && q[i] == hexDigit(v); v >>= 4 }
-        if size > hl {
-            ok = ok && memcmp(bytes.baseAddress! + hl, payload.baseAddress! + hl, size - hl) == 0
-        }
-        return ok
-    }
-
-    func opened(_ c: EchoConn) {
+    func opened(_ c: EchoConn, _ client: ClientConnection) {
         opened &+= 1
         c.state = .open
         let now = nowNanos()
-        if now >= w1 { return beginClose(c) }
-        for _ in 0..<depth { send(c, now: now) }
-    }
-
-    func received(_ c: EchoConn, _ m: Message) {
-        let now = nowNanos()
-        if c.inflight <= 0 {
-            protoErrors &+= 1
-            log.report("conn \(c.uid): received a message that was never sent")
-            return
-        }
-        if m.kind != expectKind || !verify(c, m.bytes) {
-            mismatches &+= 1
-            log.report("echo mismatch on conn \(c.uid) seq \(c.recvSeq) (\(m.kind), \(m.bytes.count) bytes)")
-        }
-        let sent = c.sendTimes[c.recvSlot]
-        c.recvSlot += 1
-        if c.recvSlot == depth { c.recvSlot = 0 }
-        c.recvSeq &+= 1
-        c.inflight -= 1
-        msgsTotal &+= 1
-        if now >= w0 && now < w1 {
-            msgs &+= 1
-            hist.add(now &- sent)
-        }
-        if c.state == .open {
-            if now < w1 {
-                send(c, now: now)
-            } else if c.inflight == 0 {
-                // Window over and everything drained: this connection says goodbye.
-                beginClose(c)
-            }
-        }
+        if now >= shared.pointee.w1 { return beginClose(c) }
+        for _ in 0..<shared.pointee.depth { c.send(client, now: now) }
     }
 
     func closed(_ c: EchoConn, code: CloseCode, error: String?) {
@@ -230,7 +286,7 @@ final class EchoWorker: @unchecked Sendable {
         finished.add(1, ordering: .releasing)
     }
 
-    private func beginClose(_ c: EchoConn) {
+    func beginClose(_ c: EchoConn) {
         guard c.state == .open, let conn = c.conn else { return }
         c.state = .closing
         conn.close(code: .normal, timeoutMillis: 1000)
@@ -245,5 +301,13 @@ final class EchoWorker: @unchecked Sendable {
             default: break
             }
         }
+    }
+
+    // EventHandler, used only for the end-of-iteration hook that forgets the cached clock.
+    func handleEvent(_ events: UInt32) {}
+    func tick(now: UInt64) {}
+    func flushScheduled() {
+        shared.pointee.clockHookQueued = false
+        shared.pointee.clockOwner = 0
     }
 }

@@ -120,10 +120,12 @@ final class HandshakeWorker: SetupOwner, EventHandler, @unchecked Sendable {
             }
         case .done: return
         }
+        let failed = c.state == .connecting
         c.state = .done
         slots[c.slot] = nil
         busy.subtract(1, ordering: .relaxed)
-        if !refillQueued {
+        // After a failure the slot waits for the next poll (≤50 ms) instead of spinning.
+        if !failed && !refillQueued {
             refillQueued = true
             loop.scheduleFlush(self)
         }

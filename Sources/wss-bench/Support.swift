@@ -45,7 +45,7 @@ func out(_ s: String) {
     }
 }
 
-private func readSmallFile(_ path: String) -> [UInt8]? {
+func readSmallFile(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 { return nil }
     defer { close(fd) }
@@ -167,6 +167,16 @@ final class Histogram {
         if v < min { min = v }
     }
 
+    func absorb(buckets b: UnsafePointer<UInt64>, count c: UInt64, max mx: UInt64, min mn: UInt64, sum s: Double) {
+        for i in 0..<Self.bucketCount { buckets[i] &+= b[i] }
+        if c > 0 {
+            if mx > max { max = mx }
+            if mn < min { min = mn }
+        }
+        count &+= c
+        sum += s
+    }
+
     func merge(_ o: Histogram) {
         for i in 0..<Self.bucketCount { buckets[i] &+= o.buckets[i] }
         if o.count > 0 {
@@ -218,5 +228,70 @@ final class ErrorLog {
         printed += 1
         if printed <= limit { warn("wss-bench: " + s()) }
         else if printed == limit + 1 { warn("wss-bench: (further errors on this thread not shown)") }
+    }
+}
+
+/// Seconds all threads of a process spent runnable but waiting for a CPU, summed, from
+/// /proc/PID/task/*/schedstat (second field). nil if unavailable. "self" for this process.
+func processRunQueueSeconds(pid: String) -> Double? {
+    guard let dir = opendir("/proc/\(pid)/task") else { return nil }
+    defer { closedir(dir) }
+    var total: UInt64 = 0
+    var found = false
+    while let entry = readdir(dir) {
+        let name = withUnsafePointer(to: &entry.pointee.d_name) {
+            $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+        }
+        if name.hasPrefix(".") { continue }
+        guard let bytes = readSmallFile("/proc/\(pid)/task/\(name)/schedstat") else { continue }
+        let fields = bytes.split(whereSeparator: { $0 == 32 || $0 == 10 })
+        if fields.count >= 2, let w = UInt64(String(decoding: fields[1], as: UTF8.self)) {
+            total += w
+            found = true
+        }
+    }
+    return found ? Double(total) / 1e9 : nil
+}
+
+/// CPU and run-queue counters of the server (optional) and of this process at one instant.
+struct UsageSample {
+    var serverCPU: Double?
+    var serverRunq: Double?
+    var selfCPU: Double
+    var selfRunq: Double?
+
+    static func take(serverPid: Int32?) -> UsageSample {
+        UsageSample(serverCPU: serverPid.flatMap { processCPUSeconds(pid: $0) },
+                    serverRunq: serverPid.flatMap { processRunQueueSeconds(pid: String($0)) },
+                    selfCPU: selfCPUSeconds(),
+                    selfRunq: processRunQueueSeconds(pid: "self"))
+    }
+}
+
+/// Use over a window, in cores (CPU) and share of the window (run queue); -1 when unknown.
+struct Usage {
+    var serverCPU = -1.0, serverRunq = -1.0, clientCPU = -1.0, clientRunq = -1.0
+    /// Server CPU seconds in the window (for efficiency), -1 when unknown.
+    var serverCPUSeconds = -1.0
+
+    init(_ a: UsageSample, _ b: UsageSample, seconds: Double) {
+        if let x = a.serverCPU, let y = b.serverCPU { serverCPUSeconds = y - x; serverCPU = (y - x) / seconds }
+        if let x = a.serverRunq, let y = b.serverRunq { serverRunq = (y - x) / seconds }
+        clientCPU = (b.selfCPU - a.selfCPU) / seconds
+        if let x = a.selfRunq, let y = b.selfRunq { clientRunq = (y - x) / seconds }
+    }
+
+    func efficiency(_ count: UInt64) -> Double { serverCPUSeconds > 0 ? Double(count) / serverCPUSeconds : -1 }
+
+    var keys: String {
+        "server_cpu=\(fmt(serverCPU, 3)) server_cpu_pct=\(serverCPU >= 0 ? fmt(serverCPU * 100, 1) : "-1") "
+            + "client_cpu=\(fmt(clientCPU, 3)) server_runq=\(fmt(serverRunq, 3)) client_runq=\(fmt(clientRunq, 3))"
+    }
+
+    var runqNote: String {
+        let worst = Swift.max(serverRunq, clientRunq)
+        if worst <= 0.05 { return "" }
+        let server = serverRunq >= 0 ? "server \(fmt(serverRunq, 2)), " : ""
+        return "  (run queue: \(server)client \(fmt(clientRunq, 2)) — other work competed for the cores; numbers are noisy)"
     }
 }

@@ -180,11 +180,9 @@ struct WSSBench: ParsableCommand {
         for w in workers { w.loop.execute { w.start() } }
 
         sleepUntil(s.w0)
-        let cpu0 = serverPid.flatMap { processCPUSeconds(pid: $0) }
-        let self0 = selfCPUSeconds()
+        let u0 = UsageSample.take(serverPid: serverPid)
         sleepUntil(s.w1)
-        let cpu1 = serverPid.flatMap { processCPUSeconds(pid: $0) }
-        let self1 = selfCPUSeconds()
+        let u1 = UsageSample.take(serverPid: serverPid)
 
         // Drain (≤1 s; connections close themselves once drained), then close the rest (≤1 s).
         let total = workers.reduce(0) { $0 + $1.connectionCount }
@@ -199,7 +197,7 @@ struct WSSBench: ParsableCommand {
         var msgs: UInt64 = 0, tx: UInt64 = 0, mism: UInt64 = 0, perr: UInt64 = 0, cerr: UInt64 = 0
         var closed: UInt64 = 0, closeErr: UInt64 = 0, opened: UInt64 = 0
         for w in workers {
-            hist.merge(w.hist)
+            hist.merge(w.histogram())
             msgs += w.msgs; tx += w.txMsgs; mism += w.mismatches; perr += w.protoErrors
             cerr += w.connErrors; closed += w.closedByServer; closeErr += w.closeErrors; opened += w.opened
         }
@@ -207,12 +205,9 @@ struct WSSBench: ParsableCommand {
         let rate = Double(msgs) / secs
         let mib = Double(msgs) * Double(size) / secs / 1_048_576
         let txMib = Double(tx) * Double(size) / secs / 1_048_576
-        let clientCPU = (self1 - self0) / secs
-        var serverCPU = -1.0, efficiency = -1.0
-        if let a = cpu0, let b = cpu1 {
-            serverCPU = (b - a) / secs
-            efficiency = b - a > 0 ? Double(msgs) / (b - a) : -1
-        }
+        let usage = Usage(u0, u1, seconds: secs)
+        let serverCPU = usage.serverCPU, clientCPU = usage.clientCPU
+        let efficiency = usage.efficiency(msgs)
         let errors = perr + cerr + closed + closeErr
         let typeName = kind == .binary ? "binary" : "text"
 
@@ -224,13 +219,13 @@ struct WSSBench: ParsableCommand {
         if serverCPU >= 0 {
             line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) msgs per server-CPU-second")
         }
-        line("  client CPU: \(fmt(clientCPU * 100, 1)) % (of one core; ≈100 % per thread means the client may be the limit)")
+        line("  client CPU: \(fmt(clientCPU * 100, 1)) % (of one core; ≈100 % per thread means the client may be the limit)" + usage.runqNote)
         out("RESULT mode=echo proto=\(proto) type=\(typeName) conns=\(connections) depth=\(depth) size=\(size) threads=\(threads) "
             + "secs=\(fmt(secs, 2)) msgs=\(msgs) msgs_per_s=\(fmt(rate, 0)) mib_per_s=\(fmt(mib, 2)) tx_mib_per_s=\(fmt(txMib, 2)) "
             + "p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) "
             + "p999_us=\(fmt(Double(hist.percentile(0.999)) / 1e3)) max_us=\(fmt(Double(hist.max) / 1e3)) "
-            + "server_cpu=\(fmt(serverCPU, 3)) server_cpu_pct=\(serverCPU >= 0 ? fmt(serverCPU * 100, 1) : "-1") efficiency=\(fmt(efficiency, 0)) "
-            + "client_cpu=\(fmt(clientCPU, 3)) conns_up=\(opened - closed) conn_errors=\(cerr) proto_errors=\(perr) "
+            + "\(usage.keys) efficiency=\(fmt(efficiency, 0)) "
+            + "conns_up=\(opened - closed) conn_errors=\(cerr) proto_errors=\(perr) "
             + "closed=\(closed) close_errors=\(closeErr) mismatches=\(mism) errors=\(errors)")
         return (mism > 0 || errors > 0 || msgs == 0) ? 1 : 0
     }
@@ -249,21 +244,15 @@ struct WSSBench: ParsableCommand {
         for w in workers { w.loop.execute { w.refill() } }
 
         // Poll every 50 ms: retries connects that failed to start and enforces setup deadlines.
-        var cpu0: Double?
-        var self0 = 0.0
-        var sampled = false
+        var u0: UsageSample?
         while nowNanos() < s.w1 {
-            if !sampled && nowNanos() >= s.w0 {
-                cpu0 = serverPid.flatMap { processCPUSeconds(pid: $0) }
-                self0 = selfCPUSeconds()
-                sampled = true
-            }
+            if u0 == nil && nowNanos() >= s.w0 { u0 = UsageSample.take(serverPid: serverPid) }
+            let sampled = u0 != nil
             let next = min(s.w1, nowNanos() + 50_000_000)
             sleepUntil(!sampled ? min(next, s.w0) : next)
             for w in workers { w.loop.execute { w.refill() } }
         }
-        let cpu1 = serverPid.flatMap { processCPUSeconds(pid: $0) }
-        let self1 = selfCPUSeconds()
+        let u1 = UsageSample.take(serverPid: serverPid)
         waitUntil(deadline: s.w1 + 1_500_000_000) { workers.allSatisfy { $0.busy.load(ordering: .relaxed) == 0 } }
         for w in workers { w.loop.execute { w.abortAll() } }
         sleepNanos(20_000_000)
@@ -278,12 +267,9 @@ struct WSSBench: ParsableCommand {
         }
         let secs = Double(s.w1 - s.w0) / 1e9
         let rate = Double(hs) / secs
-        let clientCPU = (self1 - self0) / secs
-        var serverCPU = -1.0, efficiency = -1.0
-        if let a = cpu0, let b = cpu1 {
-            serverCPU = (b - a) / secs
-            efficiency = b - a > 0 ? Double(hs) / (b - a) : -1
-        }
+        let usage = Usage(u0 ?? u1, u1, seconds: secs)
+        let serverCPU = usage.serverCPU, clientCPU = usage.clientCPU
+        let efficiency = usage.efficiency(hs)
         let errors = cerr + perr + closeErr
         line("wss-bench handshakes \(url): \(proto) slots=\(connections) threads=\(threads) window=\(fmt(secs, 1)) s"
              + (proto == "wss" ? " (TLS full handshake every time, no session cache)" : ""))
@@ -293,12 +279,12 @@ struct WSSBench: ParsableCommand {
         if serverCPU >= 0 {
             line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) handshakes per server-CPU-second")
         }
-        line("  client CPU: \(fmt(clientCPU * 100, 1)) %")
+        line("  client CPU: \(fmt(clientCPU * 100, 1)) %" + usage.runqNote)
         out("RESULT mode=handshakes proto=\(proto) conns=\(connections) threads=\(threads) secs=\(fmt(secs, 2)) "
             + "handshakes=\(hs) hs_per_s=\(fmt(rate, 0)) msgs_per_s=\(fmt(rate, 0)) "
             + "p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) "
-            + "max_us=\(fmt(Double(hist.max) / 1e3)) server_cpu=\(fmt(serverCPU, 3)) server_cpu_pct=\(serverCPU >= 0 ? fmt(serverCPU * 100, 1) : "-1") "
-            + "efficiency=\(fmt(efficiency, 0)) client_cpu=\(fmt(clientCPU, 3)) conn_errors=\(cerr) proto_errors=\(perr) "
+            + "max_us=\(fmt(Double(hist.max) / 1e3)) \(usage.keys) "
+            + "efficiency=\(fmt(efficiency, 0)) conn_errors=\(cerr) proto_errors=\(perr) "
             + "close_errors=\(closeErr) mismatches=0 errors=\(errors)")
         return (errors > 0 || hs == 0) ? 1 : 0
     }
@@ -348,8 +334,6 @@ struct WSSBench: ParsableCommand {
         let upAtEnd = upCount()
 
         for w in workers { w.loop.execute { w.closeAll() } }
-        let opened = workers.reduce(0) { $0 + $1.conns.count }  // only read as a bound below
-        _ = opened
         waitUntil(deadline: nowNanos() + 1_400_000_000) { upCount() == 0 }
         for l in loops { l.stop() }
         for l in loops { l.join() }

@@ -3,6 +3,20 @@
 #include <stdatomic.h>
 #include "CMallocCounter.h"
 
+#if defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#    define WSS_NO_MALLOC_COUNTER 1
+#  endif
+#endif
+
+#ifdef WSS_NO_MALLOC_COUNTER
+/* Sanitizers replace malloc themselves: counting is unavailable. */
+void wss_malloc_counting(int on) { (void)on; }
+unsigned long wss_malloc_count(void) { return 0; }
+int wss_malloc_counter_available(void) { return 0; }
+#else
+int wss_malloc_counter_available(void) { return 1; }
+
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -33,3 +47,4 @@ int posix_memalign(void **out, size_t al, size_t n) {
     *out = p;
     return 0;
 }
+#endif

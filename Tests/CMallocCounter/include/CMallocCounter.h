@@ -5,4 +5,6 @@
    and forwards to glibc's __libc_* entry points. */
 void wss_malloc_counting(int on);
 unsigned long wss_malloc_count(void);
+/* 0 under ASan/TSan, which own malloc. */
+int wss_malloc_counter_available(void);
 #endif

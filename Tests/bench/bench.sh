@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Benchmark matrix for wss-server (called by `make bench`).
+#
+# Builds release, starts `wss-server --app echo --threads 1` pinned to core 0 (one ws://, one
+# wss:// instance), drives it from core 1 with wss-bench, and prints one table:
+#   echo: 64 B text ×100 conns depth 1 / depth 16, 16 KiB binary ×10 depth 4, 1 MiB binary ×4
+#         depth 1, over ws and wss; tools/tcpecho + wsload tcp:// as the syscall ceiling for the
+#         first three; wsload vs wss-bench on 64 B depth 16 ws (is the client the bottleneck?);
+#   handshakes/s (ws, wss full TLS handshakes); server RSS per idle connection at 10,000 (ws, wss).
+#
+# Environment: BENCH_SECONDS (measured seconds per run, default 5), BENCH_WARMUP (default 1),
+# BENCH_IDLE_CONNS (default 10000), BENCH_TOOLS (default ../shared/tools beside the repo).
+# Kills only the processes it started. Exit status 1 if any run reported errors or mismatches.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+SECS="${BENCH_SECONDS:-5}"
+WARM="${BENCH_WARMUP:-1}"
+IDLE_CONNS="${BENCH_IDLE_CONNS:-10000}"
+TOOLS="${BENCH_TOOLS:-$ROOT/../shared/tools}"
+SERVER="$ROOT/.build/release/wss-server"
+BENCH="$ROOT/.build/release/wss-bench"
+SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/wss-bench.XXXXXX")"
+PIDS=()
+FAILED=()
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+
+# Pinning: server on core 0, load generator on core 1 (skipped on a single-core machine).
+if [[ "$(nproc)" -ge 2 ]] && command -v taskset >/dev/null; then
+    PIN_SERVER=(taskset -c 0); PIN_CLIENT=(taskset -c 1)
+else
+    PIN_SERVER=(); PIN_CLIENT=(); say "bench: fewer than 2 cores or no taskset: not pinning"
+fi
+
+# Idle connections need descriptors on both ends (children inherit the soft limit).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [[ "$(ulimit -n)" != unlimited && "$(ulimit -n)" -lt $((IDLE_CONNS + 200)) ]]; then
+    say "bench: ulimit -n is $(ulimit -n); idle runs limited to $(( $(ulimit -n) - 200 )) connections"
+    IDLE_CONNS=$(( $(ulimit -n) - 200 ))
+fi
+
+say "bench: building release…"
+swift build -c release >"$SCRATCH/build.log" 2>&1 || { cat "$SCRATCH/build.log" >&2; die "swift build failed"; }
+[[ -x "$SERVER" && -x "$BENCH" ]] || die "missing $SERVER or $BENCH after the build"
+
+WSLOAD="" TCPECHO=""
+if [[ -d "$TOOLS" ]]; then
+    if [[ -f "$TOOLS/wsload/wsload.c" ]] && gcc -O2 -o "$SCRATCH/wsload" "$TOOLS/wsload/wsload.c" -lssl -lcrypto -lpthread 2>"$SCRATCH/gcc.log"; then
+        WSLOAD="$SCRATCH/wsload"
+    else say "bench: could not build wsload (no comparison row)"; fi
+    if [[ -f "$TOOLS/tcpecho/tcpecho.c" ]] && gcc -O2 -o "$SCRATCH/tcpecho" "$TOOLS/tcpecho/tcpecho.c" 2>>"$SCRATCH/gcc.log"; then
+        TCPECHO="$SCRATCH/tcpecho"
+    else say "bench: could not build tcpecho (no ceiling ratio)"; fi
+else
+    say "bench: $TOOLS not found: no tcpecho ceiling, no wsload comparison"
+fi
+
+"$ROOT/certs/generate.sh" "$SCRATCH/certs" >/dev/null 2>&1 || die "certs/generate.sh failed"
+CA="$SCRATCH/certs/ca.pem"
+
+# start_server NAME [extra args…] → sets SRV_PID, SRV_PORT
+start_server() {
+    local name="$1"; shift
+    local log="$SCRATCH/$name.log"
+    : >"$log"
+    "${PIN_SERVER[@]}" "$SERVER" --app echo --threads 1 --host 127.0.0.1 --port 0 --log-level warning "$@" >"$log" 2>&1 &
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+    local i
+    for i in $(seq 200); do
+        grep -q "listening on" "$log" && break
+        kill -0 "$SRV_PID" 2>/dev/null || { cat "$log" >&2; die "server $name exited"; }
+        sleep 0.05
+    done
+    SRV_PORT="$(grep -o 'listening on [a-z]*://[^ ]*' "$log" | head -1 | sed -E 's#.*:([0-9]+)/?.*#\1#')"
+    [[ "$SRV_PORT" =~ ^[0-9]+$ ]] || { cat "$log" >&2; die "no port from server $name"; }
+}
+
+stop_server() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
+        || echo $(( 20000 + RANDOM % 10000 ))
+}
+
+# kv "LINE" KEY → value of KEY=… in a RESULT/wsload line ("" if absent)
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
+
+# Results, keyed "scenario|transport".
+declare -A R
+ROWS=()
+
+# run ID TRANSPORT TOOL(wss-bench|wsload) ARGS… → stores the last line in R[ID|TRANSPORT]
+run() {
+    local id="$1" tr="$2" tool="$3"; shift 3
+    local log="$SCRATCH/run-${#ROWS[@]}.log" bin="$BENCH" prefix="RESULT"
+    if [[ "$tool" == wsload ]]; then bin="$WSLOAD"; prefix="wsload:"; fi
+    say "bench: $id ($tr, $tool)…"
+    "${PIN_CLIENT[@]}" "$bin" "$@" >"$log" 2>&1
+    local rc=$?
+    local line
+    line="$(grep "^$prefix" "$log" | tail -1)"
+    if [[ -z "$line" ]]; then line="$prefix errors=-1"; fi
+    if [[ $rc -ne 0 ]]; then
+        FAILED+=("$id ($tr, $tool): exit $rc")
+        sed 's/^/    /' "$log" | tail -15 >&2
+    fi
+    R["$id|$tr"]="$line"
+    ROWS+=("$id|$tr|$tool")
+}
+
+# ---------------------------------------------------------------------------------------------
+start_server ws;  WS_PID=$SRV_PID;  WS_PORT=$SRV_PORT
+start_server wss --cert "$SCRATCH/certs/cert.pem" --key "$SCRATCH/certs/key.pem"; WSS_PID=$SRV_PID; WSS_PORT=$SRV_PORT
+WS_URL="ws://127.0.0.1:$WS_PORT/"
+WSS_URL="wss://127.0.0.1:$WSS_PORT/"
+COMMON=(-T "$SECS" -W "$WARM")
+
+SCEN_IDS=("64B text c100 d1" "64B text c100 d16" "16KiB bin c10 d4" "1MiB bin c4 d1")
+SCEN_ARGS=("-c 100 -d 1 -s 64 --text" "-c 100 -d 16 -s 64 --text" "-c 10 -d 4 -s 16384 --binary" "-c 4 -d 1 -s 1048576 --binary")
+
+for i in "${!SCEN_IDS[@]}"; do
+    # shellcheck disable=SC2206
+    args=(${SCEN_ARGS[$i]})
+    run "${SCEN_IDS[$i]}" ws  wss-bench "${args[@]}" "${COMMON[@]}" --server-pid "$WS_PID" "$WS_URL"
+    if [[ $i -eq 1 && -n "$WSLOAD" ]]; then
+        # Same scenario with the C yardstick, right after ours (the machine is shared and noisy).
+        run "${SCEN_IDS[$i]} [wsload]" ws wsload -q "${args[@]}" "${COMMON[@]}" --server-pid "$WS_PID" "$WS_URL"
+    fi
+    run "${SCEN_IDS[$i]}" wss wss-bench "${args[@]}" "${COMMON[@]}" --server-pid "$WSS_PID" --ca "$CA" "$WSS_URL"
+done
+
+run "handshakes c32" ws  wss-bench --handshakes -c 32 "${COMMON[@]}" --server-pid "$WS_PID" "$WS_URL"
+run "handshakes c32" wss wss-bench --handshakes -c 32 "${COMMON[@]}" --server-pid "$WSS_PID" --ca "$CA" "$WSS_URL"
+stop_server "$WS_PID"; stop_server "$WSS_PID"
+
+if [[ -n "$WSLOAD" && -n "$TCPECHO" ]]; then
+    TCP_PORT="$(free_port)"
+    : >"$SCRATCH/tcpecho.log"
+    "${PIN_SERVER[@]}" "$TCPECHO" "$TCP_PORT" >"$SCRATCH/tcpecho.log" 2>&1 &
+    TCP_PID=$!; PIDS+=("$TCP_PID")
+    for _ in $(seq 100); do grep -q listening "$SCRATCH/tcpecho.log" && break; sleep 0.05; done
+    if grep -q listening "$SCRATCH/tcpecho.log"; then
+        for i in 0 1 2; do
+            # shellcheck disable=SC2206
+            args=(${SCEN_ARGS[$i]})
+            run "${SCEN_IDS[$i]}" tcp wsload -q "${args[@]}" "${COMMON[@]}" --server-pid "$TCP_PID" "tcp://127.0.0.1:$TCP_PORT"
+        done
+    else
+        say "bench: tcpecho did not start (port $TCP_PORT?)"
+    fi
+    stop_server "$TCP_PID"
+fi
+
+# Idle memory: fresh servers, so earlier large-message runs do not leave reusable heap behind.
+start_server idle-ws
+run "idle $IDLE_CONNS" ws wss-bench --idle "$IDLE_CONNS" -T "$SECS" --server-pid "$SRV_PID" "ws://127.0.0.1:$SRV_PORT/"
+stop_server "$SRV_PID"
+start_server idle-wss --cert "$SCRATCH/certs/cert.pem" --key "$SCRATCH/certs/key.pem"
+run "idle $IDLE_CONNS" wss wss-bench --idle "$IDLE_CONNS" -T "$SECS" --server-pid "$SRV_PID" --ca "$CA" "wss://127.0.0.1:$SRV_PORT/"
+stop_server "$SRV_PID"
+
+# ---------------------------------------------------------------------------------------------
+num_or_dash() { [[ -n "$1" && "$1" != -1 && "$1" != -1.* && "$1" != "-100.0" ]] && printf '%s' "$1" || printf '%s' "-"; }
+
+echo
+echo "wss-server benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
+echo "server: wss-server --app echo --threads 1 (core 0); client: wss-bench, 1 thread (core 1); ${SECS} s per run after ${WARM} s warmup"
+echo
+FMT='%-28s | %-9s | %9s | %8s | %8s | %8s | %11s | %10s | %9s | %11s | %9s | %s\n'
+printf "$FMT" scenario transport "msgs/s" "MiB/s" "p50 µs" "p99 µs" "server CPU%" efficiency "ratio tcp" "client CPU%" "runq s/c" note
+printf "$FMT" "$(printf -- '-%.0s' {1..28})" --------- --------- -------- -------- -------- ----------- ---------- --------- ----------- --------- ----
+for row in "${ROWS[@]}"; do
+    IFS='|' read -r id tr tool <<<"$row"
+    line="${R[$id|$tr]}"
+    note=""
+    if [[ "$id" == idle* ]]; then
+        per="$(kv "$line" per_conn_bytes)"
+        printf "$FMT" "$id" "$tr" "-" "-" "$(num_or_dash "$(kv "$line" hs_p50_us)")" "$(num_or_dash "$(kv "$line" hs_p99_us)")" "-" "-" "-" "-" "-" \
+            "server RSS $(num_or_dash "$per") B/conn (up $(kv "$line" conns_up)/$(kv "$line" conns_target), setup $(kv "$line" setup_s) s; p50/p99 = connect→open)"
+        continue
+    fi
+    rate="$(kv "$line" msgs_per_s)"; [[ -z "$rate" ]] && rate="$(kv "$line" hs_per_s)"
+    cpu="$(kv "$line" server_cpu)"; ccpu="$(kv "$line" client_cpu)"
+    cpu_pct="-"; eff="-"; ccpu_pct="-"
+    if [[ -n "$cpu" && "$cpu" != -1* ]]; then
+        cpu_pct="$(awk -v c="$cpu" 'BEGIN{printf "%.1f", c*100}')"
+        eff="$(awk -v r="$rate" -v c="$cpu" 'BEGIN{ if (c > 0) printf "%.0f", r/c; else print "-" }')"
+    fi
+    [[ -n "$ccpu" && "$ccpu" != -1* ]] && ccpu_pct="$(awk -v c="$ccpu" 'BEGIN{printf "%.1f", c*100}')"
+    runq="$(awk -v s="$(kv "$line" server_runq)" -v c="$(kv "$line" client_runq)" 'BEGIN{
+        a = (s == "" || s < 0) ? "-" : sprintf("%.2f", s); b = (c == "" || c < 0) ? "-" : sprintf("%.2f", c); print a "/" b }')"
+    ratio="-"
+    base_id="${id% \[wsload\]}"
+    tcp_line="${R[$base_id|tcp]:-}"
+    if [[ "$tr" != tcp && -n "$tcp_line" && "$id" != handshakes* ]]; then
+        tcp_rate="$(kv "$tcp_line" msgs_per_s)"
+        tcp_cpu="$(kv "$tcp_line" server_cpu)"
+        [[ -n "$tcp_rate" && -n "$rate" ]] && ratio="$(awk -v a="$rate" -v b="$tcp_rate" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }')"
+        # The same ratio per server-CPU-second: robust when other work steals the cores.
+        if [[ "$eff" != - && -n "$tcp_cpu" && "$tcp_cpu" != -1* ]]; then
+            note="${note:+$note; }efficiency vs tcpecho $(awk -v e="$eff" -v r="$tcp_rate" -v c="$tcp_cpu" 'BEGIN{ if (c > 0 && r > 0) printf "%.2f", e/(r/c); else print "-" }')"
+        fi
+    fi
+    mism="$(kv "$line" mismatches)"; errs="$(kv "$line" errors)"
+    [[ "$tool" == wsload ]] && note="wsload (C yardstick)${note:+; $note}"
+    [[ "$tr" == tcp ]] && note="tcpecho + wsload tcp:// (ceiling)"
+    [[ "$id" == handshakes* ]] && note="msgs/s = handshakes/s; p50/p99 = connect→open"
+    [[ "${mism:-0}" != 0 || "${errs:-0}" != 0 ]] && note="$note ERRORS: mismatches=${mism:-?} errors=${errs:-?}"
+    if [[ "$id" == *"[wsload]" ]]; then
+        ol="${R[$base_id|ws]:-}"
+        # Client CPU per message: if wss-bench costs no more than the server per message, the
+        # server (one core) saturates first.
+        note="$note; wss-bench/wsload msgs/s = $(awk -v a="$(kv "$ol" msgs_per_s)" -v b="$rate" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }')"
+        note="$note; client CPU µs/msg: wss-bench $(awk -v c="$(kv "$ol" client_cpu)" -v r="$(kv "$ol" msgs_per_s)" 'BEGIN{ if (r > 0) printf "%.2f", c*1e6/r; else print "-" }')"
+        note="$note, wsload $(awk -v c="$ccpu" -v r="$rate" 'BEGIN{ if (r > 0) printf "%.2f", c*1e6/r; else print "-" }')"
+        note="$note; server µs/msg $(awk -v c="$(kv "$ol" server_cpu)" -v r="$(kv "$ol" msgs_per_s)" 'BEGIN{ if (r > 0 && c > 0) printf "%.2f", c*1e6/r; else print "-" }')"
+        note="$note (under wss-bench), $(awk -v c="$cpu" -v r="$rate" 'BEGIN{ if (r > 0 && c > 0) printf "%.2f", c*1e6/r; else print "-" }') (under wsload)"
+    fi
+    printf "$FMT" "$id" "$tr" "$(num_or_dash "$rate")" "$(num_or_dash "$(kv "$line" mib_per_s)")" \
+        "$(num_or_dash "$(kv "$line" p50_us)")" "$(num_or_dash "$(kv "$line" p99_us)")" "$cpu_pct" "$eff" "$ratio" "$ccpu_pct" "$runq" "$note"
+done
+echo
+echo "efficiency = msgs (or handshakes) per server-CPU-second; ratio tcp = msgs/s ÷ tcpecho msgs/s for the same scenario"
+echo "(\"efficiency vs tcpecho\" in the note: the same ratio per server-CPU-second, robust to CPU contention)"
+echo "client CPU ≈ 100 % means the load generator, not the server, may be the limit; runq s/c = share of"
+echo "the window the server / client spent runnable but waiting for a CPU (> 0.05: other work competed, numbers noisy)."
+echo
+echo "raw result lines:"
+for row in "${ROWS[@]}"; do
+    IFS='|' read -r id tr tool <<<"$row"
+    echo "  [$id | $tr] ${R[$id|$tr]}"
+done
+
+if [[ ${#FAILED[@]} -gt 0 ]]; then
+    echo
+    echo "FAILED runs:"
+    printf '  %s\n' "${FAILED[@]}"
+    exit 1
+fi
+exit 0
