@@ -330,7 +330,8 @@ def test_https_page_connects_with_wss(browser, server):
           secure: window.isSecureContext,
           globalUrl: (typeof socket !== 'undefined' && socket && socket.url) ? socket.url : null,
           urls: window.__wsSockets.map(function (s) { return s.url; }),
-          states: window.__wsSockets.map(function (s) { return s.readyState; })
+          states: window.__wsSockets.map(function (s) { return s.readyState; }),
+          extensions: window.__wsSockets.map(function (s) { return s.extensions; })
         };""")
     assert info["protocol"] == "https:", info
     assert info["secure"] is True, info
@@ -342,6 +343,8 @@ def test_https_page_connects_with_wss(browser, server):
     assert 1 in info["states"], f"no socket is OPEN: {info}"
     if info["globalUrl"] is not None:  # the page exposes `var socket`
         assert info["globalUrl"].startswith("wss://"), info
+    # Chromium always offers permessage-deflate; the server accepts it (RFC 7692).
+    assert any(e.startswith("permessage-deflate") for e in info["extensions"]), info
 
 
 def test_untrusted_ca_shows_interstitial(untrusting_browser, server):
