@@ -5,7 +5,7 @@ CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
 .PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
-        conformance-deflate conformance-full fuzz fuzz-replay sanitize bench clean
+        conformance-deflate conformance-full fuzz fuzz-replay sanitize sanitize-address sanitize-thread bench clean
 
 all: build
 
@@ -67,8 +67,13 @@ fuzz-replay:
 	Tests/fuzz/run.sh 0
 
 ## The unit and library tests under AddressSanitizer and ThreadSanitizer.
-sanitize:
-	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+## (LeakSanitizer on; Tests/lsan.supp silences one-off allocations inside Foundation/XCTest.)
+sanitize: sanitize-address sanitize-thread
+
+sanitize-address:
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp $(SWIFT) test --sanitize=address --scratch-path .build-asan
+
+sanitize-thread:
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
 ## Benchmark matrix (server pinned to core 0, load on core 1), ws and wss, with tcpecho as ceiling.

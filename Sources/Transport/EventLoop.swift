@@ -12,6 +12,12 @@ public protocol EventHandler: AnyObject {
     func tick(now: UInt64)
     /// Called at the end of a loop iteration if the handler asked with `scheduleFlush`.
     func flushScheduled()
+    /// The loop stopped: close the descriptor, drop references.
+    func loopStopped()
+}
+
+extension EventHandler {
+    public func loopStopped() {}
 }
 
 /// One epoll loop on one thread. Everything registered on it is touched only by that thread;
@@ -175,6 +181,15 @@ public final class EventLoop: @unchecked Sendable {
             }
             flushPending()
         }
+        // Close whatever is still registered and break reference cycles (handler ↔ loop).
+        runTasks()
+        let remaining = handlers
+        for case let h? in remaining { h.loopStopped() }
+        handlers.removeAll()
+        generations.removeAll()
+        pendingFlush.removeAll()
+        flushing.removeAll()
+        registeredCount = 0
     }
 
     private func runTasks() {

@@ -319,6 +319,11 @@ public final class ClientConnection: EventHandler {
         delegate = nil
     }
 
+    public func loopStopped() {
+        finish(code: .abnormal, reason: "", error: "event loop stopped")
+        userData = nil
+    }
+
     public func tick(now: UInt64) {
         if phase.rawValue < Phase.open.rawValue && now >= setupDeadline {
             return finish(code: .abnormal, reason: "", error: "timed out in \(phase) after \(options.connectTimeoutMillis) ms")

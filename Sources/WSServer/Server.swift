@@ -222,4 +222,6 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     }
 
     func flushScheduled() {}
+
+    func loopStopped() { close() }
 }

@@ -541,6 +541,12 @@ public final class WebSocketConnection: EventHandler {
         handler = nil
     }
 
+    public func loopStopped() {
+        finish()
+        handler = nil
+        userData = nil
+    }
+
     // MARK: - Timers
 
     public func tick(now: UInt64) {
