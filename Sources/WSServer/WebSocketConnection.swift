@@ -559,8 +559,10 @@ public final class WebSocketConnection: EventHandler {
                 finish()
             }
         case .websocket:
-            // An idle connection keeps no output storage (per-connection memory budget).
+            // An idle connection keeps no output storage (per-connection memory budget), and
+            // no zlib streams where no_context_takeover makes them disposable.
             if !flushQueued { proto.outbound.releaseIfEmpty() }
+            if now >= lastReceive + 1000, !proto.isMidMessage { proto.deflate?.releaseIdleMemory() }
             if proto.state != .open {
                 if deadline != 0 && now >= deadline {
                     log.debug("close timeout: peer did not answer our close frame", metadata: meta)
