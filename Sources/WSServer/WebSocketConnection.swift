@@ -19,7 +19,8 @@ public final class WebSocketConnection: EventHandler {
     let core: ServerCore
     @exclusivity(unchecked) var phase: Phase
     @exclusivity(unchecked) var proto: WebSocketProtocol
-    @exclusivity(unchecked) var httpParser: HTTPHeadParser?
+    /// Boxed: exists only until the upgrade, so an idle WebSocket pays 8 bytes for it.
+    @exclusivity(unchecked) var httpParser: HTTPParserBox?
     @exclusivity(unchecked) var handler: WebSocketHandler?
     /// Deadline of the current phase (handshake, close, linger), loop milliseconds; 0 = none.
     @exclusivity(unchecked) var deadline: UInt64
@@ -57,7 +58,7 @@ public final class WebSocketConnection: EventHandler {
         self.core = core
         self.phase = stream.isEstablished ? .http : .tlsHandshake
         self.proto = WebSocketProtocol(role: .server, limits: core.configuration.limits)
-        self.httpParser = HTTPHeadParser(limits: core.configuration.headLimits)
+        self.httpParser = HTTPParserBox(core.configuration.headLimits)
         self.lastReceive = loop.now
         self.deadline = loop.now + core.handshakeTimeoutMillis
     }
@@ -200,10 +201,10 @@ public final class WebSocketConnection: EventHandler {
     // MARK: - HTTP
 
     func receivedHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
-        guard var parser = httpParser, afterFlush == .nothing else { return }
+        guard let box = httpParser, afterFlush == .nothing else { return }
         let result: HTTPHeadParser.Result
         do {
-            result = try parser.feed(UnsafeRawBufferPointer(bytes))
+            result = try box.parser.feed(UnsafeRawBufferPointer(bytes))
         } catch {
             httpParser = nil
             log.info("bad request head: \(error) -> \(error.status)", metadata: meta)
@@ -213,9 +214,9 @@ public final class WebSocketConnection: EventHandler {
         }
         switch result {
         case .needMore:
-            httpParser = parser
+            break
         case .complete(let head, let consumed):
-            httpParser = HTTPHeadParser(limits: core.configuration.headLimits)
+            box.parser = HTTPHeadParser(limits: core.configuration.headLimits)
             HTTPResponder.respond(to: head, on: self)
             let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
             if rest.count > 0 {
@@ -585,4 +586,10 @@ public final class WebSocketConnection: EventHandler {
             break
         }
     }
+}
+
+/// The request-head parser of a connection still speaking HTTP.
+final class HTTPParserBox {
+    var parser: HTTPHeadParser
+    init(_ limits: HTTPHeadParser.Limits) { parser = HTTPHeadParser(limits: limits) }
 }

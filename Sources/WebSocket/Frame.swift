@@ -21,7 +21,11 @@ public struct FrameHeader: Sendable, Equatable {
     public var maskKey: UInt32  // in wire order when loaded as little-endian bytes
     public var payloadLength: UInt64
     /// Bytes of header on the wire (2–14).
-    public var headerLength: Int
+    public var headerLength: Int {
+        get { Int(storedHeaderLength) }
+        set { storedHeaderLength = UInt8(newValue) }
+    }
+    @usableFromInline var storedHeaderLength: UInt8
 
     public init(fin: Bool, rsv: UInt8 = 0, opcode: Opcode, masked: Bool, maskKey: UInt32 = 0,
                 payloadLength: UInt64, headerLength: Int = 0) {
@@ -31,8 +35,8 @@ public struct FrameHeader: Sendable, Equatable {
         self.masked = masked
         self.maskKey = maskKey
         self.payloadLength = payloadLength
-        self.headerLength = headerLength == 0
-            ? FrameHeader.encodedLength(payloadLength: payloadLength, masked: masked) : headerLength
+        self.storedHeaderLength = UInt8(headerLength == 0
+            ? FrameHeader.encodedLength(payloadLength: payloadLength, masked: masked) : headerLength)
     }
 
     /// Header size when encoded with the minimal length form.

@@ -147,6 +147,10 @@ public final class PerMessageDeflate {
     /// False when our window was limited to 8 bits: send everything uncompressed.
     public var canCompress: Bool { compressWindowBits >= 9 }
 
+    /// Reused output buffer for compressing outgoing messages (kept here, not in every
+    /// connection's protocol state, so connections without deflate do not pay for it).
+    public var sendScratch: ByteBuffer?
+
     // MARK: - Memory
 
     /// Heap bytes held by zlib for this connection right now (exact, from zlib's allocator).

@@ -65,11 +65,13 @@ public struct WebSocketProtocol {
 
     // Header bytes split across reads (at most 14).
     private var scratch = (UInt64(0), UInt64(0))
-    private var scratchCount = 0
+    private var scratchCount: Int { get { Int(scratchCount8) } set { scratchCount8 = UInt8(newValue) } }
+    private var scratchCount8: UInt8 = 0
     // The frame whose payload is being read.
     private var frame: FrameHeader?
     private var frameRemaining: UInt64 = 0
-    private var maskPhase = 0
+    private var maskPhase: Int { get { Int(maskPhase8) } set { maskPhase8 = UInt8(newValue) } }
+    private var maskPhase8: UInt8 = 0
     // The message being assembled.
     private var messageOpcode: Opcode?
     private var messageSize = 0
@@ -80,8 +82,7 @@ public struct WebSocketProtocol {
     private var resetMessageOnNext = false
     /// RSV1 was set on the first frame of the message being received.
     private var messageCompressed = false
-    /// Reused output of the compressor.
-    private var compressScratch: ByteBuffer?
+
     private var rng: UInt64
 
     public init(role: Role, limits: Limits = Limits(), outbound: ByteBuffer = ByteBuffer()) {
@@ -99,7 +100,7 @@ public struct WebSocketProtocol {
     /// Bytes of heap held by the receive path (not counting `outbound`).
     public var bufferedBytes: Int {
         (messageBuffer?.allocatedBytes ?? 0) + (controlBuffer?.allocatedBytes ?? 0)
-            + (deflate?.allocatedBytes ?? 0) + (compressScratch?.allocatedBytes ?? 0)
+            + (deflate?.allocatedBytes ?? 0) + (deflate?.sendScratch?.allocatedBytes ?? 0)
     }
 
     // MARK: - Receiving
@@ -398,8 +399,8 @@ public struct WebSocketProtocol {
         guard state == .open else { return .closed }
         if let d = deflate, fin, opcode == .text || opcode == .binary, d.canCompress,
            compress ?? d.shouldCompress(size: payload.count) {
-            let scratch = compressScratch ?? ByteBuffer(capacity: 1 << 12)
-            compressScratch = scratch
+            let scratch = d.sendScratch ?? ByteBuffer(capacity: 1 << 12)
+            d.sendScratch = scratch
             d.compress(payload, into: scratch, final: true)
             writeFrame(opcode, scratch.readableBytes, fin: true, rsv: 4)
             scratch.clear()

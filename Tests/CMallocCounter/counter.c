@@ -1,6 +1,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <malloc.h>
 #include "CMallocCounter.h"
 
 #if defined(__has_feature)
@@ -8,6 +9,8 @@
 #    define WSS_NO_MALLOC_COUNTER 1
 #  endif
 #endif
+
+unsigned long wss_heap_size(const void *p) { return (unsigned long)malloc_usable_size((void *)p); }
 
 #ifdef WSS_NO_MALLOC_COUNTER
 /* Sanitizers replace malloc themselves: counting is unavailable. */

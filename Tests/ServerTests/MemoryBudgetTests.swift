@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CMallocCounter
 import XCTest
 import WebSocket
 @testable import WSServer
@@ -15,5 +16,25 @@ final class MemoryBudgetTests: XCTestCase {
         XCTAssertLessThanOrEqual(size, 200)
         XCTAssertLessThanOrEqual(MemoryLayout<FrameHeader>.size, 32)
         XCTAssertLessThanOrEqual(MemoryLayout<UTF8Validator>.size, 3)
+    }
+}
+
+import Transport
+
+extension MemoryBudgetTests {
+    /// Heap bytes of one idle WebSocket connection's own objects (malloc's usable sizes):
+    /// the connection (protocol state inline), its output buffer object, its TCP stream object.
+    func testIdleConnectionObjects() throws {
+        var config = ServerConfiguration()
+        config.threads = 1
+        let loop = try EventLoop(index: 0, readBufferSize: 4096)
+        let core = ServerCore(configuration: config, logger: .init(label: "t"), tls: nil, loops: [loop])
+        let stream = TCPStream(fd: -1)
+        let c = WebSocketConnection(id: 1, loop: loop, stream: stream, core: core)
+        c.httpParser = nil  // as after the upgrade
+        func heap(_ o: AnyObject) -> Int { Int(wss_heap_size(Unmanaged.passUnretained(o).toOpaque())) }
+        let total = heap(c) + heap(c.proto.outbound) + heap(stream)
+        print("idle connection objects: connection \(heap(c)) + output buffer \(heap(c.proto.outbound)) + stream \(heap(stream)) = \(total) bytes")
+        XCTAssertLessThanOrEqual(total, 512)
     }
 }

@@ -7,4 +7,6 @@ void wss_malloc_counting(int on);
 unsigned long wss_malloc_count(void);
 /* 0 under ASan/TSan, which own malloc. */
 int wss_malloc_counter_available(void);
+/* malloc_usable_size, for byte budgets of heap objects. */
+unsigned long wss_heap_size(const void *p);
 #endif
