@@ -35,7 +35,7 @@ deps:
 	Tests/install-deps.sh
 
 unit:
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 integration: build
 	WSS_SERVER=$(BIN) $(PYTEST) Tests/integration
@@ -71,10 +71,10 @@ fuzz-replay:
 sanitize: sanitize-address sanitize-thread
 
 sanitize-address:
-	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp $(SWIFT) test --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp $(SWIFT) test --disable-swift-testing --sanitize=address --scratch-path .build-asan
 
 sanitize-thread:
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --disable-swift-testing --sanitize=thread --scratch-path .build-tsan
 
 ## Benchmark matrix (server pinned to core 0, load on core 1), ws and wss, with tcpecho as ceiling.
 bench:
