@@ -24,7 +24,13 @@ public final class TCPStream: ByteStream {
     public var isEstablished: Bool { true }
     public func handshake() -> IOResult { .done(0) }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult { Self.read(fd: fd, into: buffer) }
+    public func write(_ bytes: UnsafeRawBufferPointer) -> IOResult { Self.write(fd: fd, bytes) }
+
+    /// The same operations on a bare descriptor, for owners that keep no stream object (a
+    /// server connection saves an allocation per plain-TCP connection this way).
+    @inline(__always)
+    public static func read(fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n > 0 { return .done(n) }
@@ -38,7 +44,8 @@ public final class TCPStream: ByteStream {
         }
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
+    @inline(__always)
+    public static func write(fd: Int32, _ bytes: UnsafeRawBufferPointer) -> IOResult {
         while true {
             let n = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
             if n >= 0 { return .done(n) }

@@ -8,6 +8,8 @@ public final class TLSStream: ByteStream {
     public let fd: Int32
     let ssl: OpaquePointer
     public private(set) var isEstablished = false
+    /// When the TCP connection was accepted (µs), for handshake timing.
+    public var startedMicros: UInt64 = 0
 
     init(fd: Int32, ssl: OpaquePointer) {
         self.fd = fd

@@ -14,7 +14,7 @@ enum HTTPResponder {
             return
         }
         if Handshake.isUpgradeAttempt(head) {
-            guard let handler = core.routes[path] else {
+            guard let route = core.routes[path] else {
                 log.info("upgrade to unknown path \(path) -> 404", metadata: meta)
                 connection.respondError(status: 404, reason: "no WebSocket endpoint at \(path)")
                 return
@@ -35,8 +35,8 @@ enum HTTPResponder {
                     connection.respondError(status: 403, reason: "origin not allowed")
                     return
                 }
-                let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.stream.fd)
-                switch handler.shouldUpgrade(upgrade) {
+                let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.fd)
+                switch route.handler.shouldUpgrade(upgrade) {
                 case .reject(let status, let reason):
                     log.info("upgrade rejected by the application: \(status) \(reason)", metadata: meta)
                     core.metrics.handshakeFailed("application")
@@ -57,7 +57,7 @@ enum HTTPResponder {
                         connection.proto.deflate = PerMessageDeflate(role: .server, parameters: accepted.parameters,
                                                                      options: core.configuration.deflate)
                     }
-                    connection.upgrade(path: path, handler: handler,
+                    connection.upgrade(route: route,
                                        response: Handshake.response(acceptingKey: request.key, subprotocol: chosen,
                                                                     extensions: extensions),
                                        subprotocol: chosen)

@@ -32,7 +32,7 @@ public final class Server: @unchecked Sendable {
 
     /// Serves WebSocket connections on `path` with `handler`. Call before `start()`.
     public func route(_ path: String, _ handler: WebSocketHandler) {
-        core.routes[path] = handler
+        core.routes[path] = Route(path: path, handler: handler)
     }
 
     /// Serves a static page on GET `path`. Call before `start()`.
@@ -189,26 +189,24 @@ final class Acceptor: EventHandler, @unchecked Sendable {
                 reject(fd)
                 continue
             }
-            let stream: ByteStream
+            var tlsStream: TLSStream?
             if let tls = core.tls {
                 guard let s = tls.makeStream(fd: fd) else {
                     core.logger.error("SSL_new failed; dropping connection")
                     Glibc.close(fd)
                     continue
                 }
-                stream = s
-            } else {
-                stream = TCPStream(fd: fd)
+                s.startedMicros = monotonicMicros()
+                tlsStream = s
             }
             let id = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-            let connection = WebSocketConnection(id: id, loop: loop, stream: stream, core: core)
-            if core.isTLS { connection.acceptedMicros = monotonicMicros() }
+            let connection = WebSocketConnection(id: id, loop: loop, fd: fd, tls: tlsStream, core: core)
             do {
                 try loop.register(fd: fd, handler: connection, events: EPOLLIN.rawValue)
                 core.stats.openConnections.add(1)
             } catch {
                 core.logger.error("cannot register connection: \(error)")
-                stream.close()
+                Glibc.close(fd)
             }
         }
     }

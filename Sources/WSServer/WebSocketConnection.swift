@@ -14,14 +14,18 @@ public final class WebSocketConnection: EventHandler {
 
     public let id: UInt64
     let loop: EventLoop
-    let stream: ByteStream
+    /// The socket; TLS connections also have `tls` (plain TCP needs no stream object).
+    let fd: Int32
+    let tls: TLSStream?
     /// Strong on purpose: `unowned` costs an atomic check on every access, on the message path.
     let core: ServerCore
     @exclusivity(unchecked) var phase: Phase
     @exclusivity(unchecked) var proto: WebSocketProtocol
     /// Boxed: exists only until the upgrade, so an idle WebSocket pays 8 bytes for it.
     @exclusivity(unchecked) var httpParser: HTTPParserBox?
-    @exclusivity(unchecked) var handler: WebSocketHandler?
+    /// The endpoint this connection upgraded on (nil before the upgrade and after close).
+    @exclusivity(unchecked) var route: Route?
+    var handler: WebSocketHandler? { route?.handler }
     /// Deadline of the current phase (handshake, close, linger), loop milliseconds; 0 = none.
     @exclusivity(unchecked) var deadline: UInt64
     @exclusivity(unchecked) var lastReceive: UInt64
@@ -41,22 +45,22 @@ public final class WebSocketConnection: EventHandler {
     @exclusivity(unchecked) var afterFlush: AfterFlush = .nothing
     @exclusivity(unchecked) var closeNotified = false
     /// Path of the WebSocket endpoint this connection upgraded on.
-    public private(set) var path: String = ""
-    /// The subprotocol chosen in the upgrade hook, if any.
-    public private(set) var subprotocol: String?
-    /// When the TCP connection was accepted (µs, for the TLS handshake histogram).
-    var acceptedMicros: UInt64 = 0
+    public var path: String { route?.path ?? "" }
+    /// The subprotocol chosen in the upgrade hook, if any (boxed: most connections have none).
+    public var subprotocol: String? { chosenSubprotocol?.value }
+    var chosenSubprotocol: StringBox?
     /// Topics this connection is subscribed to.
     var subscriptions: [String] = []
     /// Application data (e.g. the authenticated user), set in `onOpen` or later.
     public var userData: AnyObject?
 
-    init(id: UInt64, loop: EventLoop, stream: ByteStream, core: ServerCore) {
+    init(id: UInt64, loop: EventLoop, fd: Int32, tls: TLSStream?, core: ServerCore) {
         self.id = id
         self.loop = loop
-        self.stream = stream
+        self.fd = fd
+        self.tls = tls
         self.core = core
-        self.phase = stream.isEstablished ? .http : .tlsHandshake
+        self.phase = tls == nil ? .http : .tlsHandshake
         self.proto = WebSocketProtocol(role: .server, limits: core.configuration.limits)
         self.httpParser = HTTPParserBox(core.configuration.headLimits)
         self.lastReceive = loop.now
@@ -66,7 +70,7 @@ public final class WebSocketConnection: EventHandler {
     /// The server's pub/sub topics (publish from here to any topic, on every loop).
     public var topics: Topics { core.topics }
     /// The peer's address, "ip:port".
-    public var remoteAddress: String { peerAddress(fd: stream.fd) }
+    public var remoteAddress: String { peerAddress(fd: fd) }
     /// Bytes waiting to be written to the peer.
     public var bufferedAmount: Int { proto.outbound.readableCount }
     public var isOpen: Bool { phase == .websocket && proto.state == .open }
@@ -87,10 +91,10 @@ public final class WebSocketConnection: EventHandler {
     }
 
     func advanceTLSHandshake() {
-        switch stream.handshake() {
+        switch tls!.handshake() {
         case .done:
             phase = .http
-            core.metrics.tlsHandshake(seconds: Double(monotonicMicros() &- acceptedMicros) / 1e6)
+            core.metrics.tlsHandshake(seconds: Double(monotonicMicros() &- tls!.startedMicros) / 1e6)
             setInterest(EPOLLIN.rawValue)
             readAvailable()
         case .wantRead: setInterest(EPOLLIN.rawValue)
@@ -121,7 +125,7 @@ public final class WebSocketConnection: EventHandler {
                 lingerRead()
                 return
             }
-            switch stream.read(into: buffer) {
+            switch tls?.read(into: buffer) ?? TCPStream.read(fd: fd, into: buffer) {
             case .done(let n):
                 lastReceive = loop.now
                 pingOutstanding = false
@@ -158,7 +162,7 @@ public final class WebSocketConnection: EventHandler {
     func lingerRead() {
         let buffer = loop.readBuffer
         while true {
-            let n = Glibc.read(stream.fd, buffer.baseAddress, buffer.count)
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n > 0 { continue }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
             finish()
@@ -243,12 +247,12 @@ public final class WebSocketConnection: EventHandler {
     }
 
     /// Switches to WebSocket: the 101 is queued, the handler takes over.
-    func upgrade(path: String, handler: WebSocketHandler, response: String, subprotocol: String? = nil) {
+    func upgrade(route: Route, response: String, subprotocol: String? = nil) {
         proto.outbound.append(response)
         scheduleFlush()
-        self.path = path
-        self.subprotocol = subprotocol
-        self.handler = handler
+        self.route = route
+        self.chosenSubprotocol = subprotocol.map(StringBox.init)
+        let handler = route.handler
         httpParser = nil
         phase = .websocket
         deadline = 0
@@ -456,7 +460,7 @@ public final class WebSocketConnection: EventHandler {
     func flush() {
         let out = proto.outbound
         while !out.isEmpty {
-            switch stream.write(out.readableBytes) {
+            switch tls?.write(out.readableBytes) ?? TCPStream.write(fd: fd, out.readableBytes) {
             case .done(let n):
                 out.consume(n)
                 if readPaused && out.readableCount <= core.highWaterMark / 2 && out.readableCount > 0 {
@@ -497,7 +501,7 @@ public final class WebSocketConnection: EventHandler {
         readPaused = false
         log.debug("output below \(core.highWaterMark / 2) bytes: resuming reads", metadata: meta)
         updateInterest()
-        if pendingInput != nil || (stream as? TLSStream)?.hasPendingBytes == true {
+        if pendingInput != nil || tls?.hasPendingBytes == true {
             readSoon = true
             scheduleFlush()
         }
@@ -514,7 +518,7 @@ public final class WebSocketConnection: EventHandler {
     func startLinger() {
         guard phase != .lingering && phase != .closed else { return }
         afterFlush = .nothing
-        stream.shutdownWrite()
+        if let tls { tls.shutdownWrite() } else { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
         phase = .lingering
         deadline = loop.now + core.lingerMillis
         readPaused = false
@@ -525,7 +529,7 @@ public final class WebSocketConnection: EventHandler {
     func setInterest(_ events: UInt32) {
         if events != interest && phase != .closed {
             interest = events
-            loop.modify(fd: stream.fd, events: events)
+            loop.modify(fd: fd, events: events)
         }
     }
 
@@ -535,16 +539,16 @@ public final class WebSocketConnection: EventHandler {
         let wasWebSocket = phase == .websocket || handler != nil
         phase = .closed
         pendingInput = nil
-        loop.unregister(fd: stream.fd)
-        stream.close()
+        loop.unregister(fd: fd)
+        Glibc.close(fd)
         core.stats.openConnections.subtract(1)
         if wasWebSocket { notifyClose(.abnormal, "") }
-        handler = nil
+        route = nil
     }
 
     public func loopStopped() {
         finish()
-        handler = nil
+        route = nil
         userData = nil
     }
 
@@ -592,4 +596,10 @@ public final class WebSocketConnection: EventHandler {
 final class HTTPParserBox {
     var parser: HTTPHeadParser
     init(_ limits: HTTPHeadParser.Limits) { parser = HTTPHeadParser(limits: limits) }
+}
+
+/// A string that only some connections need, kept out of line.
+final class StringBox {
+    let value: String
+    init(_ value: String) { self.value = value }
 }

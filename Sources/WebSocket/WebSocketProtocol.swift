@@ -28,17 +28,30 @@ public struct WebSocketProtocol {
     /// Size limits enforced while receiving, decided at each frame header.
     public struct Limits: Sendable {
         /// Largest message payload, after reassembly. 16 MiB covers Autobahn section 9 and most
-        /// real payloads while bounding memory per connection.
-        public var maxMessageSize: Int
+        /// real payloads while bounding memory per connection. At most 2 GiB − 1.
+        public var maxMessageSize: Int {
+            get { Int(message) }
+            set { message = Int32(clamping: newValue) }
+        }
         /// Largest single frame payload; defaults to the message limit.
-        public var maxFrameSize: Int
+        public var maxFrameSize: Int {
+            get { Int(frame) }
+            set { frame = Int32(clamping: newValue) }
+        }
         /// Most frames in one message; bounds per-fragment overhead from a peer that sends
         /// millions of empty continuation frames.
-        public var maxFragments: Int
+        public var maxFragments: Int {
+            get { Int(fragments) }
+            set { fragments = Int32(clamping: newValue) }
+        }
+        // 32-bit storage: these live in every connection (12 bytes instead of 24).
+        private var message: Int32
+        private var frame: Int32
+        private var fragments: Int32
         public init(maxMessageSize: Int = 16 << 20, maxFrameSize: Int? = nil, maxFragments: Int = 1 << 20) {
-            self.maxMessageSize = maxMessageSize
-            self.maxFrameSize = maxFrameSize ?? maxMessageSize
-            self.maxFragments = maxFragments
+            message = Int32(clamping: maxMessageSize)
+            frame = Int32(clamping: maxFrameSize ?? maxMessageSize)
+            fragments = Int32(clamping: maxFragments)
         }
     }
 
