@@ -292,6 +292,7 @@ public final class ClientConnection: EventHandler {
             }
         }
         writeBlocked = false
+        proto.outboundDrained()
         updateInterest()
         out.releaseIfEmpty(threshold: 64 << 10)
     }

@@ -49,7 +49,9 @@ public final class Topics: @unchecked Sendable {
 /// A server frame built once and shared by every recipient.
 final class PreparedFrame: Sendable {
     let bytes: [UInt8]
+    let payloadCount: Int
     init(opcode: Opcode, payload: UnsafeRawBufferPointer) {
+        payloadCount = payload.count
         var proto = WebSocketProtocol(role: .server)
         proto.send(opcode, payload)
         bytes = proto.outbound.bytes
@@ -72,7 +74,7 @@ final class LoopTopics: @unchecked Sendable {
     func deliver(_ topic: String, _ frame: PreparedFrame) {
         guard let subs = subscribers[topic] else { return }
         frame.bytes.withUnsafeBytes { bytes in
-            for c in subs.values { _ = c.sendPrepared(bytes) }
+            for c in subs.values { _ = c.sendPrepared(bytes, payloadCount: frame.payloadCount) }
         }
     }
 }

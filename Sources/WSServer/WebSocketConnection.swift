@@ -332,33 +332,41 @@ public final class WebSocketConnection: EventHandler {
     // MARK: - Sending (public API)
 
     /// Sends a text message. The string is sent as its UTF-8 bytes.
+    ///
+    /// `compress` (every send): with permessage-deflate negotiated, true compresses this
+    /// message, false sends it plain, nil (default) compresses at or above the configured
+    /// minimum size. Without deflate it is ignored.
     @discardableResult
-    public func send(text: String) -> SendStatus {
+    public func send(text: String, compress: Bool? = nil) -> SendStatus {
         var s = text
-        return s.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0)) }
+        return s.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0), compress: compress) }
     }
 
     /// Sends bytes that are already valid UTF-8 as a text message.
     @discardableResult
-    public func send(utf8Text bytes: UnsafeRawBufferPointer) -> SendStatus { sendFrame(.text, bytes) }
+    public func send(utf8Text bytes: UnsafeRawBufferPointer, compress: Bool? = nil) -> SendStatus {
+        sendFrame(.text, bytes, compress: compress)
+    }
 
     @discardableResult
-    public func send(binary bytes: UnsafeRawBufferPointer) -> SendStatus { sendFrame(.binary, bytes) }
+    public func send(binary bytes: UnsafeRawBufferPointer, compress: Bool? = nil) -> SendStatus {
+        sendFrame(.binary, bytes, compress: compress)
+    }
 
     @discardableResult
-    public func send(binary bytes: [UInt8]) -> SendStatus {
-        bytes.withUnsafeBytes { sendFrame(.binary, $0) }
+    public func send(binary bytes: [UInt8], compress: Bool? = nil) -> SendStatus {
+        bytes.withUnsafeBytes { sendFrame(.binary, $0, compress: compress) }
     }
 
     /// Sends a received message back unchanged (same kind, same bytes).
     @discardableResult
-    public func send(_ message: Message) -> SendStatus {
-        sendFrame(message.isText ? .text : .binary, message.bytes)
+    public func send(_ message: Message, compress: Bool? = nil) -> SendStatus {
+        sendFrame(message.isText ? .text : .binary, message.bytes, compress: compress)
     }
 
-    func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer) -> SendStatus {
+    func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer, compress: Bool? = nil) -> SendStatus {
         guard phase == .websocket, !overBackpressureLimit(adding: bytes.count),
-              proto.send(opcode, bytes) == .queued else { return .dropped }
+              proto.send(opcode, bytes, compress: compress) == .queued else { return .dropped }
         let counters = core.metrics.loops[loop.index]
         counters.messagesOut &+= 1
         counters.bytesOut &+= bytes.count
@@ -379,10 +387,12 @@ public final class WebSocketConnection: EventHandler {
     }
 
     /// Queues bytes that are already a complete frame (a prepared pub/sub message).
-    func sendPrepared(_ frame: UnsafeRawBufferPointer) -> SendStatus {
+    func sendPrepared(_ frame: UnsafeRawBufferPointer, payloadCount: Int) -> SendStatus {
         guard isOpen, !overBackpressureLimit(adding: frame.count) else { return .dropped }
         proto.outbound.append(frame)
-        core.metrics.loops[loop.index].messagesOut &+= 1
+        let counters = core.metrics.loops[loop.index]
+        counters.messagesOut &+= 1
+        counters.bytesOut &+= payloadCount
         scheduleFlush()
         return status
     }
@@ -483,6 +493,7 @@ public final class WebSocketConnection: EventHandler {
             }
         }
         writeBlocked = false
+        proto.outboundDrained()
         if readPaused { resumeReading() }
         updateInterest()
         // Large output blocks go back to the allocator once written.

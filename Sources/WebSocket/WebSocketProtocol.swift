@@ -44,14 +44,19 @@ public struct WebSocketProtocol {
             get { Int(fragments) }
             set { fragments = Int32(clamping: newValue) }
         }
+        /// Most pongs waiting unsent in `outbound`; pings beyond get no pong until it drains
+        /// (1–255). 32 answers any sane keepalive and bounds a ping flood to ~4 KiB of pongs.
+        public var maxQueuedPongs: UInt8
         // 32-bit storage: these live in every connection (12 bytes instead of 24).
         private var message: Int32
         private var frame: Int32
         private var fragments: Int32
-        public init(maxMessageSize: Int = 16 << 20, maxFrameSize: Int? = nil, maxFragments: Int = 1 << 20) {
+        public init(maxMessageSize: Int = 16 << 20, maxFrameSize: Int? = nil, maxFragments: Int = 1 << 20,
+                    maxQueuedPongs: Int = 32) {
             message = Int32(clamping: maxMessageSize)
             frame = Int32(clamping: maxFrameSize ?? maxMessageSize)
             fragments = Int32(clamping: maxFragments)
+            self.maxQueuedPongs = UInt8(clamping: max(1, maxQueuedPongs))
         }
     }
 
@@ -93,6 +98,8 @@ public struct WebSocketProtocol {
     private var messageBuffer: ByteBuffer?
     private var controlBuffer: ByteBuffer?
     private var resetMessageOnNext = false
+    /// Pongs written to `outbound` since the owner last called `outboundDrained()`.
+    private var queuedPongs: UInt8 = 0
     /// RSV1 was set on the first frame of the message being received.
     private var messageCompressed = false
 
@@ -339,7 +346,13 @@ public struct WebSocketProtocol {
     private mutating func control(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Event? {
         switch opcode {
         case .ping:
-            if state == .open { writeFrame(.pong, payload) }
+            // §5.5.3 lets an endpoint answer only some pings when earlier pongs are still
+            // unsent: past `maxQueuedPongs` (a ping flood from a peer that does not read),
+            // further pings get no pong until the output drains.
+            if state == .open && queuedPongs < limits.maxQueuedPongs {
+                writeFrame(.pong, payload)
+                queuedPongs += 1
+            }
             return .ping(payload)
         case .pong:
             return .pong(payload)
@@ -377,6 +390,10 @@ public struct WebSocketProtocol {
     }
 
     // MARK: - Sending
+
+    /// Tells the protocol that everything in `outbound` reached the peer's socket (resets the
+    /// count of queued pongs).
+    public mutating func outboundDrained() { queuedPongs = 0 }
 
     /// Whether a send was queued.
     public enum SendResult: Sendable, Equatable {

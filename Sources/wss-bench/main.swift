@@ -7,7 +7,8 @@ import WSClient
 
 // wss-bench: the project's WebSocket benchmark client (ws and wss), built on WSClient.
 // Echo mode verifies every echo byte for byte, in order; handshakes mode measures full
-// connect → TLS → upgrade → close cycles; idle mode measures server memory per connection.
+// connect → TLS → upgrade → close cycles; idle mode measures server memory per connection;
+// pubsub mode measures fan-out (1 publisher → N subscribers on one path of `--app chat`).
 // Output and behaviour follow /work/shared/tools/wsload (the C yardstick).
 
 enum PayloadKind: String, EnumerableFlag {
@@ -20,12 +21,15 @@ enum PayloadKind: String, EnumerableFlag {
 struct WSSBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wss-bench",
-        abstract: "WebSocket echo / handshake / idle-connection benchmark client (ws:// and wss://).",
+        abstract: "WebSocket echo / handshake / idle-connection / pub-sub benchmark client (ws:// and wss://).",
         discussion: """
             Echo mode (default): every connection keeps DEPTH messages in flight; each echo is \
             verified byte for byte and in order. After WARMUP seconds, measures for DURATION \
             seconds, then drains (≤1 s) and closes (≤1 s). The last line starts with RESULT and \
-            holds key=value pairs. Exit status: 0 ok, 1 mismatches/errors/nothing measured, \
+            holds key=value pairs. --pubsub N (against `wss-server --app chat`): N subscribers and \
+            a publisher on the URL's path; the publisher keeps --window publishes in flight (or \
+            sends at --rate), every subscriber must receive every publish once, in order; reports \
+            publishes/s, deliveries/s and send→subscriber latency. Exit status: 0 ok, 1 mismatches/errors/nothing measured, \
             3 safety timeout.
             """)
 
@@ -64,17 +68,30 @@ struct WSSBench: ParsableCommand {
     @Option(name: .customLong("idle"), help: "Open N connections and hold them idle for DURATION seconds.")
     var idle: Int?
 
-    @Option(name: .customLong("server-pid"), help: "Server process: CPU use (echo, handshakes), RSS per connection (idle).")
+    @Option(name: .customLong("pubsub"),
+            help: "Pub/sub fan-out against `wss-server --app chat`: N subscribers + 1 publisher on the URL's path.")
+    var pubsub: Int?
+
+    @Option(name: .customLong("window"),
+            help: "(pubsub) Most publishes in flight; one completes when the publisher receives it back (default 16, 1024 with --rate).")
+    var window: Int?
+
+    @Option(name: .customLong("rate"), help: "(pubsub) Publish at R messages/s (open loop, still capped by --window).")
+    var rate: Double?
+
+    @Option(name: .customLong("server-pid"), help: "Server process: CPU use (echo, handshakes, pubsub), RSS per connection (idle).")
     var serverPid: Int32?
 
-    @Option(name: .customLong("hs-conc"), help: "(idle) Most handshakes in progress at once.")
+    @Option(name: .customLong("hs-conc"), help: "(idle, pubsub) Most handshakes in progress at once.")
     var hsConc: Int = 64
 
     @Option(name: .customLong("prewarm"), help: "(idle, with --server-pid) Open and close N connections before reading the baseline RSS.")
     var prewarm: Int = 32
 
-    @Option(name: .customLong("setup-timeout"), help: "(idle) Seconds allowed to open all connections.")
-    var setupTimeout: Double = 120
+    @Option(name: .customLong("setup-timeout"), help: "(idle, pubsub) Seconds allowed to open all connections (default 120 idle, 30 pubsub).")
+    var setupTimeoutOption: Double?
+
+    var setupTimeout: Double { setupTimeoutOption ?? (pubsub != nil ? 30 : 120) }
 
     @Flag(name: .customShort("q"), help: "Print only the RESULT line.")
     var quiet = false
@@ -88,6 +105,18 @@ struct WSSBench: ParsableCommand {
         if threads < 1 || threads > 256 { throw ValidationError("-t must be 1–256") }
         if let idle, idle < 1 { throw ValidationError("--idle must be at least 1") }
         if handshakes && idle != nil { throw ValidationError("--handshakes and --idle are exclusive") }
+        if pubsub != nil && (handshakes || idle != nil) {
+            throw ValidationError("--pubsub excludes --handshakes and --idle")
+        }
+        if let pubsub {
+            if pubsub < 1 { throw ValidationError("--pubsub must be at least 1") }
+            if size < pubSubHeaderBytes {
+                throw ValidationError("-s must be at least \(pubSubHeaderBytes) with --pubsub (sequence number + send time)")
+            }
+        }
+        if let window, window < 1 { throw ValidationError("--window must be at least 1") }
+        if let rate, !(rate > 0) || !rate.isFinite { throw ValidationError("--rate must be positive") }
+        if let s = setupTimeoutOption, !(s > 0) { throw ValidationError("--setup-timeout must be positive") }
         if !(url.hasPrefix("ws://") || url.hasPrefix("wss://")) {
             throw ValidationError("URL must start with ws:// or wss://")
         }
@@ -98,6 +127,7 @@ struct WSSBench: ParsableCommand {
         // Safety net, like wsload: never run forever.
         var limit = warmup + duration + 30
         if idle != nil { limit += 2 * setupTimeout }
+        if pubsub != nil { limit += setupTimeout }
         alarm(UInt32(limit.rounded(.up)))
         signal(SIGALRM) { _ in
             let msg = "wss-bench: safety timeout, exiting\n"
@@ -105,7 +135,7 @@ struct WSSBench: ParsableCommand {
             _exit(3)
         }
 
-        let conns = idle.map { $0 + prewarm } ?? connections
+        let conns = idle.map { $0 + prewarm } ?? pubsub.map { $0 + 1 } ?? connections
         let nofile = raiseFileLimit(need: conns + 64)
         if nofile < conns + 16 {
             warn("wss-bench: warning: RLIMIT_NOFILE is \(nofile), fewer than the \(conns) connections asked for")
@@ -143,6 +173,8 @@ struct WSSBench: ParsableCommand {
             code = runHandshakes(loops: loops, settings: &settings)
         } else if let idle {
             code = runIdle(loops: loops, settings: &settings, target: idle)
+        } else if let pubsub {
+            code = runPubSub(loops: loops, settings: settings, subscribers: pubsub)
         } else {
             code = runEcho(loops: loops, settings: &settings)
         }
@@ -287,6 +319,131 @@ struct WSSBench: ParsableCommand {
             + "efficiency=\(fmt(efficiency, 0)) conn_errors=\(cerr) proto_errors=\(perr) "
             + "close_errors=\(closeErr) mismatches=0 errors=\(errors)")
         return (errors > 0 || hs == 0) ? 1 : 0
+    }
+
+    // MARK: - Pub/sub
+
+    private func runPubSub(loops: [EventLoop], settings: RunSettings, subscribers: Int) -> Int32 {
+        let s = settings
+        let n = loops.count
+        let win = window ?? (rate != nil ? 1024 : 16)
+        var workers: [PubSubWorker] = []
+        for (i, loop) in loops.enumerated() {
+            let ids = Array(stride(from: i, to: subscribers, by: n))
+            let conc = hsConc / n + (i < hsConc % n ? 1 : 0)
+            workers.append(PubSubWorker(loop: loop, settings: s, ids: ids, hasPublisher: i == 0,
+                                        maxInProgress: conc, window: win, rate: rate ?? 0))
+        }
+        let pubWorker = workers[0]
+        let total = subscribers + 1
+
+        // Setup: every subscriber and the publisher open (bounded), before the first publish.
+        let setupStart = nowNanos()
+        for w in workers { w.loop.execute { w.startOpening() } }
+        func upCount() -> Int { workers.reduce(0) { $0 + $1.up.load(ordering: .relaxed) } }
+        func failedCount() -> Int { workers.reduce(0) { $0 + $1.failed.load(ordering: .relaxed) } }
+        waitUntil(deadline: setupStart + UInt64(setupTimeout * 1e9)) { upCount() + failedCount() >= total }
+        let setupSecs = Double(nowNanos() - setupStart) / 1e9
+        let upAfterSetup = upCount()
+        var setupFailed = upAfterSetup < total
+        if setupFailed {
+            warn("wss-bench: pubsub setup: \(upAfterSetup)/\(total) connections open after \(fmt(setupSecs, 2)) s; not publishing")
+        }
+
+        // Window: armed on every loop before the publisher starts.
+        let t0 = nowNanos()
+        let w0 = t0 + UInt64(warmup * 1e9)
+        let w1 = w0 + UInt64(duration * 1e9)
+        var u0: UsageSample?, u1: UsageSample?
+        var final: UInt64 = 0
+        if !setupFailed {
+            for w in workers { w.loop.execute { w.arm(w0: w0, w1: w1) } }
+            waitUntil(deadline: nowNanos() + 2_000_000_000) { workers.allSatisfy { $0.armed.load(ordering: .acquiring) } }
+            pubWorker.loop.execute { pubWorker.startPublishing() }
+            sleepUntil(w0)
+            u0 = UsageSample.take(serverPid: serverPid)
+            sleepUntil(w1)
+            u1 = UsageSample.take(serverPid: serverPid)
+            // The publisher stops by itself at the first echo (or tick) after w1; make sure.
+            pubWorker.loop.execute { pubWorker.stopPublishing() }
+            waitUntil(deadline: nowNanos() + 2_000_000_000) { pubWorker.finalPublishes.load(ordering: .acquiring) >= 0 }
+            let f = pubWorker.finalPublishes.load(ordering: .acquiring)
+            if f < 0 {
+                warn("wss-bench: publisher did not stop")
+                setupFailed = true
+            }
+            final = UInt64(max(f, 0))
+            // Drain (≤3 s): every subscriber has every publish, the publisher all its own.
+            let want = final * UInt64(subscribers)
+            waitUntil(deadline: nowNanos() + 3_000_000_000) {
+                pubWorker.echoes.load(ordering: .relaxed) >= final
+                    && workers.reduce(0) { $0 + $1.delivered.load(ordering: .relaxed) } >= want
+            }
+        }
+        for w in workers { w.loop.execute { w.closeAll() } }
+        waitUntil(deadline: nowNanos() + 1_400_000_000) {
+            workers.reduce(0) { $0 + $1.finished.load(ordering: .relaxed) } >= total
+        }
+        for l in loops { l.stop() }
+        for l in loops { l.join() }
+
+        let hist = Histogram(), setupHist = Histogram()
+        var deliveries: UInt64 = 0, deliveriesTotal: UInt64 = 0, gaps: UInt64 = 0, tail: UInt64 = 0
+        var dups: UInt64 = 0, mism: UInt64 = 0
+        var cerr: UInt64 = 0, perr: UInt64 = 0, closed: UInt64 = 0, closeErr: UInt64 = 0
+        for w in workers {
+            hist.merge(w.histogram())
+            setupHist.merge(w.setupHist)
+            let sh = w.shared.pointee
+            deliveries += sh.deliveries; deliveriesTotal += sh.deliveriesTotal
+            dups += sh.duplicates; mism += sh.mismatches
+            gaps += sh.gaps
+            tail += setupFailed ? 0 : w.tailMissing(final: final)
+            cerr += w.connErrors; perr += w.protoErrors; closed += w.closedByServer; closeErr += w.closeErrors
+        }
+        let pubMissing = final > pubWorker.pubEchoes ? final - pubWorker.pubEchoes : 0
+        let secs = Double(w1 - w0) / 1e9
+        let pubRate = Double(pubWorker.publishes) / secs
+        let delRate = Double(deliveries) / secs
+        let mib = Double(deliveries) * Double(size) / secs / 1_048_576
+        let usage = u0.flatMap { a in u1.map { b in Usage(a, b, seconds: secs) } }
+        let serverCPU = usage?.serverCPU ?? -1, clientCPU = usage?.clientCPU ?? -1
+        let efficiency = usage?.efficiency(deliveries) ?? -1
+        // Connections that neither opened nor failed by the setup deadline (failures count as connect errors).
+        let setupErr: UInt64 = setupFailed ? UInt64(max(total - upAfterSetup - failedCount(), cerr == 0 ? 1 : 0)) : 0
+        let errors = gaps + tail + dups + mism + pubMissing + cerr + perr + closed + closeErr + setupErr
+        let typeName = kind == .binary ? "binary" : "text"
+        let us: (UInt64) -> String = { fmt(Double($0) / 1e3) }
+        let rateNote = rate.map { " rate=\(fmt($0, 0))/s" } ?? ""
+
+        line("wss-bench pubsub \(url): \(proto) \(typeName) subscribers=\(subscribers) size=\(size) window=\(win)\(rateNote) "
+             + "threads=\(threads) measured=\(fmt(secs, 1)) s")
+        line("  setup: \(upAfterSetup)/\(total) connections open in \(fmt(setupSecs, 2)) s  (" + latencyLine("connect→open", setupHist) + ")")
+        line("  publishes: \(fmt(pubRate, 0))/s (\(pubWorker.publishes) in the window, \(final) in all)"
+             + (pubWorker.rateBehind > 0 ? "; the full window held back up to \(pubWorker.rateBehind) scheduled publishes" : ""))
+        line("  deliveries: \(fmt(delRate, 0))/s (\(deliveries) in the window, \(deliveriesTotal) in all), \(fmt(mib, 2)) MiB/s payload")
+        line("  " + latencyLine("delivery latency (send → subscriber)", hist))
+        line("  " + latencyLine("publisher round trip (own message back)", pubWorker.pubRTT))
+        line("  gaps: \(gaps) (+\(tail) never arrived by the end of the drain)  duplicates: \(dups)  mismatches: \(mism)  publisher echoes missing: \(pubMissing)  errors: \(errors) "
+             + "(connect \(cerr), protocol \(perr), closed by server \(closed), close \(closeErr))")
+        if serverCPU >= 0 {
+            line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) deliveries per server-CPU-second")
+        }
+        if let usage {
+            line("  client CPU: \(fmt(clientCPU * 100, 1)) % (of one core; ≈100 % per thread means the client may be the limit)" + usage.runqNote)
+        }
+        out("RESULT mode=pubsub proto=\(proto) type=\(typeName) subscribers=\(subscribers) size=\(size) window=\(win) "
+            + "rate=\(rate.map { fmt($0, 0) } ?? "-1") threads=\(threads) secs=\(fmt(secs, 2)) setup_s=\(fmt(setupSecs, 2)) "
+            + "publishes=\(pubWorker.publishes) deliveries=\(deliveries) publishes_total=\(final) "
+            + "publishes_per_s=\(fmt(pubRate, 0)) deliveries_per_s=\(fmt(delRate, 0)) msgs_per_s=\(fmt(delRate, 0)) "
+            + "mib_per_s=\(fmt(mib, 2)) p50_us=\(us(hist.percentile(0.5))) p99_us=\(us(hist.percentile(0.99))) "
+            + "p999_us=\(us(hist.percentile(0.999))) max_us=\(us(hist.max)) "
+            + "pub_rtt_p50_us=\(us(pubWorker.pubRTT.percentile(0.5))) pub_rtt_p99_us=\(us(pubWorker.pubRTT.percentile(0.99))) "
+            + "rate_behind=\(pubWorker.rateBehind) "
+            + (usage.map { "\($0.keys) " } ?? "") + "efficiency=\(fmt(efficiency, 0)) "
+            + "conns_up=\(upAfterSetup) conn_errors=\(cerr) proto_errors=\(perr) closed=\(closed) close_errors=\(closeErr) "
+            + "gaps=\(gaps) tail_missing=\(tail) duplicates=\(dups) mismatches=\(mism) errors=\(errors)")
+        return (errors > 0 || pubWorker.publishes == 0) ? 1 : 0
     }
 
     // MARK: - Idle

@@ -51,6 +51,9 @@ struct WSSServerCommand: ParsableCommand {
     @Option(help: "Most frames in one fragmented message; more closes with 1009.")
     var maxFragments: Int = 1 << 20
 
+    @Option(help: "Most pongs waiting unsent per connection (1–255); further pings get no pong until output drains.")
+    var maxQueuedPongs: Int = 32
+
     @Option(help: "Most simultaneous connections; excess ones are closed at once (503 for plain HTTP).")
     var maxConnections: Int = 60_000
 
@@ -105,6 +108,7 @@ struct WSSServerCommand: ParsableCommand {
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1–1024") }
         if maxMessageSize < 1 { throw ValidationError("--max-message-size must be positive") }
         if let f = maxFrameSize, f < 1 { throw ValidationError("--max-frame-size must be positive") }
+        if !(1...255).contains(maxQueuedPongs) { throw ValidationError("--max-queued-pongs must be 1–255") }
         if maxFragments < 1 { throw ValidationError("--max-fragments must be positive") }
         if !(9...15).contains(deflateWindowBits) { throw ValidationError("--deflate-window-bits must be 9–15") }
         if !(1...9).contains(deflateMemLevel) { throw ValidationError("--deflate-mem-level must be 1–9") }
@@ -136,7 +140,8 @@ struct WSSServerCommand: ParsableCommand {
         config.certificateFile = cert
         config.keyFile = key
         config.threads = threads
-        config.limits = .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments)
+        config.limits = .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments,
+                              maxQueuedPongs: maxQueuedPongs)
         config.maxConnections = maxConnections
         config.highWaterMark = highWaterMark
         config.maxBackpressure = maxBackpressure

@@ -236,3 +236,18 @@ final class ProtocolDeflateTests: XCTestCase {
         XCTAssertEqual(got, [text, "bin [1, 2, 3]", text])
     }
 }
+
+final class PingFloodTests: XCTestCase {
+    func testQueuedPongsAreBoundedUntilOutputDrains() {
+        var p = WebSocketProtocol(role: .server, limits: .init(maxQueuedPongs: 4))
+        var flood: [UInt8] = []
+        for i in 0..<10 { flood += frame(0x9, [UInt8(i)]) }
+        let events = feed(&p, flood)
+        XCTAssertEqual(events.count, 10)  // every ping is reported to the application
+        XCTAssertEqual(serverFrames(p.outbound).map(\.payload), [[0], [1], [2], [3]])  // 4 pongs only
+        p.outbound.clear()
+        p.outboundDrained()
+        _ = feed(&p, frame(0x9, [42]))
+        XCTAssertEqual(serverFrames(p.outbound).map(\.payload), [[42]])
+    }
+}

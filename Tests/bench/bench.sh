@@ -6,10 +6,14 @@
 #   echo: 64 B text ×100 conns depth 1 / depth 16, 16 KiB binary ×10 depth 4, 1 MiB binary ×4
 #         depth 1, over ws and wss; tools/tcpecho + wsload tcp:// as the syscall ceiling for the
 #         first three; wsload vs wss-bench on 64 B depth 16 ws (is the client the bottleneck?);
-#   handshakes/s (ws, wss full TLS handshakes); server RSS per idle connection at 10,000 (ws, wss).
+#   handshakes/s (ws, wss full TLS handshakes); server RSS per idle connection at 10,000 (ws, wss);
+#   pub/sub fan-out against `--app chat`: 1 publisher → 1, 10, 100, 1000 subscribers on one path
+#         (ws; wss for 1000), 64 B text, 16 publishes in flight (deliveries/s, send→subscriber latency).
 #
 # Environment: BENCH_SECONDS (measured seconds per run, default 5), BENCH_WARMUP (default 1),
-# BENCH_IDLE_CONNS (default 10000), BENCH_TOOLS (default ../shared/tools beside the repo).
+# BENCH_IDLE_CONNS (default 10000), BENCH_TOOLS (default ../shared/tools beside the repo),
+# BENCH_ONLY (comma-separated groups to run: echo, handshakes, idle, pubsub; default all —
+# e.g. BENCH_ONLY=pubsub for the fan-out rows alone), BENCH_PUBSUB_N (default "1 10 100 1000").
 # Kills only the processes it started. Exit status 1 if any run reported errors or mismatches.
 set -uo pipefail
 
@@ -18,6 +22,8 @@ cd "$ROOT"
 SECS="${BENCH_SECONDS:-5}"
 WARM="${BENCH_WARMUP:-1}"
 IDLE_CONNS="${BENCH_IDLE_CONNS:-10000}"
+ONLY="${BENCH_ONLY:-echo,handshakes,idle,pubsub}"
+PUBSUB_N="${BENCH_PUBSUB_N:-1 10 100 1000}"
 TOOLS="${BENCH_TOOLS:-$ROOT/../shared/tools}"
 SERVER="$ROOT/.build/release/wss-server"
 BENCH="$ROOT/.build/release/wss-bench"
@@ -36,6 +42,12 @@ trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench: $*"; exit 1; }
+
+# want GROUP → whether BENCH_ONLY selects it
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+for g in ${ONLY//,/ }; do
+    case "$g" in echo|handshakes|idle|pubsub) ;; *) die "BENCH_ONLY: unknown group '$g' (echo, handshakes, idle, pubsub)";; esac
+done
 
 # Pinning: server on core 0, load generator on core 1 (skipped on a single-core machine).
 if [[ "$(nproc)" -ge 2 ]] && command -v taskset >/dev/null; then
@@ -56,7 +68,9 @@ swift build -c release >"$SCRATCH/build.log" 2>&1 || { cat "$SCRATCH/build.log" 
 [[ -x "$SERVER" && -x "$BENCH" ]] || die "missing $SERVER or $BENCH after the build"
 
 WSLOAD="" TCPECHO=""
-if [[ -d "$TOOLS" ]]; then
+if ! want echo; then
+    :  # the C tools serve only the echo group
+elif [[ -d "$TOOLS" ]]; then
     if [[ -f "$TOOLS/wsload/wsload.c" ]] && gcc -O2 -o "$SCRATCH/wsload" "$TOOLS/wsload/wsload.c" -lssl -lcrypto -lpthread 2>"$SCRATCH/gcc.log"; then
         WSLOAD="$SCRATCH/wsload"
     else say "bench: could not build wsload (no comparison row)"; fi
@@ -70,12 +84,12 @@ fi
 "$ROOT/certs/generate.sh" "$SCRATCH/certs" >/dev/null 2>&1 || die "certs/generate.sh failed"
 CA="$SCRATCH/certs/ca.pem"
 
-# start_server NAME [extra args…] → sets SRV_PID, SRV_PORT
+# [APP=chat] start_server NAME [extra args…] → sets SRV_PID, SRV_PORT (app: echo unless APP is set)
 start_server() {
     local name="$1"; shift
     local log="$SCRATCH/$name.log"
     : >"$log"
-    "${PIN_SERVER[@]}" "$SERVER" --app echo --threads 1 --host 127.0.0.1 --port 0 --log-level warning "$@" >"$log" 2>&1 &
+    "${PIN_SERVER[@]}" "$SERVER" --app "${APP:-echo}" --threads 1 --host 127.0.0.1 --port 0 --log-level warning "$@" >"$log" 2>&1 &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
     local i
@@ -122,16 +136,17 @@ run() {
 }
 
 # ---------------------------------------------------------------------------------------------
+COMMON=(-T "$SECS" -W "$WARM")
+if want echo || want handshakes; then
 start_server ws;  WS_PID=$SRV_PID;  WS_PORT=$SRV_PORT
 start_server wss --cert "$SCRATCH/certs/cert.pem" --key "$SCRATCH/certs/key.pem"; WSS_PID=$SRV_PID; WSS_PORT=$SRV_PORT
 WS_URL="ws://127.0.0.1:$WS_PORT/"
 WSS_URL="wss://127.0.0.1:$WSS_PORT/"
-COMMON=(-T "$SECS" -W "$WARM")
 
 SCEN_IDS=("64B text c100 d1" "64B text c100 d16" "16KiB bin c10 d4" "1MiB bin c4 d1")
 SCEN_ARGS=("-c 100 -d 1 -s 64 --text" "-c 100 -d 16 -s 64 --text" "-c 10 -d 4 -s 16384 --binary" "-c 4 -d 1 -s 1048576 --binary")
 
-for i in "${!SCEN_IDS[@]}"; do
+want echo && for i in "${!SCEN_IDS[@]}"; do
     # shellcheck disable=SC2206
     args=(${SCEN_ARGS[$i]})
     run "${SCEN_IDS[$i]}" ws  wss-bench "${args[@]}" "${COMMON[@]}" --server-pid "$WS_PID" "$WS_URL"
@@ -142,9 +157,12 @@ for i in "${!SCEN_IDS[@]}"; do
     run "${SCEN_IDS[$i]}" wss wss-bench "${args[@]}" "${COMMON[@]}" --server-pid "$WSS_PID" --ca "$CA" "$WSS_URL"
 done
 
-run "handshakes c32" ws  wss-bench --handshakes -c 32 "${COMMON[@]}" --server-pid "$WS_PID" "$WS_URL"
-run "handshakes c32" wss wss-bench --handshakes -c 32 "${COMMON[@]}" --server-pid "$WSS_PID" --ca "$CA" "$WSS_URL"
+if want handshakes; then
+    run "handshakes c32" ws  wss-bench --handshakes -c 32 "${COMMON[@]}" --server-pid "$WS_PID" "$WS_URL"
+    run "handshakes c32" wss wss-bench --handshakes -c 32 "${COMMON[@]}" --server-pid "$WSS_PID" --ca "$CA" "$WSS_URL"
+fi
 stop_server "$WS_PID"; stop_server "$WSS_PID"
+fi
 
 if [[ -n "$WSLOAD" && -n "$TCPECHO" ]]; then
     TCP_PORT="$(free_port)"
@@ -165,12 +183,30 @@ if [[ -n "$WSLOAD" && -n "$TCPECHO" ]]; then
 fi
 
 # Idle memory: fresh servers, so earlier large-message runs do not leave reusable heap behind.
-start_server idle-ws
-run "idle $IDLE_CONNS" ws wss-bench --idle "$IDLE_CONNS" -T "$SECS" --server-pid "$SRV_PID" "ws://127.0.0.1:$SRV_PORT/"
-stop_server "$SRV_PID"
-start_server idle-wss --cert "$SCRATCH/certs/cert.pem" --key "$SCRATCH/certs/key.pem"
-run "idle $IDLE_CONNS" wss wss-bench --idle "$IDLE_CONNS" -T "$SECS" --server-pid "$SRV_PID" --ca "$CA" "wss://127.0.0.1:$SRV_PORT/"
-stop_server "$SRV_PID"
+if want idle; then
+    start_server idle-ws
+    run "idle $IDLE_CONNS" ws wss-bench --idle "$IDLE_CONNS" -T "$SECS" --server-pid "$SRV_PID" "ws://127.0.0.1:$SRV_PORT/"
+    stop_server "$SRV_PID"
+    start_server idle-wss --cert "$SCRATCH/certs/cert.pem" --key "$SCRATCH/certs/key.pem"
+    run "idle $IDLE_CONNS" wss wss-bench --idle "$IDLE_CONNS" -T "$SECS" --server-pid "$SRV_PID" --ca "$CA" "wss://127.0.0.1:$SRV_PORT/"
+    stop_server "$SRV_PID"
+fi
+
+# Pub/sub fan-out: `--app chat` (every message on a path goes to every connection on that path),
+# one publisher with 16 publishes in flight (a publish completes when the publisher gets it back),
+# N subscribers, all on one client thread. msgs/s = deliveries/s (messages received by all
+# subscribers); the publishes/s are in the note.
+if want pubsub; then
+    APP=chat start_server pubsub-ws
+    for n in $PUBSUB_N; do
+        run "pubsub 1→$n" ws wss-bench --pubsub "$n" -s 64 --text "${COMMON[@]}" --server-pid "$SRV_PID" "ws://127.0.0.1:$SRV_PORT/"
+    done
+    stop_server "$SRV_PID"
+    APP=chat start_server pubsub-wss --cert "$SCRATCH/certs/cert.pem" --key "$SCRATCH/certs/key.pem"
+    n="${PUBSUB_N##* }"
+    run "pubsub 1→$n" wss wss-bench --pubsub "$n" -s 64 --text "${COMMON[@]}" --server-pid "$SRV_PID" --ca "$CA" "wss://127.0.0.1:$SRV_PORT/"
+    stop_server "$SRV_PID"
+fi
 
 # ---------------------------------------------------------------------------------------------
 num_or_dash() { [[ -n "$1" && "$1" != -1 && "$1" != -1.* && "$1" != "-100.0" ]] && printf '%s' "$1" || printf '%s' "-"; }
@@ -178,7 +214,7 @@ num_or_dash() { [[ -n "$1" && "$1" != -1 && "$1" != -1.* && "$1" != "-100.0" ]] 
 echo
 echo "wss-server benchmark — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
-echo "server: wss-server --app echo --threads 1 (core 0); client: wss-bench, 1 thread (core 1); ${SECS} s per run after ${WARM} s warmup"
+echo "server: wss-server --app echo --threads 1 (core 0; pubsub rows: --app chat); client: wss-bench, 1 thread (core 1); ${SECS} s per run after ${WARM} s warmup"
 echo
 FMT='%-28s | %-9s | %9s | %8s | %8s | %8s | %11s | %10s | %9s | %11s | %9s | %s\n'
 printf "$FMT" scenario transport "msgs/s" "MiB/s" "p50 µs" "p99 µs" "server CPU%" efficiency "ratio tcp" "client CPU%" "runq s/c" note
@@ -219,6 +255,11 @@ for row in "${ROWS[@]}"; do
     [[ "$tool" == wsload ]] && note="wsload (C yardstick)${note:+; $note}"
     [[ "$tr" == tcp ]] && note="tcpecho + wsload tcp:// (ceiling)"
     [[ "$id" == handshakes* ]] && note="msgs/s = handshakes/s; p50/p99 = connect→open"
+    if [[ "$id" == pubsub* ]]; then
+        note="msgs/s = deliveries/s; publishes/s $(num_or_dash "$(kv "$line" publishes_per_s)"); p50/p99 = send→subscriber"
+        note="$note (max $(num_or_dash "$(kv "$line" max_us)") µs); publisher round trip p50 $(num_or_dash "$(kv "$line" pub_rtt_p50_us)") µs"
+        [[ "$(kv "$line" tail_missing)" =~ ^[1-9] ]] && note="$note; undelivered at the end: $(kv "$line" tail_missing)"
+    fi
     [[ "${mism:-0}" != 0 || "${errs:-0}" != 0 ]] && note="$note ERRORS: mismatches=${mism:-?} errors=${errs:-?}"
     if [[ "$id" == *"[wsload]" ]]; then
         ol="${R[$base_id|ws]:-}"
@@ -230,11 +271,13 @@ for row in "${ROWS[@]}"; do
         note="$note; server µs/msg $(awk -v c="$(kv "$ol" server_cpu)" -v r="$(kv "$ol" msgs_per_s)" 'BEGIN{ if (r > 0 && c > 0) printf "%.2f", c*1e6/r; else print "-" }')"
         note="$note (under wss-bench), $(awk -v c="$cpu" -v r="$rate" 'BEGIN{ if (r > 0 && c > 0) printf "%.2f", c*1e6/r; else print "-" }') (under wsload)"
     fi
-    printf "$FMT" "$id" "$tr" "$(num_or_dash "$rate")" "$(num_or_dash "$(kv "$line" mib_per_s)")" \
+    # printf pads bytes: "→" is 3 bytes in one column.
+    row_fmt="$FMT"; [[ "$id" == *→* ]] && row_fmt="${FMT/\%-28s/%-30s}"
+    printf "$row_fmt" "$id" "$tr" "$(num_or_dash "$rate")" "$(num_or_dash "$(kv "$line" mib_per_s)")" \
         "$(num_or_dash "$(kv "$line" p50_us)")" "$(num_or_dash "$(kv "$line" p99_us)")" "$cpu_pct" "$eff" "$ratio" "$ccpu_pct" "$runq" "$note"
 done
 echo
-echo "efficiency = msgs (or handshakes) per server-CPU-second; ratio tcp = msgs/s ÷ tcpecho msgs/s for the same scenario"
+echo "efficiency = msgs (or handshakes, or pub/sub deliveries) per server-CPU-second; ratio tcp = msgs/s ÷ tcpecho msgs/s for the same scenario"
 echo "(\"efficiency vs tcpecho\" in the note: the same ratio per server-CPU-second, robust to CPU contention)"
 echo "client CPU ≈ 100 % means the load generator, not the server, may be the limit; runq s/c = share of"
 echo "the window the server / client spent runnable but waiting for a CPU (> 0.05: other work competed, numbers noisy)."

@@ -1,0 +1,465 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import Transport
+import WSClient
+
+// Pub/sub fan-out mode: N subscribers and one publisher on the same path of `--app chat`.
+// Every payload starts with 16 lowercase hex digits of the sequence number and 16 of the send
+// time (CLOCK_MONOTONIC ns, this process); the rest is a fixed body, checked byte for byte.
+
+/// Header bytes at the start of every pub/sub payload.
+let pubSubHeaderBytes = 32
+
+@inline(__always)
+private func hexNibble(_ v: UInt64) -> UInt8 {
+    let n = UInt8(truncatingIfNeeded: v & 15)
+    return n < 10 ? 48 &+ n : 87 &+ n
+}
+
+/// Writes `v` as 16 hex digits, most significant first.
+@inline(__always)
+private func putHex16(_ p: UnsafeMutablePointer<UInt8>, _ v: UInt64) {
+    var v = v
+    var i = 15
+    while i >= 0 { p[i] = hexNibble(v); v >>= 4; i -= 1 }
+}
+
+/// Parses 16 lowercase hex digits; nil on anything else.
+@inline(__always)
+private func parseHex16(_ p: UnsafePointer<UInt8>) -> UInt64? {
+    var v: UInt64 = 0
+    for i in 0..<16 {
+        let c = p[i]
+        let d: UInt8
+        if c &- 48 < 10 { d = c &- 48 } else if c &- 97 < 6 { d = c &- 87 } else { return nil }
+        v = v << 4 | UInt64(d)
+    }
+    return v
+}
+
+/// Fills `p` with the deterministic body (the same in every process thread: same seed).
+func fillPubSubBody(_ p: UnsafeMutablePointer<UInt8>, size: Int, binary: Bool) {
+    var rng = SplitMix(state: 0x9B5B_0B0D)
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
+    for i in 0..<size {
+        let r = rng.next()
+        p[i] = binary ? UInt8(truncatingIfNeeded: r >> 24) : alphabet[Int(r % UInt64(alphabet.count))]
+    }
+}
+
+/// Per-loop hot-path state, reached through a pointer (no reference counting per message).
+struct PubSubShared {
+    // Immutable once the window is armed.
+    var size = 0
+    var binary = false
+    var w0: UInt64 = .max
+    var w1: UInt64 = .max
+    var body: UnsafeMutablePointer<UInt8>
+    var buckets: UnsafeMutablePointer<UInt64>
+    // Counters (subscribers of this loop).
+    var deliveries: UInt64 = 0        // inside the window
+    var deliveriesTotal: UInt64 = 0   // every message a subscriber received
+    var gaps: UInt64 = 0              // publishes a subscriber never saw
+    var duplicates: UInt64 = 0        // repeated or out-of-order sequence numbers
+    var mismatches: UInt64 = 0        // wrong size, kind, header or body
+    var histCount: UInt64 = 0
+    var histMax: UInt64 = 0
+    var histMin: UInt64 = .max
+    var histSum: Double = 0
+    // One clock read per connection read event (as echo mode).
+    var clockOwner: UInt = 0
+    var clockValue: UInt64 = 0
+    var hookQueued = false
+}
+
+/// One subscriber, or the publisher (which also receives its own messages back).
+final class PubSubConn: ClientDelegate {
+    enum State: UInt8 { case connecting, open, closing, done }
+    unowned(unsafe) let worker: PubSubWorker
+    let sh: UnsafeMutablePointer<PubSubShared>
+    let id: Int
+    let isPublisher: Bool
+    var conn: ClientConnection?
+    var state: State = .connecting
+    var started: UInt64 = 0
+    /// Next sequence number expected.
+    var expect: UInt64 = 0
+
+    init(worker: PubSubWorker, shared: UnsafeMutablePointer<PubSubShared>, id: Int, isPublisher: Bool) {
+        self.worker = worker
+        self.sh = shared
+        self.id = id
+        self.isPublisher = isPublisher
+    }
+
+    @inline(__always)
+    private func clock() -> UInt64 {
+        let me = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
+        if sh.pointee.clockOwner == me { return sh.pointee.clockValue }
+        let now = nowNanos()
+        sh.pointee.clockOwner = me
+        sh.pointee.clockValue = now
+        worker.queueHook()
+        return now
+    }
+
+    /// Checks size, kind, header and body; returns (seq, sent) or nil.
+    @inline(__always)
+    private func decode(_ m: Message) -> (UInt64, UInt64)? {
+        let b = m.bytes
+        let size = sh.pointee.size
+        guard b.count == size, m.isText != sh.pointee.binary, let base = b.baseAddress else { return nil }
+        let p = base.assumingMemoryBound(to: UInt8.self)
+        guard let seq = parseHex16(p), let sent = parseHex16(p + 16) else { return nil }
+        if size > pubSubHeaderBytes,
+           memcmp(p + pubSubHeaderBytes, sh.pointee.body + pubSubHeaderBytes, size - pubSubHeaderBytes) != 0 {
+            return nil
+        }
+        return (seq, sent)
+    }
+
+    func clientDidOpen(_ client: ClientConnection) { worker.opened(self) }
+
+    func client(_ client: ClientConnection, didReceive m: Message) {
+        let now = clock()
+        guard let (seq, sent) = decode(m) else {
+            sh.pointee.mismatches &+= 1
+            worker.report("\(isPublisher ? "publisher" : "subscriber \(id)"): bad message (\(m.kind), \(m.bytes.count) bytes)")
+            return
+        }
+        if isPublisher { return worker.publisherGot(seq: seq, sent: sent, now: now) }
+        if seq == expect {
+            expect &+= 1
+        } else if seq > expect {
+            sh.pointee.gaps &+= seq &- expect
+            worker.report("subscriber \(id): expected seq \(expect), got \(seq) (\(seq - expect) missing)")
+            expect = seq &+ 1
+        } else {
+            sh.pointee.duplicates &+= 1
+            worker.report("subscriber \(id): seq \(seq) again or out of order (expected \(expect))")
+            return
+        }
+        sh.pointee.deliveriesTotal &+= 1
+        if now >= sh.pointee.w0 && now < sh.pointee.w1 {
+            let v = now &- sent
+            sh.pointee.deliveries &+= 1
+            sh.pointee.buckets[Histogram.index(v)] &+= 1
+            sh.pointee.histCount &+= 1
+            sh.pointee.histSum += Double(v)
+            if v > sh.pointee.histMax { sh.pointee.histMax = v }
+            if v < sh.pointee.histMin { sh.pointee.histMin = v }
+        }
+    }
+
+    func clientDidClose(_ client: ClientConnection, code: CloseCode, reason: String, error: String?) {
+        worker.closed(self, code: code, error: error)
+    }
+}
+
+/// Fires the publisher in --rate mode (a timerfd on the publisher's loop).
+final class RateTimer: EventHandler {
+    unowned(unsafe) let worker: PubSubWorker
+    let fd: Int32
+    init(worker: PubSubWorker, fd: Int32) { self.worker = worker; self.fd = fd }
+    func handleEvent(_ events: UInt32) {
+        var v: UInt64 = 0
+        _ = Glibc.read(fd, &v, 8)
+        worker.pump(now: nowNanos())
+    }
+    func tick(now: UInt64) {}
+    func flushScheduled() {}
+    func loopStopped() { worker.stopTimer() }
+}
+
+// timerfd is not in Swift's Glibc module (nor in CLinux, which this target may not touch).
+@_silgen_name("timerfd_create") private func c_timerfd_create(_ clock: Int32, _ flags: Int32) -> Int32
+@_silgen_name("timerfd_settime") private func c_timerfd_settime(
+    _ fd: Int32, _ flags: Int32, _ new: UnsafePointer<itimerspec>, _ old: UnsafeMutablePointer<itimerspec>?) -> Int32
+
+/// The subscribers of one event loop, plus the publisher on loop 0. Touched only on its loop's
+/// thread (atomics aside) until the loop has been joined.
+final class PubSubWorker: EventHandler, @unchecked Sendable {
+    let loop: EventLoop
+    let options: ClientOptions
+    let shared: UnsafeMutablePointer<PubSubShared>
+    let log: ErrorLog
+    var conns: [PubSubConn] = []
+    let maxInProgress: Int
+    private var nextToOpen = 0
+    private var inProgress = 0
+    private var refillWanted = false
+
+    var connErrors: UInt64 = 0
+    var protoErrors: UInt64 = 0
+    var closedByServer: UInt64 = 0
+    var closeErrors: UInt64 = 0
+    let setupHist = Histogram()
+
+    // Read by main.
+    let up = Atomic<Int>(0)
+    let failed = Atomic<Int>(0)
+    let finished = Atomic<Int>(0)
+    let armed = Atomic<Bool>(false)
+    /// Messages received by this loop's subscribers (published at the end of each iteration).
+    let delivered = Atomic<UInt64>(0)
+
+    // Publisher (loop 0 only).
+    private(set) var publisher: PubSubConn?
+    let window: Int
+    let rate: Double
+    private var payload: UnsafeMutablePointer<UInt8>
+    private var pubSeq: UInt64 = 0        // next to send = publishes so far
+    private var rateStart: UInt64 = 0
+    private var publishing = false
+    private var timer: RateTimer?
+    var publishes: UInt64 = 0             // sent inside the window
+    var pubEchoes: UInt64 = 0             // own messages back (all)
+    var rateBehind: UInt64 = 0            // rate mode: most sends the full window held back at once
+    let pubRTT = Histogram()
+    /// Publishes sent, once the publisher has stopped (-1 while it runs).
+    let finalPublishes = Atomic<Int>(-1)
+    /// Own messages received back (published at the end of each iteration).
+    let echoes = Atomic<UInt64>(0)
+
+    init(loop: EventLoop, settings: RunSettings, ids: [Int], hasPublisher: Bool,
+         maxInProgress: Int, window: Int, rate: Double) {
+        self.loop = loop
+        self.options = settings.options
+        self.log = ErrorLog(quiet: settings.quiet)
+        self.maxInProgress = max(1, maxInProgress)
+        self.window = window
+        self.rate = rate
+        let size = settings.size
+        let body = UnsafeMutablePointer<UInt8>.allocate(capacity: max(size, 1))
+        fillPubSubBody(body, size: size, binary: settings.binary)
+        payload = .allocate(capacity: max(size, 1))
+        payload.update(from: body, count: size)
+        let buckets = UnsafeMutablePointer<UInt64>.allocate(capacity: Histogram.bucketCount)
+        buckets.initialize(repeating: 0, count: Histogram.bucketCount)
+        shared = .allocate(capacity: 1)
+        shared.initialize(to: PubSubShared(size: size, binary: settings.binary, body: body, buckets: buckets))
+        if hasPublisher {
+            let p = PubSubConn(worker: self, shared: shared, id: -1, isPublisher: true)
+            publisher = p
+            conns.append(p)
+        }
+        for id in ids { conns.append(PubSubConn(worker: self, shared: shared, id: id, isPublisher: false)) }
+    }
+
+    deinit {
+        shared.pointee.body.deallocate()
+        shared.pointee.buckets.deallocate()
+        shared.deallocate()
+        payload.deallocate()
+    }
+
+    var connectionCount: Int { conns.count }
+    var subscriberCount: Int { conns.count - (publisher == nil ? 0 : 1) }
+
+    func report(_ s: @autoclosure () -> String) { log.report(s()) }
+
+    func histogram() -> Histogram {
+        let h = Histogram()
+        let s = shared.pointee
+        h.absorb(buckets: s.buckets, count: s.histCount, max: s.histMax, min: s.histMin, sum: s.histSum)
+        return h
+    }
+
+    /// End-of-iteration hook: forget the cached clock, publish counters, open more connections.
+    func queueHook() {
+        if !shared.pointee.hookQueued {
+            shared.pointee.hookQueued = true
+            loop.scheduleFlush(self)
+        }
+    }
+
+    func handleEvent(_ events: UInt32) {}
+    func tick(now: UInt64) {}
+    func flushScheduled() {
+        shared.pointee.hookQueued = false
+        shared.pointee.clockOwner = 0
+        delivered.store(shared.pointee.deliveriesTotal, ordering: .relaxed)
+        echoes.store(pubEchoes, ordering: .relaxed)
+        if refillWanted { refillWanted = false; refill() }
+    }
+
+    // MARK: - Setup
+
+    func startOpening() { refill() }
+
+    private func refill() {
+        while inProgress < maxInProgress && nextToOpen < conns.count {
+            let c = conns[nextToOpen]
+            nextToOpen += 1
+            c.started = nowNanos()
+            do {
+                c.conn = try ClientConnection(loop: loop, options: options, delegate: c)
+                inProgress += 1
+            } catch {
+                connErrors &+= 1
+                log.report("connect: \(error)")
+                c.state = .done
+                failed.add(1, ordering: .relaxed)
+                finished.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    private func wantRefill() {
+        refillWanted = true
+        queueHook()
+    }
+
+    func opened(_ c: PubSubConn) {
+        inProgress -= 1
+        wantRefill()
+        setupHist.add(nowNanos() &- c.started)
+        c.state = .open
+        up.add(1, ordering: .relaxed)
+    }
+
+    func closed(_ c: PubSubConn, code: CloseCode, error: String?) {
+        let who = c.isPublisher ? "publisher" : "subscriber \(c.id)"
+        switch c.state {
+        case .connecting:
+            inProgress -= 1
+            wantRefill()
+            connErrors &+= 1
+            failed.add(1, ordering: .relaxed)
+            log.report("\(who): setup failed: \(error ?? "closed by server")")
+        case .open:
+            closedByServer &+= 1
+            up.subtract(1, ordering: .relaxed)
+            log.report("\(who): closed by the server during the run (code \(code.rawValue))\(error.map { ": " + $0 } ?? "")")
+            if c.isPublisher { stopPublishing() }
+        case .closing:
+            up.subtract(1, ordering: .relaxed)
+            if let error { closeErrors &+= 1; log.report("\(who): close handshake: \(error)") }
+        case .done:
+            return
+        }
+        c.state = .done
+        finished.add(1, ordering: .relaxed)
+    }
+
+    /// Sets the measurement window (every loop, before the publisher starts).
+    func arm(w0: UInt64, w1: UInt64) {
+        shared.pointee.w0 = w0
+        shared.pointee.w1 = w1
+        armed.store(true, ordering: .releasing)
+    }
+
+    // MARK: - Publisher
+
+    func startPublishing() {
+        guard let p = publisher, p.state == .open else { stopPublishing(); return }
+        publishing = true
+        rateStart = nowNanos()
+        if rate > 0 {
+            let fd = c_timerfd_create(Int32(CLOCK_MONOTONIC), Int32(O_NONBLOCK | O_CLOEXEC))
+            if fd < 0 {
+                log.report("timerfd_create: errno \(errno)")
+                return stopPublishing()
+            }
+            // One message per tick up to 10 000/s; above that, 100 µs ticks sending batches.
+            let period = UInt64(max(1e9 / rate, 100_000))
+            var spec = itimerspec()
+            spec.it_interval.tv_sec = Int(period / 1_000_000_000)
+            spec.it_interval.tv_nsec = Int(period % 1_000_000_000)
+            spec.it_value = spec.it_interval
+            _ = c_timerfd_settime(fd, 0, &spec, nil)
+            let t = RateTimer(worker: self, fd: fd)
+            do {
+                try loop.register(fd: fd, handler: t, events: 0x001 /* EPOLLIN */)
+            } catch {
+                Glibc.close(fd)
+                log.report("timerfd: \(error)")
+                return stopPublishing()
+            }
+            timer = t
+        }
+        pump(now: rateStart)
+    }
+
+    func stopTimer() {
+        if let t = timer {
+            loop.unregister(fd: t.fd)
+            Glibc.close(t.fd)
+            timer = nil
+        }
+    }
+
+    func stopPublishing() {
+        if finalPublishes.load(ordering: .relaxed) >= 0 { return }
+        publishing = false
+        stopTimer()
+        echoes.store(pubEchoes, ordering: .relaxed)
+        finalPublishes.store(Int(pubSeq), ordering: .releasing)
+    }
+
+    /// Sends what the window (and, with --rate, the schedule) allows.
+    func pump(now: UInt64) {
+        guard publishing, let client = publisher?.conn else { return }
+        let w1 = shared.pointee.w1
+        if now >= w1 { return stopPublishing() }
+        var room = window - Int(pubSeq &- pubEchoes)
+        if rate > 0 {
+            let due = UInt64(Double(now &- rateStart) * rate / 1e9) &+ 1
+            let owed = due > pubSeq ? Int(clamping: due - pubSeq) : 0
+            if owed > room && UInt64(owed - max(room, 0)) > rateBehind { rateBehind = UInt64(owed - max(room, 0)) }
+            room = min(room, owed)
+        }
+        if room <= 0 { return }
+        let size = shared.pointee.size
+        let kind: Opcode = shared.pointee.binary ? .binary : .text
+        let w0 = shared.pointee.w0
+        while room > 0 {
+            let t = nowNanos()
+            putHex16(payload, pubSeq)
+            putHex16(payload + 16, t)
+            guard client.send(kind, UnsafeRawBufferPointer(start: payload, count: size)) else { return stopPublishing() }
+            if t >= w0 && t < w1 { publishes &+= 1 }
+            pubSeq &+= 1
+            room -= 1
+        }
+    }
+
+    /// The publisher received one of its own messages back: that publish is complete.
+    func publisherGot(seq: UInt64, sent: UInt64, now: UInt64) {
+        guard let p = publisher else { return }
+        if seq != p.expect {
+            protoErrors &+= 1
+            log.report("publisher: own message seq \(seq), expected \(p.expect)")
+            if seq < p.expect { return }
+        }
+        p.expect = seq &+ 1
+        pubEchoes = p.expect  // a lost echo must not hold a window slot forever
+        if now >= shared.pointee.w0 && now < shared.pointee.w1 { pubRTT.add(now &- sent) }
+        if publishing && rate == 0 { pump(now: now) }
+    }
+
+    // MARK: - End
+
+    /// Publishes each subscriber of this loop missed at the end (after the drain).
+    func tailMissing(final: UInt64) -> UInt64 {
+        var missing: UInt64 = 0
+        for c in conns where !c.isPublisher && c.expect < final { missing += final - c.expect }
+        return missing
+    }
+
+    func closeAll() {
+        stopPublishing()
+        for c in conns {
+            switch c.state {
+            case .open:
+                c.state = .closing
+                c.conn?.close(code: .normal, timeoutMillis: 1000)
+            case .connecting:
+                c.conn?.abort()
+            default: break
+            }
+        }
+    }
+}
