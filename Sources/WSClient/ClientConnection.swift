@@ -31,6 +31,10 @@ public struct ClientOptions: Sendable {
     public var subprotocols: [String] = []
     public var origin: String?
     public var limits = WebSocketProtocol.Limits()
+    /// Offer permessage-deflate (RFC 7692); used if the server accepts.
+    public var offerDeflate = false
+    /// Our compressor's settings when deflate is negotiated.
+    public var deflateOptions = DeflateOptions()
     /// Milliseconds allowed for TCP connect + TLS + upgrade.
     public var connectTimeoutMillis: UInt64 = 10_000
 
@@ -109,7 +113,8 @@ public final class ClientConnection: EventHandler {
         self.delegate = delegate
         self.proto = WebSocketProtocol(role: .client, limits: options.limits)
         self.handshake = ClientHandshake(host: options.hostHeader, path: options.path,
-                                         subprotocols: options.subprotocols, origin: options.origin)
+                                         subprotocols: options.subprotocols, origin: options.origin,
+                                         offerDeflate: options.offerDeflate)
         fd = try connectTCP(host: options.host, port: options.port)
         if let tls = options.tls {
             guard let s = tls.makeStream(fd: fd, serverName: options.serverName ?? options.host) else {
@@ -125,6 +130,8 @@ public final class ClientConnection: EventHandler {
     }
 
     public var isOpen: Bool { phase == .open && proto.state == .open }
+    /// True when permessage-deflate was negotiated.
+    public var isCompressing: Bool { proto.deflate != nil }
     public var bufferedAmount: Int { proto.outbound.readableCount }
 
     // MARK: - Sending
@@ -233,9 +240,13 @@ public final class ClientConnection: EventHandler {
         if phase == .upgrading {
             do {
                 guard let (head, consumed) = try responseParser.feedResponse(UnsafeRawBufferPointer(bytes)) else { return }
-                switch handshake.validate(head) {
+                switch handshake.accept(head) {
                 case .failure(let e): return finish(code: .abnormal, reason: "", error: "\(e)")
-                case .success(let sub): subprotocol = sub
+                case .success(let accepted):
+                    subprotocol = accepted.subprotocol
+                    if let params = accepted.deflate {
+                        proto.deflate = PerMessageDeflate(role: .client, parameters: params, options: options.deflateOptions)
+                    }
                 }
                 phase = .open
                 start = consumed

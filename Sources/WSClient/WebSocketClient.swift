@@ -59,11 +59,12 @@ public final class WebSocketClient: Sendable {
     ///   - caFile: CA certificates (PEM) to verify a wss server against; nil uses the system store.
     ///   - subprotocols: offered in `Sec-WebSocket-Protocol`.
     public static func connect(to url: String, caFile: String? = nil, subprotocols: [String] = [],
-                               origin: String? = nil) async throws -> WebSocketClient {
+                               origin: String? = nil, compression: Bool = false) async throws -> WebSocketClient {
         let tls: TLSClientContext? = url.hasPrefix("wss://") ? try TLSClientContext(caFile: caFile) : nil
         guard var options = ClientOptions(url: url, tls: tls) else { throw WebSocketClientError.badURL(url) }
         options.subprotocols = subprotocols
         options.origin = origin
+        options.offerDeflate = compression
         let client = WebSocketClient(loop: sharedLoop)
         let opts = options
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
@@ -83,6 +84,8 @@ public final class WebSocketClient: Sendable {
 
     /// The subprotocol the server chose.
     public var subprotocol: String? { connection.withLock { $0?.subprotocol } }
+    /// True when permessage-deflate was negotiated.
+    public var isCompressing: Bool { connection.withLock { $0?.compressing } ?? false }
 
     /// The close code and reason once closed (1006 if there was no close handshake).
     public var closeCode: CloseCode? { closeInfo.withLock { $0?.code } }
@@ -112,7 +115,8 @@ public final class WebSocketClient: Sendable {
     final class ConnectionRef: @unchecked Sendable {
         let connection: ClientConnection
         let subprotocol: String?
-        init(_ c: ClientConnection) { connection = c; subprotocol = c.subprotocol }
+        let compressing: Bool
+        init(_ c: ClientConnection) { connection = c; subprotocol = c.subprotocol; compressing = c.isCompressing }
     }
 
     /// Loop-confined.

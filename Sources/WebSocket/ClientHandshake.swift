@@ -26,12 +26,15 @@ public struct ClientHandshake: Sendable {
     public let key: String
     public let request: String
     public let subprotocols: [String]
+    /// Whether the request offers permessage-deflate.
+    public let offersDeflate: Bool
 
     /// - Parameters:
     ///   - host: the Host header value (with ":port" unless it is the scheme's default).
     ///   - path: request target, e.g. "/chatsocket?room=1".
     public init(host: String, path: String, subprotocols: [String] = [], origin: String? = nil,
-                extraHeaders: [(String, String)] = []) {
+                offerDeflate: Bool = false, extraHeaders: [(String, String)] = []) {
+        offersDeflate = offerDeflate
         var nonce = [UInt8](repeating: 0, count: 16)
         var rng = SystemRandomNumberGenerator()
         for i in 0..<16 { nonce[i] = UInt8.random(in: 0...255, using: &rng) }
@@ -41,11 +44,60 @@ public struct ClientHandshake: Sendable {
         r += "Connection: Upgrade\r\nSec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
         if !subprotocols.isEmpty { r += "Sec-WebSocket-Protocol: \(subprotocols.joined(separator: ", "))\r\n" }
         if let origin { r += "Origin: \(origin)\r\n" }
+        // RFC 7692 §7.1.2.2: client_max_window_bits without a value lets the server limit our window.
+        if offerDeflate { r += "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" }
         for (n, v) in extraHeaders { r += "\(n): \(v)\r\n" }
         request = r + "\r\n"
     }
 
-    /// Checks the server's response; returns the chosen subprotocol, if any.
+    /// What the server agreed to.
+    public struct Accepted: Sendable {
+        public var subprotocol: String?
+        /// permessage-deflate parameters, if the server accepted our offer.
+        public var deflate: DeflateParameters?
+    }
+
+    /// Checks the server's response.
+    public func accept(_ response: HTTPResponseHead) -> Result<Accepted, ClientHandshakeError> {
+        let ext = response.values("Sec-WebSocket-Extensions")
+        var deflate: DeflateParameters?
+        if !ext.isEmpty {
+            guard offersDeflate, let params = Self.deflateResponse(ext) else {
+                return .failure(.unexpectedExtension(ext.joined(separator: ", ")))
+            }
+            deflate = params
+        }
+        var plain = response
+        plain.headers.removeAll { asciiCaseInsensitiveEquals($0.name, "Sec-WebSocket-Extensions") }
+        return validate(plain).map { Accepted(subprotocol: $0, deflate: deflate) }
+    }
+
+    /// RFC 7692 §7.1: the server's answer must be one permessage-deflate element whose
+    /// parameters we allow (all four are; client_max_window_bits only because we offered it).
+    static func deflateResponse(_ values: [String]) -> DeflateParameters? {
+        guard let offers = DeflateNegotiation.parse(values), offers.count == 1,
+              offers[0].name.lowercased() == DeflateNegotiation.extensionName else { return nil }
+        var p = DeflateParameters()
+        var seen = Set<String>()
+        for (name, value) in offers[0].parameters {
+            let n = name.lowercased()
+            guard seen.insert(n).inserted else { return nil }
+            func bits() -> Int? {
+                guard let v = value, let b = Int(v), (8...15).contains(b) else { return nil }
+                return b
+            }
+            switch n {
+            case "server_no_context_takeover": guard value == nil else { return nil }; p.serverNoContextTakeover = true
+            case "client_no_context_takeover": guard value == nil else { return nil }; p.clientNoContextTakeover = true
+            case "server_max_window_bits": guard let b = bits() else { return nil }; p.serverMaxWindowBits = b
+            case "client_max_window_bits": guard let b = bits() else { return nil }; p.clientMaxWindowBits = b
+            default: return nil
+            }
+        }
+        return p
+    }
+
+    /// Checks the server's response (no extensions allowed); returns the chosen subprotocol.
     public func validate(_ response: HTTPResponseHead) -> Result<String?, ClientHandshakeError> {
         guard response.status == 101 else { return .failure(.status(response.status, response.reason)) }
         guard response.tokens("Upgrade").contains("websocket") else { return .failure(.missingUpgrade) }

@@ -71,6 +71,24 @@ final class LibraryAPITests: XCTestCase {
         }
     }
 
+    func testClientNegotiatesDeflateAndRoundTrips() async throws {
+        for tls in [false, true] {
+            let server = try makeServer(tls: tls, routes: [("/", EchoApp())])
+            defer { server.stop(); server.wait() }
+            let client = try await WebSocketClient.connect(to: url(server, tls: tls), caFile: Self.certDir + "/ca.pem",
+                                                           compression: true)
+            XCTAssertTrue(client.isCompressing)
+            let json = String(repeating: "{\"sym\": \"ABC\", \"px\": 101.5} ", count: 200)
+            for _ in 0..<3 {
+                client.send(text: json)
+                let m = try await next(client)
+                XCTAssertEqual(m?.text, json)
+            }
+            let plain = try await WebSocketClient.connect(to: url(server, tls: tls), caFile: Self.certDir + "/ca.pem")
+            XCTAssertFalse(plain.isCompressing)
+        }
+    }
+
     func testWrongCAIsRefused() async throws {
         let server = try makeServer(tls: true, routes: [("/", EchoApp())])
         defer { server.stop(); server.wait() }
