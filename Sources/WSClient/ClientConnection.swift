@@ -267,6 +267,8 @@ public final class ClientConnection: EventHandler {
                 lastCloseReason = String(decoding: reason, as: UTF8.self)
                 phase = .closing
                 if closeDeadline == 0 { closeDeadline = loop.now + 3000 }
+            case .fragment:
+                break  // the client does not enable streamsMessages
             case .failed(let err):
                 lastCloseCode = err.closeCode
                 lastCloseReason = err.reason

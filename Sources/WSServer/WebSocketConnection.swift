@@ -253,6 +253,7 @@ public final class WebSocketConnection: EventHandler {
         self.route = route
         self.chosenSubprotocol = subprotocol.map(StringBox.init)
         let handler = route.handler
+        proto.streamsMessages = handler.receivesFragments
         httpParser = nil
         phase = .websocket
         deadline = 0
@@ -275,11 +276,16 @@ public final class WebSocketConnection: EventHandler {
             case .text(let p):
                 counters.messagesIn &+= 1
                 counters.bytesIn &+= p.count
-                handler?.onMessage(self, Message(kind: .text, bytes: p))
+                deliver(Message(kind: .text, bytes: p))
             case .binary(let p):
                 counters.messagesIn &+= 1
                 counters.bytesIn &+= p.count
-                handler?.onMessage(self, Message(kind: .binary, bytes: p))
+                deliver(Message(kind: .binary, bytes: p))
+            case .fragment(let op, let p, let first, let last):
+                counters.bytesIn &+= p.count
+                if last { counters.messagesIn &+= 1 }
+                handler?.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p,
+                                                   isFirst: first, isLast: last))
             case .ping(let p): handler?.onPing(self, p)
             case .pong(let p): handler?.onPong(self, p)
             case .close(let code, let reason):
@@ -303,6 +309,16 @@ public final class WebSocketConnection: EventHandler {
         }
         afterProtocolStep()
         return cursor
+    }
+
+    /// A whole message: to `onMessage`, or as one fragment to a streaming handler (compressed
+    /// messages arrive whole).
+    @inline(__always) func deliver(_ m: Message) {
+        if proto.streamsMessages {
+            handler?.onFragment(self, Fragment(kind: m.kind, bytes: m.bytes, isFirst: true, isLast: true))
+        } else {
+            handler?.onMessage(self, m)
+        }
     }
 
     func afterProtocolStep() {

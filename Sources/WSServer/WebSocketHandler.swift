@@ -46,6 +46,21 @@ public protocol WebSocketHandler: AnyObject, Sendable {
     func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String)
     /// The connection's output fell back below half the high-water mark after being above it.
     func onDrain(_ connection: WebSocketConnection)
+    /// True to receive messages piece by piece in `onFragment` instead of whole in
+    /// `onMessage` (streaming: no reassembly buffer; the size limit still applies). Read once,
+    /// at the upgrade.
+    var receivesFragments: Bool { get }
+    /// A piece of a message (when `receivesFragments`): a frame, or the part of one that
+    /// arrived in this read. Text pieces may end inside a character.
+    func onFragment(_ connection: WebSocketConnection, _ fragment: Fragment)
+}
+
+/// A piece of a message, valid only during the callback.
+public struct Fragment {
+    public let kind: Message.Kind
+    public let bytes: UnsafeRawBufferPointer
+    public let isFirst: Bool
+    public let isLast: Bool
 }
 
 extension WebSocketHandler {
@@ -55,6 +70,8 @@ extension WebSocketHandler {
     public func onPong(_ connection: WebSocketConnection, _ payload: UnsafeRawBufferPointer) {}
     public func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String) {}
     public func onDrain(_ connection: WebSocketConnection) {}
+    public var receivesFragments: Bool { false }
+    public func onFragment(_ connection: WebSocketConnection, _ fragment: Fragment) {}
 }
 
 /// Outcome of a send, as uWebSockets reports it.

@@ -71,7 +71,16 @@ public struct WebSocketProtocol {
         case close(code: CloseCode?, reason: UnsafeRawBufferPointer)
         /// The peer broke the protocol; a close frame with `error.closeCode` is in `outbound`.
         case failed(ProtocolError)
+        /// With `streamsMessages`: a piece of an uncompressed message as it arrives (a frame, or
+        /// the part of one that is in this read). Text pieces are valid UTF-8 so far, but may
+        /// end inside a character; the whole message is valid when `last` arrives.
+        case fragment(Opcode, UnsafeRawBufferPointer, first: Bool, last: Bool)
     }
+
+    /// Deliver uncompressed messages piece by piece (`.fragment`) instead of reassembled, so
+    /// a large message needs no buffer (the size limit still applies to the whole message).
+    /// Compressed messages are still delivered whole.
+    public var streamsMessages = false
 
     public let role: Role
     public var limits: Limits
@@ -102,6 +111,8 @@ public struct WebSocketProtocol {
     private var queuedPongs: UInt8 = 0
     /// RSV1 was set on the first frame of the message being received.
     private var messageCompressed = false
+    /// A `.fragment` of the current message was delivered.
+    private var fragmentStarted = false
 
     private var rng: UInt64
 
@@ -160,6 +171,7 @@ public struct WebSocketProtocol {
                     fragments += 1
                     // Zero-copy fast path: a whole unfragmented message in this read.
                     if header.fin, header.opcode != .continuation, messageBuffer == nil, !messageCompressed,
+                       !streamsMessages,
                        UInt64(input.count - cursor) >= header.payloadLength {
                         let n = Int(header.payloadLength)
                         let payload = UnsafeMutableRawBufferPointer(rebasing: input[cursor..<(cursor + n)])
@@ -219,6 +231,19 @@ public struct WebSocketProtocol {
             if messageCompressed {
                 if let event = inflate(chunk, header) { return event }
                 continue
+            }
+            if streamsMessages {
+                if messageOpcode == .text, !utf8.validate(UnsafeRawBufferPointer(chunk)) { return fail(.invalidUTF8) }
+                let first = !fragmentStarted
+                let last = header.fin && frameRemaining == 0
+                if frameRemaining == 0 { frame = nil }
+                if last {
+                    if messageOpcode == .text, !utf8.isComplete { return fail(.invalidUTF8) }
+                    resetMessageOnNext = true
+                }
+                if take == 0 && !first && !last { continue }
+                fragmentStarted = true
+                return .fragment(messageOpcode!, UnsafeRawBufferPointer(chunk), first: first, last: last)
             }
             if messageOpcode == .text, !utf8.validate(UnsafeRawBufferPointer(chunk)) {
                 return fail(.invalidUTF8)  // fail fast, mid-frame (§8.1)
@@ -280,6 +305,7 @@ public struct WebSocketProtocol {
     private mutating func endMessage() {
         messageOpcode = nil
         messageCompressed = false
+        fragmentStarted = false
         messageSize = 0
         fragments = 0
         messageBuffer = nil

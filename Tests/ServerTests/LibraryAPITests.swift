@@ -237,6 +237,35 @@ final class LibraryAPITests: XCTestCase {
         XCTAssertEqual(app.drained.withLock { $0 }, 1)
     }
 
+    /// A streaming handler: counts pieces and bytes of each message without any reassembly.
+    final class StreamingApp: WebSocketHandler {
+        final class Tally { var pieces = 0; var bytes = 0 }
+        var receivesFragments: Bool { true }
+        func onOpen(_ connection: WebSocketConnection) { connection.userData = Tally() }
+        func onMessage(_ connection: WebSocketConnection, _ message: Message) {
+            connection.send(text: "onMessage must not be called")
+        }
+        func onFragment(_ connection: WebSocketConnection, _ fragment: Fragment) {
+            let t = connection.userData as! Tally
+            if fragment.isFirst { t.pieces = 0; t.bytes = 0 }
+            t.pieces += 1
+            t.bytes += fragment.bytes.count
+            if fragment.isLast { connection.send(text: "\(t.bytes) bytes") }
+        }
+    }
+
+    func testStreamingHandlerGetsFragments() async throws {
+        let server = try makeServer(routes: [("/", StreamingApp())])
+        defer { server.stop(); server.wait() }
+        let client = try RawClient(port: server.port)
+        XCTAssertTrue(try client.upgrade().hasPrefix("HTTP/1.1 101"))
+        var first = maskedFrame(0x2, [UInt8](repeating: 1, count: 1000))
+        first[0] &= 0x7F  // not FIN
+        try client.sendAll(first + maskedFrame(0x0, [UInt8](repeating: 2, count: 3000)))
+        try client.readExactly(2 + "4000 bytes".utf8.count)
+        XCTAssertEqual(String(decoding: client.readBuffer[2..<12], as: UTF8.self), "4000 bytes")
+    }
+
     func testMetricsEndpointCountsTraffic() async throws {
         let server = try makeServer(routes: [("/", EchoApp())])
         defer { server.stop(); server.wait() }

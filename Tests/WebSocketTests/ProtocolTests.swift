@@ -251,3 +251,30 @@ final class PingFloodTests: XCTestCase {
         XCTAssertEqual(serverFrames(p.outbound).map(\.payload), [[42]])
     }
 }
+
+final class StreamingTests: XCTestCase {
+    func testFragmentsAreDeliveredAsTheyArrive() {
+        var p = WebSocketProtocol(role: .server)
+        p.streamsMessages = true
+        let bytes = text("Hel", fin: false) + frame(0x9, [7]) + frame(0x0, Array("lo".utf8))
+            + frame(0x2, [1, 2, 3])
+        XCTAssertEqual(feed(&p, bytes), [
+            .fragment(1, Array("Hel".utf8), true, false), .ping([7]), .fragment(1, Array("lo".utf8), false, true),
+            .fragment(2, [1, 2, 3], true, true)])
+        // Byte at a time: pieces of one byte each, same boundaries for first/last.
+        var q = WebSocketProtocol(role: .server)
+        q.streamsMessages = true
+        let pieces = feed(&q, frame(0x2, [9, 8, 7]), chunk: 1)
+        XCTAssertEqual(pieces, [.fragment(2, [9], true, false), .fragment(2, [8], false, false), .fragment(2, [7], false, true)])
+    }
+
+    func testStreamingStillEnforcesLimitsAndUTF8() {
+        var p = WebSocketProtocol(role: .server, limits: .init(maxMessageSize: 4))
+        p.streamsMessages = true
+        XCTAssertEqual(feed(&p, frame(0x2, [1, 2, 3], fin: false) + frame(0x0, [4, 5])),
+                       [.fragment(2, [1, 2, 3], true, false), .failed(.messageTooLarge(limit: 4))])
+        var q = WebSocketProtocol(role: .server)
+        q.streamsMessages = true
+        XCTAssertEqual(feed(&q, frame(0x1, [0x61, 0xFF])), [.failed(.invalidUTF8)])
+    }
+}

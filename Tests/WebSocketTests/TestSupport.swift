@@ -8,6 +8,7 @@ enum Ev: Equatable {
     case pong([UInt8])
     case close(UInt16?, String)
     case failed(ProtocolError)
+    case fragment(UInt8, [UInt8], Bool, Bool)
 }
 
 /// Builds a client frame (masked unless `mask` is nil).
@@ -62,6 +63,8 @@ func feed(_ proto: inout WebSocketProtocol, _ bytes: [UInt8], chunk: Int = 0) ->
                 case .pong(let p): events.append(.pong(Array(p)))
                 case .close(let c, let r): events.append(.close(c?.rawValue, String(decoding: r, as: UTF8.self)))
                 case .failed(let err): events.append(.failed(err))
+                case .fragment(let op, let p, let first, let last):
+                    events.append(.fragment(op.rawValue, Array(p), first, last))
                 }
             }
         }

@@ -226,6 +226,9 @@ func run(_ stream: UnsafeRawBufferPointer, sizes: [Int], limits: WebSocketProtoc
                              "failed(\(err)): last outbound frame is not close \(expected)")
                 ev = .failed(err)
                 ended = true
+            case .fragment:
+                require(false, "fragment event without streamsMessages")
+                continue
             }
             events.append(ev)
             require(proto.bufferedBytes <= memoryBound,
