@@ -190,6 +190,9 @@ struct WSSServerCommand: ParsableCommand {
         logger.info("app '\(app.rawValue)', \(threads) thread(s), max message \(maxMessageSize) bytes")
         // One line on stdout, written directly so that it is never stuck in a pipe buffer.
         RawOutput.write("listening on \(server.url)\n", fd: 1)
+        if ["::", "0.0.0.0", "127.0.0.1", "::1", "localhost"].contains(host) {
+            logger.info("chat page: \(cert == nil ? "http" : "https")://localhost:\(server.port)/")
+        }
 
         var sig: Int32 = 0
         while sigwait(&set, &sig) == 0 {
