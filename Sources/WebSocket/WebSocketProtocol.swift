@@ -249,7 +249,10 @@ public struct WebSocketProtocol {
                 return fail(.invalidUTF8)  // fail fast, mid-frame (§8.1)
             }
             if take > 0 {
-                let buffer = messageBuffer ?? ByteBuffer(capacity: min(messageSize, 1 << 16))
+                // Sized from the declared length (already checked against the limit) so a
+                // large message is copied once, not regrown; capped at 1 MiB so a peer that
+                // declares a big frame and sends slowly cannot make us reserve much.
+                let buffer = messageBuffer ?? ByteBuffer(capacity: min(messageSize, 1 << 20))
                 messageBuffer = buffer
                 buffer.append(UnsafeRawBufferPointer(chunk))
             }
