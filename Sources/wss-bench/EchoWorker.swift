@@ -12,6 +12,13 @@ struct RunSettings: @unchecked Sendable {
     var depth: Int
     var binary: Bool
     var quiet: Bool
+    /// JSON bodies (text) instead of random letters.
+    var json = false
+    /// Distinct bodies cycled through by sequence number (a power of two). With --json or
+    /// --deflate, enough for ≥ 64 KiB, so a message's body is no longer in the LZ77 window
+    /// (≤ 32 KiB) when it comes round again: otherwise deflate would shrink every message to
+    /// a back-reference to an identical earlier one.
+    var variants = 1
     /// Window bounds, monotonic ns.
     var t0: UInt64 = 0
     var w0: UInt64 = 0
@@ -38,15 +45,21 @@ struct EchoShared {
     // Immutable after setup.
     var size = 0
     var hl = 0
+    /// Where the tag starts in the payload (0, or after `{"seq":"` for JSON).
+    var tagOff = 0
+    /// variants - 1 (variants is a power of two).
+    var variantMask: UInt64 = 0
     var depth = 0
     var binary = false
     var w0: UInt64 = 0
     var w1: UInt64 = 0
+    /// `variants` bodies of `size` bytes, back to back.
     var payload: UnsafeMutableRawPointer
     var buckets: UnsafeMutablePointer<UInt64>
     // Counters.
     var msgs: UInt64 = 0          // echoes completed inside the window
     var txMsgs: UInt64 = 0        // messages queued inside the window
+    var txFrameBytes: UInt64 = 0  // WebSocket frame bytes (header, mask, possibly compressed payload) those sends queued
     var msgsTotal: UInt64 = 0
     var mismatches: UInt64 = 0
     var protoErrors: UInt64 = 0
@@ -77,6 +90,8 @@ final class EchoConn: ClientDelegate {
     let sendTimes: UnsafeMutablePointer<UInt64>
     var sendSlot = 0
     var recvSlot = 0
+    /// Counted in the worker's `drained`.
+    var drained = false
 
     init(worker: EchoWorker, shared: UnsafeMutablePointer<EchoShared>, uid: UInt32) {
         self.worker = worker
@@ -106,11 +121,17 @@ final class EchoConn: ClientDelegate {
     @inline(__always)
     func send(_ client: ClientConnection, now: UInt64) {
         let size = sh.pointee.size, hl = sh.pointee.hl
-        let payload = sh.pointee.payload
+        let payload = sh.pointee.payload + Int(truncatingIfNeeded: sendSeq & sh.pointee.variantMask) &* size
         var v = tagValue(uid: uid, seq: sendSeq)
-        let p = payload.assumingMemoryBound(to: UInt8.self)
+        let p = (payload + sh.pointee.tagOff).assumingMemoryBound(to: UInt8.self)
         for i in 0..<hl { p[i] = hexDigit(v); v >>= 4 }
+        // The frame bytes this send queues (ClientConnection.send only queues; it flushes
+        // at the end of the loop iteration).
+        let queued = client.bufferedAmount
         guard client.send(sh.pointee.binary ? .binary : .text, UnsafeRawBufferPointer(start: payload, count: size)) else { return }
+        if now >= sh.pointee.w0 && now < sh.pointee.w1 {
+            sh.pointee.txFrameBytes &+= UInt64(truncatingIfNeeded: client.bufferedAmount &- queued)
+        }
         sendTimes[sendSlot] = now
         sendSlot += 1
         if sendSlot == sh.pointee.depth { sendSlot = 0 }
@@ -121,15 +142,18 @@ final class EchoConn: ClientDelegate {
 
     @inline(__always)
     private func verify(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        let size = sh.pointee.size, hl = sh.pointee.hl
+        let size = sh.pointee.size, hl = sh.pointee.hl, off = sh.pointee.tagOff
         guard bytes.count == size else { return false }
         if size == 0 { return true }
-        let q = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let body = sh.pointee.payload + Int(truncatingIfNeeded: recvSeq & sh.pointee.variantMask) &* size
+        let q = (bytes.baseAddress! + off).assumingMemoryBound(to: UInt8.self)
         var v = tagValue(uid: uid, seq: recvSeq)
         var ok = true
         for i in 0..<hl { ok = ok && q[i] == hexDigit(v); v >>= 4 }
-        if size > hl {
-            ok = ok && memcmp(bytes.baseAddress! + hl, sh.pointee.payload + hl, size - hl) == 0
+        if off > 0 { ok = ok && memcmp(bytes.baseAddress!, body, off) == 0 }
+        let rest = off + hl
+        if size > rest {
+            ok = ok && memcmp(bytes.baseAddress! + rest, body + rest, size - rest) == 0
         }
         return ok
     }
@@ -166,8 +190,9 @@ final class EchoConn: ClientDelegate {
             if now < sh.pointee.w1 {
                 send(client, now: now)
             } else if inflight == 0 {
-                // Window over and everything drained: this connection says goodbye.
-                worker.beginClose(self)
+                // Window over and everything drained. The connection stays open until the
+                // main thread has read the sockets' byte counters and calls closeAll().
+                worker.markDrained(self)
             }
         }
     }
@@ -191,9 +216,22 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     var closedByServer: UInt64 = 0
     var closeErrors: UInt64 = 0
     var opened: UInt64 = 0
+    /// Parameters of the first connection that negotiated permessage-deflate.
+    var deflateParams: DeflateParameters?
+
+    /// Connections whose server declined the permessage-deflate we offered (--deflate).
+    let deflateRefused = Atomic<Int>(0)
 
     /// Connections that reached `done` (read by main to know when to stop the loop).
     let finished = Atomic<Int>(0)
+    /// Connections with nothing more to do before closing: drained after the window, or done.
+    let drainedCount = Atomic<Int>(0)
+
+    func markDrained(_ c: EchoConn) {
+        if c.drained { return }
+        c.drained = true
+        drainedCount.add(1, ordering: .releasing)
+    }
 
     init(loop: EventLoop, settings: RunSettings, uids: [UInt32], bodySeed: UInt64) {
         self.loop = loop
@@ -201,19 +239,30 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
         self.uids = uids
         self.log = ErrorLog(quiet: settings.quiet)
         let size = settings.size
-        let payload = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 64)
+        let variants = settings.variants
+        precondition(variants > 0 && variants & (variants - 1) == 0, "variants must be a power of two")
+        let payload = UnsafeMutableRawPointer.allocate(byteCount: max(size * variants, 1), alignment: 64)
         var rng = SplitMix(state: bodySeed)
-        // Text: ASCII letters and digits (valid UTF-8). Binary: any byte.
+        // Text: ASCII letters and digits (valid UTF-8), or JSON records. Binary: any byte.
         let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
         let p = payload.assumingMemoryBound(to: UInt8.self)
-        for i in 0..<size {
-            let r = rng.next()
-            p[i] = settings.binary ? UInt8(truncatingIfNeeded: r >> 24) : alphabet[Int(r % UInt64(alphabet.count))]
+        for k in 0..<variants {
+            let base = k * size
+            if settings.json {
+                let body = makeJSONBody(size: size, rng: &rng)
+                for i in 0..<size { p[base + i] = body[i] }
+                continue
+            }
+            for i in 0..<size {
+                let r = rng.next()
+                p[base + i] = settings.binary ? UInt8(truncatingIfNeeded: r >> 24) : alphabet[Int(r % UInt64(alphabet.count))]
+            }
         }
         let buckets = UnsafeMutablePointer<UInt64>.allocate(capacity: Histogram.bucketCount)
         buckets.initialize(repeating: 0, count: Histogram.bucketCount)
         shared = .allocate(capacity: 1)
-        shared.initialize(to: EchoShared(size: size, hl: min(size, 16), depth: settings.depth,
+        shared.initialize(to: EchoShared(size: size, hl: min(size, 16), tagOff: settings.json ? jsonTagOffset : 0,
+                                         variantMask: UInt64(variants - 1), depth: settings.depth,
                                          binary: settings.binary, w0: settings.w0, w1: settings.w1,
                                          payload: payload, buckets: buckets))
     }
@@ -227,6 +276,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     var connectionCount: Int { uids.count }
     var msgs: UInt64 { shared.pointee.msgs }
     var txMsgs: UInt64 { shared.pointee.txMsgs }
+    var txFrameBytes: UInt64 { shared.pointee.txFrameBytes }
     var mismatches: UInt64 { shared.pointee.mismatches }
     var protoErrors: UInt64 { shared.pointee.protoErrors }
 
@@ -251,6 +301,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
                 connErrors += 1
                 log.report("connect: \(error)")
                 c.state = .done
+                markDrained(c)
                 finished.add(1, ordering: .releasing)
             }
         }
@@ -261,8 +312,18 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     func opened(_ c: EchoConn, _ client: ClientConnection) {
         opened &+= 1
         c.state = .open
+        if settings.options.offerDeflate {
+            guard client.isCompressing, let d = client.proto.deflate else {
+                // --deflate: the server answered without permessage-deflate; the run stops.
+                if deflateRefused.add(1, ordering: .releasing).oldValue == 0 {
+                    log.report("conn \(c.uid): the server did not accept permessage-deflate")
+                }
+                return beginClose(c)
+            }
+            if deflateParams == nil { deflateParams = d.parameters }
+        }
         let now = nowNanos()
-        if now >= shared.pointee.w1 { return beginClose(c) }
+        if now >= shared.pointee.w1 { return markDrained(c) }
         for _ in 0..<shared.pointee.depth { c.send(client, now: now) }
     }
 
@@ -283,6 +344,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
             return
         }
         c.state = .done
+        markDrained(c)
         finished.add(1, ordering: .releasing)
     }
 
@@ -292,7 +354,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
         conn.close(code: .normal, timeoutMillis: 1000)
     }
 
-    /// Closes whatever is still open (the drain deadline passed); aborts unopened ones.
+    /// Closes every open connection (drained, or the drain deadline passed); aborts unopened ones.
     func closeAll() {
         for c in conns {
             switch c.state {

@@ -29,8 +29,10 @@ struct WSSBench: ParsableCommand {
             holds key=value pairs. --pubsub N (against `wss-server --app chat`): N subscribers and \
             a publisher on the URL's path; the publisher keeps --window publishes in flight (or \
             sends at --rate), every subscriber must receive every publish once, in order; reports \
-            publishes/s, deliveries/s and send→subscriber latency. Exit status: 0 ok, 1 mismatches/errors/nothing measured, \
-            3 safety timeout.
+            publishes/s, deliveries/s and send→subscriber latency. Echo mode also reports bytes on the \
+            wire per message (TCP payload of its sockets, from TCP_INFO) and, with --deflate, \
+            compresses with permessage-deflate. Exit status: 0 ok, 1 mismatches/errors/nothing measured, \
+            2 --deflate not accepted by the server, 3 safety timeout.
             """)
 
     @Argument(help: "ws://host:port/path or wss://host:port/path")
@@ -93,6 +95,14 @@ struct WSSBench: ParsableCommand {
 
     var setupTimeout: Double { setupTimeoutOption ?? (pubsub != nil ? 30 : 120) }
 
+    @Flag(name: .customLong("deflate"),
+          help: "(echo) Offer permessage-deflate (RFC 7692); exit 2 if the server does not accept it. Messages ≥ 64 bytes are compressed.")
+    var deflate = false
+
+    @Flag(name: .customLong("json"),
+          help: "(echo, text) JSON bodies (batches of trade-like records with varying numbers) instead of random letters; -s at least \(jsonMinSize).")
+    var json = false
+
     @Flag(name: .customShort("q"), help: "Print only the RESULT line.")
     var quiet = false
 
@@ -113,6 +123,14 @@ struct WSSBench: ParsableCommand {
             if size < pubSubHeaderBytes {
                 throw ValidationError("-s must be at least \(pubSubHeaderBytes) with --pubsub (sequence number + send time)")
             }
+        }
+        if deflate || json {
+            let other = handshakes || idle != nil || pubsub != nil
+            if other { throw ValidationError("--deflate and --json apply to echo mode only") }
+        }
+        if json {
+            if kind == .binary { throw ValidationError("--json sends text messages (drop --binary)") }
+            if size < jsonMinSize { throw ValidationError("-s must be at least \(jsonMinSize) with --json") }
         }
         if let window, window < 1 { throw ValidationError("--window must be at least 1") }
         if let rate, !(rate > 0) || !rate.isFinite { throw ValidationError("--rate must be positive") }
@@ -153,9 +171,18 @@ struct WSSBench: ParsableCommand {
             throw ValidationError("cannot parse URL '\(url)'")
         }
         options.limits = .init(maxMessageSize: max(16 << 20, size + 1024))
+        options.offerDeflate = deflate
 
         var settings = RunSettings(options: options, size: size, depth: depth,
                                    binary: kind == .binary, quiet: quiet)
+        settings.json = json
+        if json || deflate {
+            // Enough distinct bodies that the one a message repeats left the 32 KiB LZ77
+            // window long ago (≥ 64 KiB of other bodies in between; at most 4096 bodies).
+            var v = 1
+            while v < 4096 && v * max(size, 1) < (64 << 10) { v *= 2 }
+            settings.variants = v
+        }
         let loops: [EventLoop]
         do {
             loops = try (0..<threads).map { try EventLoop(index: $0) }
@@ -211,15 +238,34 @@ struct WSSBench: ParsableCommand {
         }
         for w in workers { w.loop.execute { w.start() } }
 
+        func refused() -> Int { workers.reduce(0) { $0 + $1.deflateRefused.load(ordering: .acquiring) } }
+        if deflate {
+            // Stop early and clearly if the server answers without permessage-deflate.
+            waitUntil(deadline: s.w0) { refused() > 0 }
+            if refused() > 0 {
+                for w in workers { w.loop.execute { w.closeAll() } }
+                sleepNanos(100_000_000)
+                for l in loops { l.stop() }
+                for l in loops { l.join() }
+                warn("wss-bench: --deflate: the server at \(url) did not accept permessage-deflate "
+                     + "(no Sec-WebSocket-Extensions in its 101 response); is compression disabled on the server?")
+                return 2
+            }
+        }
         sleepUntil(s.w0)
+        let b0 = TCPBytes.take()
         let u0 = UsageSample.take(serverPid: serverPid)
         sleepUntil(s.w1)
+        // No connection closes before this (see EchoWorker.markDrained): the byte counters of
+        // every socket are still there to read.
+        let b1 = TCPBytes.take()
         let u1 = UsageSample.take(serverPid: serverPid)
 
-        // Drain (≤1 s; connections close themselves once drained), then close the rest (≤1 s).
+        // Drain (≤1 s), then close everything (≤1.4 s).
         let total = workers.reduce(0) { $0 + $1.connectionCount }
         func allDone() -> Bool { workers.reduce(0) { $0 + $1.finished.load(ordering: .acquiring) } >= total }
-        waitUntil(deadline: s.w1 + 1_000_000_000, allDone)
+        func allDrained() -> Bool { workers.reduce(0) { $0 + $1.drainedCount.load(ordering: .acquiring) } >= total }
+        waitUntil(deadline: s.w1 + 1_000_000_000, allDrained)
         for w in workers { w.loop.execute { w.closeAll() } }
         waitUntil(deadline: nowNanos() + 1_400_000_000, allDone)
         for l in loops { l.stop() }
@@ -227,12 +273,15 @@ struct WSSBench: ParsableCommand {
 
         let hist = Histogram()
         var msgs: UInt64 = 0, tx: UInt64 = 0, mism: UInt64 = 0, perr: UInt64 = 0, cerr: UInt64 = 0
-        var closed: UInt64 = 0, closeErr: UInt64 = 0, opened: UInt64 = 0
+        var closed: UInt64 = 0, closeErr: UInt64 = 0, opened: UInt64 = 0, txFrame: UInt64 = 0
         for w in workers {
             hist.merge(w.histogram())
             msgs += w.msgs; tx += w.txMsgs; mism += w.mismatches; perr += w.protoErrors
             cerr += w.connErrors; closed += w.closedByServer; closeErr += w.closeErrors; opened += w.opened
+            txFrame += w.txFrameBytes
         }
+        let deflateRefused = refused()
+        let deflateParams = workers.lazy.compactMap { $0.deflateParams }.first
         let secs = Double(s.w1 - s.w0) / 1e9
         let rate = Double(msgs) / secs
         let mib = Double(msgs) * Double(size) / secs / 1_048_576
@@ -240,11 +289,27 @@ struct WSSBench: ParsableCommand {
         let usage = Usage(u0, u1, seconds: secs)
         let serverCPU = usage.serverCPU, clientCPU = usage.clientCPU
         let efficiency = usage.efficiency(msgs)
-        let errors = perr + cerr + closed + closeErr
+        let errors = perr + cerr + closed + closeErr + UInt64(deflateRefused)
         let typeName = kind == .binary ? "binary" : "text"
+        // Bytes on the wire per message in the window (TCP payload of our sockets: frames, and
+        // for wss the TLS records around them): out per message sent, in per echo received.
+        let wireOK = b0.available && b1.available && b1.sockets == b0.sockets
+        let wireOut = wireOK && tx > 0 ? Double(b1.sent &- b0.sent) / Double(tx) : -1
+        let wireIn = wireOK && msgs > 0 ? Double(b1.received &- b0.received) / Double(msgs) : -1
+        let frameOut = tx > 0 ? Double(txFrame) / Double(tx) : -1
+        let payloadNote = json ? "json" : (kind == .binary ? "random bytes" : "random letters")
+        var deflateNote = "off"
+        if deflate, let d = deflateParams {
+            deflateNote = "on (server window \(d.serverMaxWindowBits) bits\(d.serverNoContextTakeover ? ", no context takeover" : ""), "
+                + "client window \(d.clientMaxWindowBits) bits\(d.clientNoContextTakeover ? ", no context takeover" : ""); "
+                + "\(settings.variants) distinct bodies cycled)"
+        }
 
         line("wss-bench echo \(url): \(proto) \(typeName) conns=\(connections) depth=\(depth) size=\(size) threads=\(threads) window=\(fmt(secs, 1)) s")
+        line("  payload: \(payloadNote); permessage-deflate: \(deflateNote)")
         line("  throughput: \(fmt(rate, 0)) msgs/s, \(fmt(mib, 2)) MiB/s payload one way (sent \(fmt(txMib, 2)) MiB/s)")
+        line("  wire bytes per message: out \(fmt(wireOut, 1)) (WebSocket frames \(fmt(frameOut, 1))), in \(fmt(wireIn, 1)) "
+             + "(payload \(size); TCP payload of our sockets\(proto == "wss" ? ", TLS records included" : ""))")
         line("  " + latencyLine("latency", hist))
         line("  connections up: \(opened - closed)/\(connections)   mismatches: \(mism)   errors: \(errors) "
              + "(connect \(cerr), protocol \(perr), closed by server \(closed), close \(closeErr))")
@@ -257,8 +322,14 @@ struct WSSBench: ParsableCommand {
             + "p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) "
             + "p999_us=\(fmt(Double(hist.percentile(0.999)) / 1e3)) max_us=\(fmt(Double(hist.max) / 1e3)) "
             + "\(usage.keys) efficiency=\(fmt(efficiency, 0)) "
+            + "payload=\(json ? "json" : "random") deflate=\(deflate ? 1 : 0) "
+            + "wire_bytes_per_msg_out=\(fmt(wireOut, 1)) wire_bytes_per_msg_in=\(fmt(wireIn, 1)) frame_bytes_per_msg_out=\(fmt(frameOut, 1)) "
             + "conns_up=\(opened - closed) conn_errors=\(cerr) proto_errors=\(perr) "
             + "closed=\(closed) close_errors=\(closeErr) mismatches=\(mism) errors=\(errors)")
+        if deflateRefused > 0 {
+            warn("wss-bench: --deflate: \(deflateRefused) connection(s) opened without permessage-deflate")
+            return 2
+        }
         return (mism > 0 || errors > 0 || msgs == 0) ? 1 : 0
     }
 

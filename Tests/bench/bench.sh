@@ -8,11 +8,13 @@
 #         first three; wsload vs wss-bench on 64 B depth 16 ws (is the client the bottleneck?);
 #   handshakes/s (ws, wss full TLS handshakes); server RSS per idle connection at 10,000 (ws, wss);
 #   pub/sub fan-out against `--app chat`: 1 publisher → 1, 10, 100, 1000 subscribers on one path
-#         (ws; wss for 1000), 64 B text, 16 publishes in flight (deliveries/s, send→subscriber latency).
+#         (ws; wss for 1000), 64 B text, 16 publishes in flight (deliveries/s, send→subscriber latency);
+#   permessage-deflate: 1 KiB JSON text ×10 conns depth 4 over ws, without and with compression
+#         (same server, deflate on by default), with wire bytes per message and the CPU it costs.
 #
 # Environment: BENCH_SECONDS (measured seconds per run, default 5), BENCH_WARMUP (default 1),
 # BENCH_IDLE_CONNS (default 10000), BENCH_TOOLS (default ../shared/tools beside the repo),
-# BENCH_ONLY (comma-separated groups to run: echo, handshakes, idle, pubsub; default all —
+# BENCH_ONLY (comma-separated groups to run: echo, handshakes, idle, pubsub, deflate; default all —
 # e.g. BENCH_ONLY=pubsub for the fan-out rows alone), BENCH_PUBSUB_N (default "1 10 100 1000").
 # Kills only the processes it started. Exit status 1 if any run reported errors or mismatches.
 set -uo pipefail
@@ -22,7 +24,7 @@ cd "$ROOT"
 SECS="${BENCH_SECONDS:-5}"
 WARM="${BENCH_WARMUP:-1}"
 IDLE_CONNS="${BENCH_IDLE_CONNS:-10000}"
-ONLY="${BENCH_ONLY:-echo,handshakes,idle,pubsub}"
+ONLY="${BENCH_ONLY:-echo,handshakes,idle,pubsub,deflate}"
 PUBSUB_N="${BENCH_PUBSUB_N:-1 10 100 1000}"
 TOOLS="${BENCH_TOOLS:-$ROOT/../shared/tools}"
 SERVER="$ROOT/.build/release/wss-server"
@@ -46,7 +48,7 @@ die() { say "bench: $*"; exit 1; }
 # want GROUP → whether BENCH_ONLY selects it
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for g in ${ONLY//,/ }; do
-    case "$g" in echo|handshakes|idle|pubsub) ;; *) die "BENCH_ONLY: unknown group '$g' (echo, handshakes, idle, pubsub)";; esac
+    case "$g" in echo|handshakes|idle|pubsub|deflate) ;; *) die "BENCH_ONLY: unknown group '$g' (echo, handshakes, idle, pubsub, deflate)";; esac
 done
 
 # Pinning: server on core 0, load generator on core 1 (skipped on a single-core machine).
@@ -208,6 +210,20 @@ if want pubsub; then
     stop_server "$SRV_PID"
 fi
 
+# permessage-deflate: the same 1 KiB JSON echo load without and with compression, one server
+# (`--app echo`, deflate accepted by default; wss-bench --deflate exits 2 if it is not).
+# wss-bench --json: text bodies of trade-like records, 64 distinct bodies cycled, so no message
+# compresses against an identical predecessor still in the LZ77 window.
+DEFLATE_NO="1KiB json c10 d4"
+DEFLATE_YES="1KiB json c10 d4 +deflate"
+if want deflate; then
+    start_server deflate-ws
+    DEFLATE_ARGS=(-c 10 -d 4 -s 1024 --text --json "${COMMON[@]}" --server-pid "$SRV_PID" "ws://127.0.0.1:$SRV_PORT/")
+    run "$DEFLATE_NO" ws wss-bench "${DEFLATE_ARGS[@]}"
+    run "$DEFLATE_YES" ws wss-bench --deflate "${DEFLATE_ARGS[@]}"
+    stop_server "$SRV_PID"
+fi
+
 # ---------------------------------------------------------------------------------------------
 num_or_dash() { [[ -n "$1" && "$1" != -1 && "$1" != -1.* && "$1" != "-100.0" ]] && printf '%s' "$1" || printf '%s' "-"; }
 
@@ -260,6 +276,10 @@ for row in "${ROWS[@]}"; do
         note="$note (max $(num_or_dash "$(kv "$line" max_us)") µs); publisher round trip p50 $(num_or_dash "$(kv "$line" pub_rtt_p50_us)") µs"
         [[ "$(kv "$line" tail_missing)" =~ ^[1-9] ]] && note="$note; undelivered at the end: $(kv "$line" tail_missing)"
     fi
+    if [[ "$id" == "$DEFLATE_NO" || "$id" == "$DEFLATE_YES" ]]; then
+        note="wire B/msg out $(num_or_dash "$(kv "$line" wire_bytes_per_msg_out)") in $(num_or_dash "$(kv "$line" wire_bytes_per_msg_in)") (payload 1024)"
+        [[ "$id" == "$DEFLATE_YES" ]] && note="$note; permessage-deflate" || note="$note; uncompressed"
+    fi
     [[ "${mism:-0}" != 0 || "${errs:-0}" != 0 ]] && note="$note ERRORS: mismatches=${mism:-?} errors=${errs:-?}"
     if [[ "$id" == *"[wsload]" ]]; then
         ol="${R[$base_id|ws]:-}"
@@ -281,6 +301,18 @@ echo "efficiency = msgs (or handshakes, or pub/sub deliveries) per server-CPU-se
 echo "(\"efficiency vs tcpecho\" in the note: the same ratio per server-CPU-second, robust to CPU contention)"
 echo "client CPU ≈ 100 % means the load generator, not the server, may be the limit; runq s/c = share of"
 echo "the window the server / client spent runnable but waiting for a CPU (> 0.05: other work competed, numbers noisy)."
+if [[ -n "${R[$DEFLATE_NO|ws]:-}" && -n "${R[$DEFLATE_YES|ws]:-}" ]]; then
+    a="${R[$DEFLATE_NO|ws]}" b="${R[$DEFLATE_YES|ws]}"
+    # Bytes: out + in per echoed message. CPU per message: server_cpu ÷ msgs/s (client likewise).
+    awk -v ao="$(kv "$a" wire_bytes_per_msg_out)" -v ai="$(kv "$a" wire_bytes_per_msg_in)" \
+        -v bo="$(kv "$b" wire_bytes_per_msg_out)" -v bi="$(kv "$b" wire_bytes_per_msg_in)" \
+        -v ac="$(kv "$a" server_cpu)" -v ar="$(kv "$a" msgs_per_s)" -v bc="$(kv "$b" server_cpu)" -v br="$(kv "$b" msgs_per_s)" \
+        -v acc="$(kv "$a" client_cpu)" -v bcc="$(kv "$b" client_cpu)" 'BEGIN{
+        x = (ao > 0 && ai > 0 && bo > 0 && bi > 0) ? sprintf("%.1f", (ao + ai) / (bo + bi)) : "-"
+        y = (ac > 0 && ar > 0 && bc > 0 && br > 0) ? sprintf("%.1f", (bc / br) / (ac / ar)) : "-"
+        z = (acc > 0 && ar > 0 && bcc > 0 && br > 0) ? sprintf("%.1f", (bcc / br) / (acc / ar)) : "-"
+        printf "compression: %s× fewer bytes, %s× the CPU per message (server; client %s×) — 1 KiB JSON echo, ws, permessage-deflate vs none\n", x, y, z }'
+fi
 echo
 echo "raw result lines:"
 for row in "${ROWS[@]}"; do
