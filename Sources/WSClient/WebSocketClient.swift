@@ -2,18 +2,6 @@ import Synchronization
 import Transport
 import WebSocket
 
-/// A received message that owns its bytes.
-public struct ClientMessage: Sendable, Equatable {
-    public let kind: Message.Kind
-    public let data: [UInt8]
-    public init(kind: Message.Kind, data: [UInt8]) {
-        self.kind = kind
-        self.data = data
-    }
-    public var isText: Bool { kind == .text }
-    public var text: String { String(decoding: data, as: UTF8.self) }
-}
-
 /// Why `WebSocketClient.connect` failed.
 public enum WebSocketClientError: Error, CustomStringConvertible, Sendable {
     case badURL(String)
@@ -35,8 +23,8 @@ public enum WebSocketClientError: Error, CustomStringConvertible, Sendable {
 /// ```
 public final class WebSocketClient: Sendable {
     /// Messages until the connection closes.
-    public let messages: AsyncStream<ClientMessage>
-    private let continuation: AsyncStream<ClientMessage>.Continuation
+    public let messages: AsyncStream<OwnedMessage>
+    private let continuation: AsyncStream<OwnedMessage>.Continuation
     private let connection: Mutex<ConnectionRef?> = Mutex(nil)
     private let closeInfo = Mutex<(code: CloseCode, reason: String, error: String?)?>(nil)
     let loop: EventLoop
@@ -50,7 +38,7 @@ public final class WebSocketClient: Sendable {
 
     private init(loop: EventLoop) {
         self.loop = loop
-        (messages, continuation) = AsyncStream.makeStream(of: ClientMessage.self, bufferingPolicy: .unbounded)
+        (messages, continuation) = AsyncStream.makeStream(of: OwnedMessage.self, bufferingPolicy: .unbounded)
     }
 
     /// Connects and completes the opening handshake.
@@ -142,7 +130,7 @@ public final class WebSocketClient: Sendable {
         }
 
         func client(_ c: ClientConnection, didReceive message: Message) {
-            client.continuation.yield(ClientMessage(kind: message.kind, data: message.data))
+            client.continuation.yield(OwnedMessage(kind: message.kind, data: message.data))
         }
 
         func clientDidClose(_ c: ClientConnection, code: CloseCode, reason: String, error: String?) {

@@ -1,20 +1,6 @@
 import Transport
 import WebSocket
 
-/// A received message that owns its bytes (for async code, which outlives callbacks).
-public struct OwnedMessage: Sendable, Equatable {
-    public let kind: Message.Kind
-    public let data: [UInt8]
-    public init(kind: Message.Kind, data: [UInt8]) {
-        self.kind = kind
-        self.data = data
-    }
-    public init(_ message: Message) { self.init(kind: message.kind, data: message.data) }
-    public static func text(_ s: String) -> OwnedMessage { OwnedMessage(kind: .text, data: Array(s.utf8)) }
-    public var isText: Bool { kind == .text }
-    public var text: String { String(decoding: data, as: UTF8.self) }
-}
-
 /// Structured-concurrency view of one server connection: iterate `messages`, call `send`.
 /// Sends hop to the connection's loop; messages are copied out of the loop's buffers, so this
 /// is the convenient path, not the fastest (use `WebSocketHandler` callbacks for that).

@@ -1,5 +1,5 @@
 /// A parsed HTTP/1.x request line and header block.
-public struct HTTPRequestHead: Sendable, Equatable {
+public struct HTTPRequestHead: HTTPHeaderFields, Sendable, Equatable {
     public var method: String
     /// The request target as sent (origin-form: path and optional query).
     public var target: String
@@ -34,7 +34,22 @@ public struct HTTPRequestHead: Sendable, Equatable {
         if let q = target.firstIndex(of: "?") { return String(target[target.index(after: q)...]) }
         return nil
     }
+}
 
+/// A parsed HTTP/1.x status line and header block (client side of the handshake).
+public struct HTTPResponseHead: HTTPHeaderFields, Sendable {
+    public var status: Int
+    public var reason: String
+    public var headers: [(name: String, value: String)]
+
+}
+
+/// Header lookup shared by request and response heads.
+public protocol HTTPHeaderFields {
+    var headers: [(name: String, value: String)] { get }
+}
+
+extension HTTPHeaderFields {
     /// All values of a header, matched case-insensitively.
     public func values(_ name: String) -> [String] {
         headers.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
@@ -52,25 +67,6 @@ public struct HTTPRequestHead: Sendable, Equatable {
         values(name).flatMap { $0.split(separator: ",") }
             .map { asciiLowercased(trimOWS(Substring($0))) }
             .filter { !$0.isEmpty }
-    }
-}
-
-/// A parsed HTTP/1.x status line and header block (client side of the handshake).
-public struct HTTPResponseHead: Sendable {
-    public var status: Int
-    public var reason: String
-    public var headers: [(name: String, value: String)]
-
-    public func values(_ name: String) -> [String] {
-        headers.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
-    }
-    public func value(_ name: String) -> String? {
-        let all = values(name)
-        return all.isEmpty ? nil : all.joined(separator: ", ")
-    }
-    public func tokens(_ name: String) -> [String] {
-        values(name).flatMap { $0.split(separator: ",") }
-            .map { asciiLowercased(trimOWS(Substring($0))) }.filter { !$0.isEmpty }
     }
 }
 

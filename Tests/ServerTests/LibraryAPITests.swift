@@ -40,8 +40,8 @@ final class LibraryAPITests: XCTestCase {
         "\(tls ? "wss" : "ws")://\(tls ? "localhost" : "127.0.0.1"):\(server.port)\(path)"
     }
 
-    func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> ClientMessage? {
-        try await withThrowingTaskGroup(of: ClientMessage?.self) { group in
+    func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> OwnedMessage? {
+        try await withThrowingTaskGroup(of: OwnedMessage?.self) { group in
             group.addTask { var it = client.messages.makeAsyncIterator(); return await it.next() }
             group.addTask { try await Task.sleep(for: .seconds(timeout)); throw CancellationError() }
             let first = try await group.next()!
@@ -59,7 +59,7 @@ final class LibraryAPITests: XCTestCase {
             let client = try await WebSocketClient.connect(to: url(server, "/echo", tls: tls), caFile: Self.certDir + "/ca.pem")
             client.send(text: "héllo")
             let m = try await next(client)
-            XCTAssertEqual(m, ClientMessage(kind: .text, data: Array("héllo".utf8)), "tls=\(tls)")
+            XCTAssertEqual(m, OwnedMessage(kind: .text, data: Array("héllo".utf8)), "tls=\(tls)")
             let blob = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
             client.send(binary: blob)
             let b = try await next(client)
