@@ -64,9 +64,12 @@ extension HTTPHeaderFields {
 
     /// The comma-separated tokens of a header across all its fields, trimmed and lowercased.
     public func tokens(_ name: String) -> [String] {
-        values(name).flatMap { $0.split(separator: ",") }
-            .map { asciiLowercased(trimOWS(Substring($0))) }
-            .filter { !$0.isEmpty }
+        // Split on the comma byte: a comma followed by a combining mark is one Character.
+        values(name).flatMap { (v: String) -> [Substring] in
+            v.utf8.split(separator: UInt8(ascii: ",")).map { Substring($0) }
+        }
+        .map { asciiLowercased(trimOWS($0)) }
+        .filter { !$0.isEmpty }
     }
 }
 
@@ -85,9 +88,16 @@ func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
     return true
 }
 
+/// Trims optional whitespace (SP, HTAB; RFC 9110 §5.6.3) by bytes, not Characters: a space
+/// followed by a combining mark is one Character but still leading whitespace (found by fuzzing).
 func trimOWS(_ s: Substring) -> Substring {
-    var s = s
-    while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-    while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-    return s
+    let u = s.utf8
+    var start = u.startIndex, end = u.endIndex
+    while start < end, u[start] == 32 || u[start] == 9 { start = u.index(after: start) }
+    while end > start {
+        let before = u.index(before: end)
+        guard u[before] == 32 || u[before] == 9 else { break }
+        end = before
+    }
+    return Substring(u[start..<end])
 }

@@ -37,6 +37,16 @@ final class HTTPHeadParserTests: XCTestCase {
         XCTAssertEqual(h.value("Host"), "a")
     }
 
+    /// A space followed by a combining mark is one Character: trimming must work on bytes
+    /// (found by the head-parser fuzzer).
+    func testWhitespaceTrimmedByBytesNotCharacters() throws {
+        var p = HTTPHeadParser()
+        let bytes = Array("GET / HTTP/1.1\r\nX:".utf8) + [0x20, 0xCD, 0x8D, 0x20] + Array("\r\nUpgrade: a,\u{34D}b\r\n\r\n".utf8)
+        guard case .complete(let h, _) = try p.feed(bytes) else { return XCTFail() }
+        XCTAssertEqual(Array(h.value("X")!.utf8), [0xCD, 0x8D])
+        XCTAssertEqual(h.tokens("Upgrade").count, 2)  // the comma still separates
+    }
+
     func testHeadTooLarge() {
         var p = HTTPHeadParser(limits: .init(maxHeadSize: 100, maxHeaders: 100))
         let big = "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 200) + "\r\n\r\n"
