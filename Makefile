@@ -58,9 +58,10 @@ conformance-full: build
 	Tests/conformance/setup.sh
 	WSS_SERVER=$(BIN) Tests/conformance/run.sh --cases "*" --transport both
 
-## libFuzzer + ASan on the HTTP head parser, handshake validator and frame decoder, 60 s each.
+## libFuzzer + ASan on the HTTP head parser, handshake validator and frame decoder, 60 s each
+## (FUZZ_RUNS=N FUZZ_SEED=S for a reproducible run of N inputs, as CI does).
 fuzz:
-	Tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SEED=$(FUZZ_SEED) Tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 ## Replays the seed corpus and saved crashers only (fast; part of make test).
 fuzz-replay:

@@ -158,6 +158,7 @@ func run(_ stream: UnsafeRawBufferPointer, sizes: [Int], limits: WebSocketProtoc
     var offset = 0
     var k = 0
     var stalled = 0
+    var pongsQueued = 0
     while offset < stream.count {
         var n = sizes.isEmpty ? stream.count : sizes[k % sizes.count]
         k += 1
@@ -198,8 +199,15 @@ func run(_ stream: UnsafeRawBufferPointer, sizes: [Int], limits: WebSocketProtoc
                 require(p.count <= 125, "ping of \(p.count) bytes")
                 ev = .ping(Array(p))
                 if stateBefore == .open {
-                    let last = parseOutbound(proto.outbound.bytes, deflate: deflate != nil).last
-                    require(last?.opcode == 0xA && last?.payload == Array(p), "ping not answered by its pong")
+                    // Answered while fewer than maxQueuedPongs pongs wait unsent (this harness
+                    // never drains `outbound`); beyond that nothing is written (§5.5.3).
+                    if pongsQueued < Int(limits.maxQueuedPongs) {
+                        let last = parseOutbound(proto.outbound.bytes, deflate: deflate != nil).last
+                        require(last?.opcode == 0xA && last?.payload == Array(p), "ping not answered by its pong")
+                        pongsQueued += 1
+                    } else {
+                        require(proto.outbound.readableCount == outBefore, "pong written past maxQueuedPongs")
+                    }
                 }
             case .pong(let p):
                 require(p.count <= 125, "pong of \(p.count) bytes")

@@ -88,7 +88,11 @@ for t in $TARGETS; do
     echo "== $t: fuzzing for ${SECONDS_PER_TARGET}s (log $log)"
     par=()
     [ "$JOBS" -gt 1 ] && par=(-jobs="$JOBS" -workers="$JOBS")
-    "$bin" "$work" "${dict[@]}" "${par[@]}" -max_total_time="$SECONDS_PER_TARGET" -timeout=5 \
+    # FUZZ_RUNS (with FUZZ_SEED, default 1) makes a run reproducible: the same inputs every
+    # time, so CI only fails on what a developer can replay. The time bound still applies.
+    budget=(-max_total_time="$SECONDS_PER_TARGET")
+    [ -n "${FUZZ_RUNS:-}" ] && budget+=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
+    "$bin" "$work" "${dict[@]}" "${par[@]}" "${budget[@]}" -timeout=5 \
         -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 -artifact_prefix="$artifacts" >"$log" 2>&1
     rc=$?
     crashes=("$artifacts"*)
