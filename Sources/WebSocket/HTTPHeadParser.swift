@@ -63,15 +63,18 @@ public struct HTTPHeadParser: Sendable {
 
     /// Finds the end of the head; returns its bytes and how many input bytes it used.
     mutating func feedRaw(_ bytes: UnsafeRawBufferPointer) throws(HTTPHeadError) -> ([UInt8], Int)? {
+        // Scan first, copy once: the state machine looks at each byte, but bytes are appended
+        // to the buffer in one piece (the whole head usually arrives in one read).
         var i = 0
+        let room = limits.maxHeadSize - buffer.count
         while i < bytes.count {
             let b = bytes[i]
             i += 1
-            buffer.append(b)
-            if buffer.count > limits.maxHeadSize { throw .headTooLarge(limit: limits.maxHeadSize) }
+            if i > room { throw .headTooLarge(limit: limits.maxHeadSize) }
             if b == 10 {  // LF ends a line; a bare LF is tolerated (RFC 9112 §2.2)
                 if lastWasLF {
-                    let raw = buffer
+                    var raw = buffer
+                    raw.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<i]))
                     buffer = []
                     lines = 0
                     lastWasLF = false
@@ -87,6 +90,7 @@ public struct HTTPHeadParser: Sendable {
                 lastWasLF = false
             }
         }
+        buffer.append(contentsOf: bytes)
         return nil
     }
 

@@ -78,14 +78,18 @@ func asciiLowercased(_ s: some StringProtocol) -> String {
 }
 
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
-    let x = a.utf8, y = b.utf8
-    guard x.count == y.count else { return false }
-    for (p, q) in zip(x, y) {
-        let lp = (p >= 65 && p <= 90) ? p + 32 : p
-        let lq = (q >= 65 && q <= 90) ? q + 32 : q
-        if lp != lq { return false }
+    var a = a, b = b  // withUTF8 on native strings is O(1): no copy
+    return a.withUTF8 { x in
+        b.withUTF8 { y in
+            guard x.count == y.count else { return false }
+            for i in 0..<x.count {
+                let p = x[i], q = y[i]
+                if p == q { continue }
+                if (p | 0x20) != (q | 0x20) || !((p | 0x20) >= 97 && (p | 0x20) <= 122) { return false }
+            }
+            return true
+        }
     }
-    return true
 }
 
 /// Trims optional whitespace (SP, HTAB; RFC 9110 §5.6.3) by bytes, not Characters: a space
