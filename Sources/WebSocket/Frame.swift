@@ -112,6 +112,26 @@ public struct FrameHeader: Sendable, Equatable {
 
 /// RFC 6455 §5.3 masking. The same operation masks and unmasks.
 public enum Masking {
+    /// Copies `source` to `destination` masked with `key` (phase 0), in one pass.
+    @inlinable
+    public static func copyMasked(_ source: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer, key: UInt32) {
+        guard let src = source.baseAddress else { return }
+        let count = source.count
+        let k64 = UInt64(key) | UInt64(key) << 32
+        var i = 0
+        while i + 8 <= count {
+            (destination + i).storeBytes(of: (src + i).loadUnaligned(as: UInt64.self) ^ k64, as: UInt64.self)
+            i += 8
+        }
+        var k = key
+        while i < count {
+            (destination + i).storeBytes(of: src.load(fromByteOffset: i, as: UInt8.self) ^ UInt8(truncatingIfNeeded: k),
+                                         as: UInt8.self)
+            k = (k >> 8) | (k << 24)
+            i += 1
+        }
+    }
+
     /// XORs `bytes` in place with `key`, starting at byte `phase` (0–3) of the key.
     /// Works 8 bytes at a time. Returns the phase for the next chunk of the same frame.
     @inlinable @discardableResult

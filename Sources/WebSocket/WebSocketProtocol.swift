@@ -518,10 +518,10 @@ public struct WebSocketProtocol {
         let dst = outbound.reserveWritable(header.headerLength + payload.count)
         let h = header.write(to: dst)
         if payload.count > 0 {
-            (dst + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
             if masked {
-                Masking.apply(key: key, phase: 0,
-                              to: UnsafeMutableRawBufferPointer(start: dst + h, count: payload.count))
+                Masking.copyMasked(payload, to: dst + h, key: key)  // one pass, not copy then mask
+            } else {
+                (dst + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
             }
         }
         outbound.commitWrite(h + payload.count)

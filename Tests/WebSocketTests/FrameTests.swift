@@ -82,3 +82,18 @@ final class FrameTests: XCTestCase {
         XCTAssertEqual(Array(whole.prefix(5)), expected)
     }
 }
+
+final class MaskingCopyTests: XCTestCase {
+    func testCopyMaskedEqualsCopyThenMask() {
+        let key: UInt32 = 0xA1B2C3D4
+        for n in [0, 1, 7, 8, 9, 31, 64, 1000] {
+            let src = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+            var expected = src
+            expected.withUnsafeMutableBytes { _ = Masking.apply(key: key, phase: 0, to: $0) }
+            var out = [UInt8](repeating: 0, count: n)
+            src.withUnsafeBytes { s in out.withUnsafeMutableBytes { d in
+                if let base = d.baseAddress { Masking.copyMasked(s, to: base, key: key) } } }
+            XCTAssertEqual(out, expected, "n=\(n)")
+        }
+    }
+}
