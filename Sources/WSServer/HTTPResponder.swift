@@ -65,7 +65,7 @@ enum HTTPResponder {
             }
             return
         }
-        let keepAlive = !head.tokens("Connection").contains("close")
+        let keepAlive = !head.containsToken("Connection", "close")
             && (head.versionMajor > 1 || head.versionMinor >= 1)
         if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil {
             let body = Array(core.metrics.render(stats: core.stats).utf8)

@@ -566,7 +566,7 @@ public final class WebSocketConnection: EventHandler {
         let wasWebSocket = phase == .websocket || handler != nil
         phase = .closed
         pendingInput = nil
-        loop.unregister(fd: fd)
+        loop.unregisterClosing(fd: fd)
         Glibc.close(fd)
         core.stats.openConnections.subtract(1)
         if wasWebSocket { notifyClose(.abnormal, "") }

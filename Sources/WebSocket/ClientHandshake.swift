@@ -100,8 +100,8 @@ public struct ClientHandshake: Sendable {
     /// Checks the server's response (no extensions allowed); returns the chosen subprotocol.
     public func validate(_ response: HTTPResponseHead) -> Result<String?, ClientHandshakeError> {
         guard response.status == 101 else { return .failure(.status(response.status, response.reason)) }
-        guard response.tokens("Upgrade").contains("websocket") else { return .failure(.missingUpgrade) }
-        guard response.tokens("Connection").contains("upgrade") else { return .failure(.missingConnectionUpgrade) }
+        guard response.containsToken("Upgrade", "websocket") else { return .failure(.missingUpgrade) }
+        guard response.containsToken("Connection", "upgrade") else { return .failure(.missingConnectionUpgrade) }
         let accept = response.value("Sec-WebSocket-Accept")
         guard accept == Handshake.acceptValue(forKey: key) else { return .failure(.badAccept(accept)) }
         if let ext = response.value("Sec-WebSocket-Extensions"), !ext.isEmpty {

@@ -52,24 +52,58 @@ public protocol HTTPHeaderFields {
 extension HTTPHeaderFields {
     /// All values of a header, matched case-insensitively.
     public func values(_ name: String) -> [String] {
-        headers.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
+        var out: [String] = []
+        for h in headers where asciiCaseInsensitiveEquals(h.name, name) { out.append(h.value) }
+        return out
+    }
+
+    /// How many fields carry this header.
+    public func count(_ name: String) -> Int {
+        var n = 0
+        for h in headers where asciiCaseInsensitiveEquals(h.name, name) { n += 1 }
+        return n
     }
 
     /// The single value of a header, or nil if absent. Repeated fields are joined with ", "
     /// (RFC 9110 §5.3).
     public func value(_ name: String) -> String? {
-        let all = values(name)
-        return all.isEmpty ? nil : all.joined(separator: ", ")
+        var found: String?
+        for h in headers where asciiCaseInsensitiveEquals(h.name, name) {
+            found = found.map { $0 + ", " + h.value } ?? h.value
+        }
+        return found
     }
 
     /// The comma-separated tokens of a header across all its fields, trimmed and lowercased.
     public func tokens(_ name: String) -> [String] {
-        // Split on the comma byte: a comma followed by a combining mark is one Character.
-        values(name).flatMap { (v: String) -> [Substring] in
-            v.utf8.split(separator: UInt8(ascii: ",")).map { Substring($0) }
+        var out: [String] = []
+        forEachToken(name) { out.append(asciiLowercased(Substring($0))) }
+        return out
+    }
+
+    /// Whether a comma-separated header (across all its fields) lists `token`, compared
+    /// ASCII case-insensitively; `token` must be lowercase. Allocates nothing.
+    public func containsToken(_ name: String, _ token: StaticString) -> Bool {
+        let want = UnsafeRawBufferPointer(start: token.utf8Start, count: token.utf8CodeUnitCount)
+        var found = false
+        forEachToken(name) { t in
+            if !found, t.count == want.count,
+               t.elementsEqual(want, by: { ($0 >= 65 && $0 <= 90 ? $0 + 32 : $0) == $1 }) {
+                found = true
+            }
         }
-        .map { asciiLowercased(trimOWS($0)) }
-        .filter { !$0.isEmpty }
+        return found
+    }
+
+    /// Calls `body` with each non-empty, OWS-trimmed token of the header's fields. Splits on
+    /// the comma byte: a comma followed by a combining mark is one Character.
+    func forEachToken(_ name: String, _ body: (Substring.UTF8View) -> Void) {
+        for h in headers where asciiCaseInsensitiveEquals(h.name, name) {
+            for piece in h.value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+                let t = trimOWS(Substring(piece)).utf8
+                if !t.isEmpty { body(t) }
+            }
+        }
     }
 }
 

@@ -53,8 +53,8 @@ public enum Handshake {
     /// Whether a request asks for a WebSocket upgrade at all (so that a bad one gets a
     /// handshake error instead of being served as plain HTTP).
     public static func isUpgradeAttempt(_ head: HTTPRequestHead) -> Bool {
-        head.tokens("Upgrade").contains("websocket") || head.value("Sec-WebSocket-Key") != nil
-            || head.value("Sec-WebSocket-Version") != nil
+        head.containsToken("Upgrade", "websocket") || head.count("Sec-WebSocket-Key") > 0
+            || head.count("Sec-WebSocket-Version") > 0
     }
 
     public static func validate(_ head: HTTPRequestHead) -> Result<HandshakeRequest, HandshakeError> {
@@ -62,14 +62,17 @@ public enum Handshake {
         guard head.versionMajor > 1 || (head.versionMajor == 1 && head.versionMinor >= 1) else {
             return .failure(.httpVersionTooOld)
         }
-        guard let host = head.value("Host"), !host.isEmpty, head.values("Host").count == 1 else {
+        guard head.count("Host") == 1, let host = head.value("Host"), !host.isEmpty else {
             return .failure(.missingHost)
         }
         // §4.2.1: Upgrade contains "websocket", Connection contains "Upgrade", both case-insensitive.
-        guard head.tokens("Upgrade").contains("websocket") else { return .failure(.missingUpgrade) }
-        guard head.tokens("Connection").contains("upgrade") else { return .failure(.missingConnectionUpgrade) }
-        let versions = head.tokens("Sec-WebSocket-Version")
-        guard versions == ["13"] else { return .failure(.unsupportedVersion(head.value("Sec-WebSocket-Version"))) }
+        guard head.containsToken("Upgrade", "websocket") else { return .failure(.missingUpgrade) }
+        guard head.containsToken("Connection", "upgrade") else { return .failure(.missingConnectionUpgrade) }
+        var versions = 0, is13 = false  // exactly one token, "13"
+        head.forEachToken("Sec-WebSocket-Version") { versions += 1; is13 = $0.elementsEqual("13".utf8) }
+        guard versions == 1, is13 else {
+            return .failure(.unsupportedVersion(head.value("Sec-WebSocket-Version")))
+        }
         let keys = head.values("Sec-WebSocket-Key")
         guard let key = keys.first else { return .failure(.missingKey) }
         guard keys.count == 1, let decoded = Base64.decode(key.utf8), decoded.count == 16 else {

@@ -49,6 +49,36 @@ final class HandshakeTests: XCTestCase {
         guard case .success = Handshake.validate(h) else { return XCTFail() }
     }
 
+    // RFC 9110 §5.6.1: a list header is split on commas across all its fields; elements are
+    // trimmed of OWS and empty ones ignored. A token is matched whole, not as a prefix.
+    func testTokenLookupAcrossFieldsAndWhole() throws {
+        let h = try head(["Host: a", "Connection: keep-alive,\t, Upgrade ", "Connection: x",
+                          "Upgrade: websockets", "Upgrade: h2c"])
+        XCTAssertTrue(h.containsToken("connection", "upgrade"))
+        XCTAssertTrue(h.containsToken("CONNECTION", "keep-alive"))
+        XCTAssertTrue(h.containsToken("Connection", "x"))
+        XCTAssertFalse(h.containsToken("Connection", "close"))
+        XCTAssertFalse(h.containsToken("Upgrade", "websocket"))  // "websockets" is another token
+        XCTAssertFalse(h.containsToken("Missing", "x"))
+        XCTAssertEqual(h.tokens("Connection"), ["keep-alive", "upgrade", "x"])
+        XCTAssertEqual(h.count("connection"), 2)
+        XCTAssertEqual(h.value("Connection"), "keep-alive,\t, Upgrade, x")
+        XCTAssertNil(h.value("Origin"))
+    }
+
+    func testVersionMustBeExactlyOneToken13() throws {
+        func validates(_ versionLines: [String]) throws -> Bool {
+            if case .success = Handshake.validate(try head(without("Sec-WebSocket-Version") + versionLines)) { return true }
+            return false
+        }
+        XCTAssertTrue(try validates(["Sec-WebSocket-Version: 13"]))
+        XCTAssertTrue(try validates(["Sec-WebSocket-Version: 13,"]))
+        XCTAssertFalse(try validates(["Sec-WebSocket-Version: 13, 8"]))
+        XCTAssertFalse(try validates(["Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 13"]))
+        XCTAssertFalse(try validates(["Sec-WebSocket-Version: 130"]))
+        XCTAssertFalse(try validates(["Sec-WebSocket-Version: 1"]))
+    }
+
     func testRejections() throws {
         func reason(_ h: HTTPRequestHead) -> HandshakeError? {
             if case .failure(let e) = Handshake.validate(h) { return e }
