@@ -12,6 +12,9 @@ public protocol ByteStream: AnyObject {
     func handshake() -> IOResult
     func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult
     func write(_ bytes: UnsafeRawBufferPointer) -> IOResult
+    /// Bytes a write accepted but the socket has not taken yet (TLS records sealed in one
+    /// piece); `write` of no bytes pushes them.
+    var hasPendingOutput: Bool { get }
     /// Sends our end-of-stream (TLS close_notify, then TCP FIN) but keeps reading possible.
     func shutdownWrite()
     func close()
@@ -22,6 +25,7 @@ public final class TCPStream: ByteStream {
     public let fd: Int32
     public init(fd: Int32) { self.fd = fd }
     public var isEstablished: Bool { true }
+    public var hasPendingOutput: Bool { false }
     public func handshake() -> IOResult { .done(0) }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult { Self.read(fd: fd, into: buffer) }

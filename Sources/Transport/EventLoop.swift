@@ -43,6 +43,9 @@ public final class EventLoop: @unchecked Sendable {
     /// One receive buffer for every connection on this loop: a connection keeps only the
     /// unconsumed tail of a partial frame. 256 KiB fits 16 TLS records or a large TCP burst.
     public let readBuffer: UnsafeMutableRawBufferPointer
+    /// Second buffer of the same size for TLS ciphertext (read before opening, sealed before
+    /// sending); free again whenever a stream call returns.
+    public let scratchBuffer: UnsafeMutableRawBufferPointer
     /// Number of registered handlers.
     public private(set) var registeredCount = 0
     private var thread: pthread_t?
@@ -61,6 +64,7 @@ public final class EventLoop: @unchecked Sendable {
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         if wakeFD < 0 { throw .syscall("eventfd", errno) }
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
+        scratchBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
         var ev = epoll_event()
         ev.events = EPOLLIN.rawValue
         ev.data.u64 = Self.tag(wakeFD, UInt32.max)
@@ -69,6 +73,7 @@ public final class EventLoop: @unchecked Sendable {
 
     deinit {
         readBuffer.deallocate()
+        scratchBuffer.deallocate()
         Glibc.close(epfd)
         Glibc.close(wakeFD)
     }

@@ -27,6 +27,9 @@ public final class TLSClientContext: @unchecked Sendable {
                                  | wss_SSL_MODE_ENABLE_PARTIAL_WRITE() | wss_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER())
         _ = wss_SSL_CTX_set_options(ctx, wss_SSL_OP_NO_RENEGOTIATION() | wss_SSL_OP_IGNORE_UNEXPECTED_EOF())
         _ = wss_SSL_CTX_set_read_ahead(ctx, 1)
+        // Streams made with a scratch buffer take TLS 1.3 records over after the handshake;
+        // the callback hands them the traffic secrets (others ignore it).
+        SSL_CTX_set_keylog_callback(ctx, TLSStream.keyLogCallback)
         if !sessionCache { _ = wss_SSL_CTX_set_session_cache_mode(ctx, 0) }
         if verify {
             if let caFile {
@@ -52,7 +55,7 @@ public final class TLSClientContext: @unchecked Sendable {
 
     /// A client TLS stream on a connected (or connecting) socket. `serverName` is checked
     /// against the certificate (DNS name or IP address) and sent as SNI when it is a name.
-    public func makeStream(fd: Int32, serverName: String) -> TLSStream? {
+    public func makeStream(fd: Int32, serverName: String, scratch: UnsafeMutableRawBufferPointer? = nil) -> TLSStream? {
         guard let ssl = SSL_new(ctx) else { _ = drainErrorQueue(); return nil }
         SSL_set_fd(ssl, fd)
         SSL_set_connect_state(ssl)
@@ -66,7 +69,7 @@ public final class TLSClientContext: @unchecked Sendable {
             }
         }
         ERR_clear_error()
-        return TLSStream(fd: fd, ssl: ssl)
+        return TLSStream(fd: fd, ssl: ssl, role: .client, scratch: scratch)
     }
 }
 

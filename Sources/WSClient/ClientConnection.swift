@@ -117,7 +117,7 @@ public final class ClientConnection: EventHandler {
                                          offerDeflate: options.offerDeflate)
         fd = try connectTCP(host: options.host, port: options.port)
         if let tls = options.tls {
-            guard let s = tls.makeStream(fd: fd, serverName: options.serverName ?? options.host) else {
+            guard let s = tls.makeStream(fd: fd, serverName: options.serverName ?? options.host, scratch: loop.scratchBuffer) else {
                 Glibc.close(fd)
                 throw TLSError.drain("SSL_new")
             }
@@ -295,7 +295,7 @@ public final class ClientConnection: EventHandler {
 
     private func flush() {
         let out = proto.outbound
-        while !out.isEmpty {
+        while !out.isEmpty || stream.hasPendingOutput {
             switch stream.write(out.readableBytes) {
             case .done(let n): out.consume(n)
             case .wantWrite: writeBlocked = true; updateInterest(); return

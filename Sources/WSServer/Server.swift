@@ -24,7 +24,8 @@ public final class Server: @unchecked Sendable {
         self.logger = logger
         var tls: TLSContext?
         if let cert = configuration.certificateFile {
-            tls = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile)
+            tls = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile,
+                                 nativeRecords: configuration.tlsNativeRecords)
         }
         loops = try (0..<max(1, configuration.threads)).map { try EventLoop(index: $0) }
         core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops)
@@ -109,7 +110,8 @@ public final class Server: @unchecked Sendable {
         guard let cert = configuration.certificateFile else {
             throw TLSError("no certificate configured: the server runs plain ws://")
         }
-        let fresh = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile)
+        let fresh = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile,
+                                 nativeRecords: configuration.tlsNativeRecords)
         core.tlsContext.withLock { $0 = fresh }
         return fresh.leafSerialHex
     }
@@ -191,7 +193,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
             }
             var tlsStream: TLSStream?
             if let tls = core.tls {
-                guard let s = tls.makeStream(fd: fd) else {
+                guard let s = tls.makeStream(fd: fd, scratch: loop.scratchBuffer) else {
                     core.logger.error("SSL_new failed; dropping connection")
                     Glibc.close(fd)
                     continue

@@ -485,7 +485,7 @@ public final class WebSocketConnection: EventHandler {
 
     func flush() {
         let out = proto.outbound
-        while !out.isEmpty {
+        while !out.isEmpty || tls?.hasPendingOutput == true {
             switch tls?.write(out.readableBytes) ?? TCPStream.write(fd: fd, out.readableBytes) {
             case .done(let n):
                 out.consume(n)
@@ -595,6 +595,8 @@ public final class WebSocketConnection: EventHandler {
             // no zlib streams where no_context_takeover makes them disposable.
             if !flushQueued { proto.outbound.releaseIfEmpty() }
             if now >= lastReceive + 1000, !proto.isMidMessage { proto.deflate?.releaseIdleMemory() }
+            // TLS: an idle connection keeps its keys, not its two cipher contexts (~2.3 KB).
+            if now >= lastReceive + 1000, !flushQueued { tls?.releaseIdleState() }
             if proto.state != .open {
                 if deadline != 0 && now >= deadline {
                     log.debug("close timeout: peer did not answer our close frame", metadata: meta)

@@ -96,6 +96,9 @@ struct WSSServerCommand: ParsableCommand {
     @Flag(help: "permessage-deflate: no context takeover on either side (less memory, less compression).")
     var deflateNoContextTakeover = false
 
+    @Flag(help: "TLS: keep OpenSSL's record layer after the handshake (and send a session ticket) instead of ours (see README).")
+    var opensslRecords = false
+
     @Flag(help: "Do not serve GET /metrics.")
     var noMetrics = false
 
@@ -149,6 +152,7 @@ struct WSSServerCommand: ParsableCommand {
         config.shutdownTimeout = shutdownTimeout
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
+        config.tlsNativeRecords = !opensslRecords
         config.deflate = DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
                                         serverNoContextTakeover: deflateNoContextTakeover,
                                         clientNoContextTakeover: deflateNoContextTakeover,

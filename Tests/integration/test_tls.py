@@ -1,0 +1,147 @@
+"""TLS record layer: TLS 1.3 connections switch to the server's own record layer after the
+handshake (RFC 8446 §5), TLS 1.2 and --openssl-records stay on OpenSSL's. Real clients only:
+Python's ssl (OpenSSL), `openssl s_client` for KeyUpdate, raw bytes for tampering."""
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from wsutil import (OP_BIN, OP_CLOSE, OP_TEXT, Reader, build_frame, close_payload, raw_connect, read_frame,
+                    recv_until_closed, upgrade_request, accept_for, read_http_response)
+
+
+def tls_connect(server, ctx: ssl.SSLContext):
+    sock = socket.create_connection((server.host, server.port), timeout=5)
+    return ctx.wrap_socket(sock, server_hostname="localhost")
+
+
+def upgrade_on(sock, path="/"):
+    req, key = upgrade_request(path)
+    sock.sendall(req.encode())
+    reader = Reader(sock)
+    resp = read_http_response(reader)
+    assert resp.status == 101, resp
+    assert resp.get("sec-websocket-accept") == accept_for(key)
+    return reader
+
+
+def echo_round_trips(sock, reader, sizes=(5, 70_000, 1 << 20)):
+    for n in sizes:
+        payload = os.urandom(n)
+        sock.sendall(build_frame(OP_BIN, payload))
+        fin, _, op, masked, got = read_frame(reader, timeout=10)
+        assert (fin, op, masked) == (True, OP_BIN, False)
+        assert got == payload, f"{n}-byte echo differs"
+
+
+def close_cleanly(sock, reader):
+    sock.sendall(build_frame(OP_CLOSE, close_payload(1000)))
+    _, _, op, _, payload = read_frame(reader)
+    assert op == OP_CLOSE and payload[:2] == b"\x03\xe8"
+    sock.close()
+
+
+def test_tls13_echo_and_no_session_ticket_with_native_records(server_factory, client_ssl):
+    srv = server_factory("wss", "--app", "echo")
+    sock = tls_connect(srv, client_ssl)
+    assert sock.version() == "TLSv1.3"
+    # AES-128-GCM is the server's first choice.
+    assert sock.cipher()[0] == "TLS_AES_128_GCM_SHA256", sock.cipher()
+    reader = upgrade_on(sock)
+    echo_round_trips(sock, reader)
+    # Native records: OpenSSL sends no ticket (it would be a record under keys we own).
+    assert not sock.session.has_ticket
+    close_cleanly(sock, reader)
+
+
+def test_openssl_records_flag_keeps_openssl_and_sends_a_ticket(server_factory, client_ssl):
+    srv = server_factory("wss", "--app", "echo", "--openssl-records")
+    sock = tls_connect(srv, client_ssl)
+    reader = upgrade_on(sock)
+    echo_round_trips(sock, reader)
+    assert sock.session.has_ticket, "with OpenSSL's record layer one session ticket is sent"
+    close_cleanly(sock, reader)
+
+
+def test_tls12_client_is_served_by_openssl_records(server_factory, certs):
+    srv = server_factory("wss", "--app", "echo")
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    sock = tls_connect(srv, ctx)
+    assert sock.version() == "TLSv1.2"
+    reader = upgrade_on(sock)
+    echo_round_trips(sock, reader)
+    close_cleanly(sock, reader)
+
+
+def test_key_update_from_openssl_s_client(server_factory, certs):
+    """RFC 8446 §4.6.3: the client updates its keys and asks the server to (s_client's 'K'
+    command); the server answers with its own KeyUpdate and echoes under the new keys."""
+    srv = server_factory("wss", "--app", "echo")
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-CAfile",
+                          str(certs / "ca.pem"), "-servername", "localhost", "-msg", "-tls1_3"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        req, _ = upgrade_request("/")
+        p.stdin.write(req.encode())
+        p.stdin.flush()
+        time.sleep(0.5)
+        p.stdin.write(b"K\n")  # s_client: KeyUpdate with update_requested
+        p.stdin.flush()
+        time.sleep(0.3)
+        payload = b"echo after KeyUpdate"
+        p.stdin.write(build_frame(OP_TEXT, payload))
+        p.stdin.flush()
+        time.sleep(0.7)
+    finally:
+        p.terminate()
+        out, _ = p.communicate(timeout=10)
+    assert b"101 Switching Protocols" in out
+    lines = out.decode(errors="replace").splitlines()
+    assert any(">>> TLS 1.3, Handshake" in l and "KeyUpdate" in l for l in lines), "s_client sent no KeyUpdate"
+    assert any("<<< TLS 1.3, Handshake" in l and "KeyUpdate" in l for l in lines), "server did not update its keys"
+    assert payload in out, "no echo after the key update"
+    assert srv.alive()
+
+
+def _upgraded_raw(srv, client_ssl):
+    sock = tls_connect(srv, client_ssl)
+    reader = upgrade_on(sock)
+    raw = socket.socket(fileno=os.dup(sock.fileno()))  # the TCP stream under TLS
+    return sock, reader, raw
+
+
+@pytest.mark.parametrize("garbage, logged, alert", [
+    # An application_data record whose tag cannot verify.
+    (bytes([23, 3, 3, 0, 40]) + os.urandom(40), "bad_record_mac", "ALERT_BAD_RECORD_MAC"),
+    # A plaintext handshake record after the handshake.
+    (bytes([22, 3, 3, 0, 4, 1, 0, 0, 0]), "unexpected TLS message", "ALERT_UNEXPECTED_MESSAGE"),
+    # Longer than 2^14 + 256: refused from the header alone.
+    (bytes([23, 3, 3, 0x48, 0x00]), "record_overflow", "ALERT_RECORD_OVERFLOW"),
+])
+def test_bad_records_get_an_alert_and_a_log_line(server_factory, client_ssl, garbage, logged, alert):
+    srv = server_factory("wss", "--app", "echo", "--log-level", "debug")
+    other = tls_connect(srv, client_ssl)
+    other_reader = upgrade_on(other)
+    sock, reader, raw = _upgraded_raw(srv, client_ssl)
+    raw.sendall(garbage)
+    raw.close()
+    # The server sends a fatal alert and closes: the client's TLS layer reports it.
+    with pytest.raises(ssl.SSLError) as info:
+        sock.settimeout(5)
+        while sock.recv(100):
+            pass
+    assert alert in str(info.value), info.value
+    sock.close()
+    deadline = time.time() + 5
+    while logged not in srv.stderr() and time.time() < deadline:
+        time.sleep(0.05)
+    assert logged in srv.stderr(), srv.stderr()[-2000:]
+    # Other connections are unharmed.
+    echo_round_trips(other, other_reader, sizes=(10,))
+    close_cleanly(other, other_reader)
