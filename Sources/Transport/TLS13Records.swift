@@ -176,9 +176,10 @@ final class TLS13Direction {
 
     /// Writes one protected record (header, ciphertext of `plaintext ‖ type`, tag) at `out`;
     /// returns its length (plaintext.count + 22). `plaintext` is at most 2^14 bytes.
-    func seal(type: UInt8, _ plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) -> Int {
+    /// `padding` zero bytes follow the content type (§5.4; we never pad, tests and fuzzing do).
+    func seal(type: UInt8, _ plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer, padding: Int = 0) -> Int {
         let n = plaintext.count
-        let length = n + 1 + 16
+        let length = n + 1 + padding + 16
         let header = out.assumingMemoryBound(to: UInt8.self)
         header[0] = 23; header[1] = 3; header[2] = 3
         header[3] = UInt8(length >> 8); header[4] = UInt8(length & 0xff)
@@ -195,8 +196,12 @@ final class TLS13Direction {
         if n > 0 { _ = EVP_EncryptUpdate(c, body, &outl, plaintext.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(n)) }
         var t = type
         _ = EVP_EncryptUpdate(c, body + n, &outl, &t, 1)
-        _ = EVP_EncryptFinal_ex(c, body + n + 1, &outl)
-        _ = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, body + n + 1)
+        if padding > 0 {
+            let zeros = [UInt8](repeating: 0, count: padding)
+            _ = EVP_EncryptUpdate(c, body + n + 1, &outl, zeros, Int32(padding))
+        }
+        _ = EVP_EncryptFinal_ex(c, body + n + 1 + padding, &outl)
+        _ = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, body + n + 1 + padding)
         seq &+= 1
         return 5 + length
     }

@@ -16,7 +16,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${FUZZ_OUT:-/tmp/wss-fuzz}
 SWIFTC=${SWIFTC:-swiftc}
-TARGETS=${FUZZ_TARGETS:-"http handshake frames"}
+TARGETS=${FUZZ_TARGETS:-"http handshake frames tls"}
 JOBS=${FUZZ_JOBS:-1}
 
 # The Swift runtime's crash backtracer fights ASan and libFuzzer over the crash; let them report.
@@ -28,7 +28,17 @@ source_for() {
         http) echo FuzzHTTPHead.swift ;;
         handshake) echo FuzzHandshake.swift ;;
         frames) echo FuzzFrames.swift ;;
+        tls) echo FuzzTLSRecords.swift ;;
         *) echo "unknown target $1" >&2; return 1 ;;
+    esac
+}
+
+# The library sources compiled with a target: the WebSocket core, or the TLS record layer
+# (self-contained apart from OpenSSL).
+module_sources() {
+    case $1 in
+        tls) echo "$ROOT/Sources/Transport/TLS13Records.swift" ;;
+        *) echo "$ROOT"/Sources/WebSocket/*.swift ;;
     esac
 }
 
@@ -45,11 +55,11 @@ for t in $TARGETS; do
     bin="$OUT/fuzz-$t"
     log="$OUT/$t.log"
     echo "== $t: building $bin"
-    # One module: the protocol sources plus the target, so no `import WebSocket` is needed.
-    # shellcheck disable=SC2086
+    # One module: the library sources plus the target, so no `import WebSocket` is needed.
+    # shellcheck disable=SC2086,SC2046
     if ! "$SWIFTC" ${FUZZ_SWIFTFLAGS:-} -O -g -sanitize=fuzzer,address -use-ld=lld -parse-as-library \
             -module-name WebSocketFuzz "${includes[@]}" \
-            "$ROOT"/Sources/WebSocket/*.swift "$HERE/$src" -lssl -lcrypto -lz -o "$bin" >"$OUT/$t.build.log" 2>&1; then
+            $(module_sources "$t") "$HERE/$src" -lssl -lcrypto -lz -o "$bin" >"$OUT/$t.build.log" 2>&1; then
         cat "$OUT/$t.build.log"
         RESULT[$t]="BUILD FAILED"
         status=1
