@@ -46,22 +46,37 @@ public final class TLSStream: ByteStream {
     deinit { if let ssl { SSL_free(ssl) } }
 
     /// Installed on contexts that offload records: hands the two application traffic secrets
-    /// of each handshake to its stream. Key-log lines are "LABEL <client_random> <secret>" in hex.
+    /// of each handshake to its stream. Key-log lines are "LABEL <client_random> <secret>" in
+    /// hex; parsed as C bytes (this runs five times per handshake).
     static let keyLogCallback: @convention(c) (OpaquePointer?, UnsafePointer<CChar>?) -> Void = { ssl, line in
         guard let ssl, let line, let p = SSL_get_ex_data(ssl, 0) else { return }
+        let isClient: Bool
+        if strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0 { isClient = true }
+        else if strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0 { isClient = false }
+        else { return }
+        guard let space = strchr(line + 24, 32) else { return }
+        let secret = hexBytes(UnsafeRawBufferPointer(start: space + 1, count: strlen(space + 1)))
         let stream = Unmanaged<TLSStream>.fromOpaque(p).takeUnretainedValue()
-        let text = String(cString: line)
-        let parts = text.split(separator: " ")
-        guard parts.count == 3 else { return }
-        if parts[0] == "CLIENT_TRAFFIC_SECRET_0" { stream.clientSecret = hexBytes(parts[2]) }
-        else if parts[0] == "SERVER_TRAFFIC_SECRET_0" { stream.serverSecret = hexBytes(parts[2]) }
+        if isClient { stream.clientSecret = secret } else { stream.serverSecret = secret }
     }
 
-    static func hexBytes(_ s: Substring) -> [UInt8] {
-        func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
-        let u = Array(s.utf8)
-        guard u.count % 2 == 0, u.allSatisfy({ ($0 >= 48 && $0 <= 57) || (($0 | 0x20) >= 97 && ($0 | 0x20) <= 102) }) else { return [] }
-        return (0..<(u.count / 2)).map { nibble(u[2 * $0]) << 4 | nibble(u[2 * $0 + 1]) }
+    /// Lowercase or uppercase hex to bytes; empty for anything else.
+    static func hexBytes(_ u: UnsafeRawBufferPointer) -> [UInt8] {
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: return c - 48
+            case 97...102: return c - 87
+            case 65...70: return c - 55
+            default: return nil
+            }
+        }
+        guard u.count % 2 == 0, u.count <= 128 else { return [] }
+        var out = [UInt8](repeating: 0, count: u.count / 2)
+        for i in 0..<out.count {
+            guard let hi = nibble(u[2 * i]), let lo = nibble(u[2 * i + 1]) else { return [] }
+            out[i] = hi << 4 | lo
+        }
+        return out
     }
 
     public func handshake() -> IOResult {
