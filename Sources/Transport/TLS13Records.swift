@@ -19,14 +19,13 @@ import COpenSSL
 public struct TLS13Suite: Sendable, Equatable {
     /// IANA id, as `SSL_CIPHER_get_id` returns it (0x0300_13xx).
     public let id: UInt32
-    let cipherName: String
-    let keyLength: Int
-    let digestName: String
+    let keyLength: UInt8
+    /// SHA-256 (32) or SHA-384 (48): the suite's hash, and the length of its secrets.
     public let hashLength: Int
 
-    public static let aes128GCM = TLS13Suite(id: 0x0300_1301, cipherName: "AES-128-GCM", keyLength: 16, digestName: "SHA256", hashLength: 32)
-    public static let aes256GCM = TLS13Suite(id: 0x0300_1302, cipherName: "AES-256-GCM", keyLength: 32, digestName: "SHA384", hashLength: 48)
-    public static let chacha20Poly1305 = TLS13Suite(id: 0x0300_1303, cipherName: "ChaCha20-Poly1305", keyLength: 32, digestName: "SHA256", hashLength: 32)
+    public static let aes128GCM = TLS13Suite(id: 0x0300_1301, keyLength: 16, hashLength: 32)
+    public static let aes256GCM = TLS13Suite(id: 0x0300_1302, keyLength: 32, hashLength: 48)
+    public static let chacha20Poly1305 = TLS13Suite(id: 0x0300_1303, keyLength: 32, hashLength: 32)
 
     public static func forCipherID(_ id: UInt32) -> TLS13Suite? {
         [aes128GCM, aes256GCM, chacha20Poly1305].first { $0.id == id }
@@ -134,7 +133,7 @@ final class TLS13Direction {
     deinit { releaseContext() }
 
     private func derive() {
-        keyIV = TLS13KeySchedule.expandLabel(suite, secret: secret, label: "key", length: suite.keyLength)
+        keyIV = TLS13KeySchedule.expandLabel(suite, secret: secret, label: "key", length: Int(suite.keyLength))
             + TLS13KeySchedule.expandLabel(suite, secret: secret, label: "iv", length: 12)
         seq = 0
         releaseContext()
@@ -168,7 +167,7 @@ final class TLS13Direction {
     /// §5.3: the per-record nonce is the IV XOR the 64-bit sequence number, left-padded.
     private func nonce(_ out: UnsafeMutablePointer<UInt8>) {
         keyIV.withUnsafeBufferPointer { k in
-            let iv = k.baseAddress! + suite.keyLength
+            let iv = k.baseAddress! + Int(suite.keyLength)
             for i in 0..<4 { out[i] = iv[i] }
             for i in 0..<8 { out[4 + i] = iv[4 + i] ^ UInt8(truncatingIfNeeded: seq >> (56 - 8 * UInt64(i))) }
         }

@@ -11,6 +11,7 @@
 #endif
 
 unsigned long wss_heap_size(const void *p) { return (unsigned long)malloc_usable_size((void *)p); }
+unsigned long wss_heap_in_use(void) { return (unsigned long)mallinfo2().uordblks; }
 
 #ifdef WSS_NO_MALLOC_COUNTER
 /* Sanitizers replace malloc themselves: counting is unavailable. */

@@ -1,3 +1,4 @@
+import CMallocCounter
 import COpenSSL
 import Glibc
 import Transport
@@ -217,5 +218,61 @@ final class TLSRecordTests: XCTestCase {
         var sawEOF = false
         for _ in 0..<100 where !sawEOF { if case .eof = server.read(into: buffer) { sawEOF = true } }
         XCTAssertTrue(sawEOF)
+    }
+
+    /// Heap bytes an idle server session keeps after its handshake (and one record each way),
+    /// ours vs OpenSSL's record layer: the reason the record layer exists.
+    func testIdleSessionHeapBytes() throws {
+        try XCTSkipIf(wss_malloc_counter_available() == 0, "heap accounting is off under sanitizers")
+        let dir = LibraryAPITests.certDir
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 64)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 64)
+        defer { scratch.deallocate(); buffer.deallocate() }
+        let cctx = try XCTUnwrap(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(cctx) }
+
+        func perSession(native: Bool) throws -> Int {
+            let context = try TLSContext(certificateFile: dir + "/cert.pem", keyFile: dir + "/key.pem", nativeRecords: native)
+            let n = 64
+            var kept: [TLSStream] = []
+            var fdsToClose: [Int32] = []
+            defer { for fd in fdsToClose { close(fd) } }
+            // One session first so lazily created process-wide state is not counted.
+            for round in 0...1 {
+                let count = round == 0 ? 1 : n
+                let before = wss_heap_in_use()
+                for _ in 0..<count {
+                    var fds: [Int32] = [0, 0]
+                    XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+                    for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+                    fdsToClose += fds
+                    let server = try XCTUnwrap(context.makeStream(fd: fds[0], scratch: scratch))
+                    let client = try XCTUnwrap(SSL_new(cctx))
+                    SSL_set_fd(client, fds[1])
+                    SSL_set_connect_state(client)
+                    var done = (false, false)
+                    for _ in 0..<1000 where !(done.0 && done.1) {
+                        if !done.1 { done.1 = SSL_do_handshake(client) == 1 }
+                        if !done.0, case .done = server.handshake() { done.0 = true }
+                    }
+                    XCTAssertTrue(done.0 && done.1)
+                    XCTAssertEqual(SSL_write(client, "ping", 4), 4)
+                    for _ in 0..<100 { if case .done = server.read(into: buffer) { break } }
+                    XCTAssertEqual("pong".withCString { server.write(UnsafeRawBufferPointer(start: $0, count: 4)) }, .done(4))
+                    var tmp = [UInt8](repeating: 0, count: 16)
+                    _ = SSL_read(client, &tmp, 16)
+                    SSL_free(client)
+                    server.releaseIdleState()
+                    kept.append(server)
+                }
+                if round == 1 { return (Int(wss_heap_in_use()) - Int(before)) / n }
+            }
+            return 0
+        }
+        let ours = try perSession(native: true)
+        let openssl = try perSession(native: false)
+        print("idle TLS session heap: native records \(ours) B, OpenSSL records \(openssl) B")
+        XCTAssertLessThan(ours, 1200, "an idle native session keeps only keys and small state")
+        XCTAssertGreaterThan(openssl, 8000, "sanity: OpenSSL's SSL object is what we avoid")
     }
 }

@@ -9,4 +9,6 @@ unsigned long wss_malloc_count(void);
 int wss_malloc_counter_available(void);
 /* malloc_usable_size, for byte budgets of heap objects. */
 unsigned long wss_heap_size(const void *p);
+/* Bytes in use in the main malloc arena (mallinfo2), for per-object-group byte budgets. */
+unsigned long wss_heap_in_use(void);
 #endif
