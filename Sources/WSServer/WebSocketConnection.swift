@@ -380,14 +380,56 @@ public final class WebSocketConnection: EventHandler {
         sendFrame(message.isText ? .text : .binary, message.bytes, compress: compress)
     }
 
+    /// Messages at least this large go straight from the application's buffer to the socket
+    /// when nothing is queued before them (no copy into the output buffer).
+    static let directSendThreshold = 64 << 10
+
     func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer, compress: Bool? = nil) -> SendStatus {
-        guard phase == .websocket, !overBackpressureLimit(adding: bytes.count),
-              proto.send(opcode, bytes, compress: compress) == .queued else { return .dropped }
+        guard phase == .websocket, !overBackpressureLimit(adding: bytes.count) else { return .dropped }
+        if bytes.count < Self.directSendThreshold || writeBlocked || !sendDirect(opcode, bytes, compress: compress) {
+            guard proto.send(opcode, bytes, compress: compress) == .queued else { return .dropped }
+        }
         let counters = core.metrics.loops[loop.index]
         counters.messagesOut &+= 1
         counters.bytesOut &+= bytes.count
         scheduleFlush()
         return status
+    }
+
+    /// Writes a large message without copying it: header and payload with one writev (plain
+    /// TCP) or sealed into TLS records straight from `bytes`; only what the socket does not
+    /// take is copied into the output buffer. False: not possible now, queue it normally.
+    func sendDirect(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer, compress: Bool?) -> Bool {
+        var header: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &header) { h -> Bool in
+            guard let hlen = proto.directFrameHeader(opcode, count: bytes.count, compress: compress,
+                                                     into: h.baseAddress!) else { return false }
+            let head = UnsafeRawBufferPointer(rebasing: h[0..<hlen])
+            var written = 0  // of header + payload
+            if let tls {
+                // Header and payload as records, straight from the caller's buffer.
+                for part in [head, bytes] {
+                    var off = 0
+                    while off < part.count, case .done(let n) = tls.write(UnsafeRawBufferPointer(rebasing: part[off...])) {
+                        off += n
+                        if tls.hasPendingOutput { break }
+                    }
+                    written += off
+                    if off < part.count { break }
+                }
+            } else {
+                var iov = [iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress), iov_len: hlen),
+                           iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)]
+                let n = writev(fd, &iov, 2)
+                if n > 0 { written = n }
+            }
+            let out = proto.outbound
+            if written < hlen { out.append(UnsafeRawBufferPointer(rebasing: head[written...])) }
+            let payloadDone = max(0, written - hlen)
+            if payloadDone < bytes.count { out.append(UnsafeRawBufferPointer(rebasing: bytes[payloadDone...])) }
+            if !out.isEmpty || tls?.hasPendingOutput == true { scheduleFlush() }
+            return true
+        }
     }
 
     /// Whether queuing `count` more bytes would pass `maxBackpressure`; applies the policy

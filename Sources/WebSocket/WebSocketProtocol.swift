@@ -470,6 +470,20 @@ public struct WebSocketProtocol {
         return .queued
     }
 
+    /// For a server that writes a large message straight from the application's buffer
+    /// (writev, or TLS records sealed from it) instead of copying it into `outbound`: writes
+    /// the frame header to `header` (room for 14 bytes) and returns its length, when the
+    /// message may go out that way now — open, server role (no masking), nothing queued
+    /// before it, no compression wanted. Nil: use `send`. Whatever the caller cannot write
+    /// at once it must append to `outbound` (header rest first), so frames stay in order.
+    public mutating func directFrameHeader(_ opcode: Opcode, count: Int, compress: Bool? = nil,
+                                           into header: UnsafeMutableRawPointer) -> Int? {
+        guard state == .open, role == .server, outbound.isEmpty, opcode == .text || opcode == .binary else { return nil }
+        if let d = deflate, d.canCompress, compress ?? d.shouldCompress(size: count) { return nil }
+        let h = FrameHeader(fin: true, rsv: 0, opcode: opcode, masked: false, maskKey: 0, payloadLength: UInt64(count))
+        return h.write(to: header)
+    }
+
     /// Queues a ping (payload ≤ 125 bytes, truncated otherwise).
     @discardableResult
     public mutating func ping(_ payload: [UInt8] = []) -> SendResult {

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from wsutil import (OP_BIN, OP_PING, OP_PONG, OP_TEXT, build_frame, raw_connect, read_frame,
-                    run, ws_connect, ws_handshake)
+from wsutil import (OP_BIN, OP_PING, OP_PONG, OP_TEXT, Reader, build_frame, raw_connect, read_frame,
+                    read_http_response, run, upgrade_request, ws_connect, ws_handshake)
 
 RECV = 5.0
 
@@ -80,6 +80,39 @@ def test_echo_1mib_binary(echo_server):
             assert len(got) == len(data)
             assert got == data
     run(go(), 40)
+
+
+def test_large_and_small_echoes_keep_order_with_a_slow_reader(server_factory, scheme):
+    """Large messages go from the application's buffer straight to the socket (writev or TLS
+    records sealed in place); what the socket does not take is queued. A reader that waits
+    before reading must still get every echo whole and in order, small ones included."""
+    import time
+    # A high-water mark above the total, so the server reads everything while we do not read.
+    srv = server_factory(scheme, "--app", "echo", "--high-water-mark", str(64 << 20),
+                         "--max-backpressure", str(128 << 20))
+    # A small receive buffer (set before connecting) so the server's writes go partial.
+    import socket as socketmod
+    sock = socketmod.socket(socketmod.AF_INET, socketmod.SOCK_STREAM)
+    sock.setsockopt(socketmod.SOL_SOCKET, socketmod.SO_RCVBUF, 64 << 10)
+    sock.settimeout(10)
+    sock.connect((srv.host, srv.port))
+    if srv.tls:
+        sock = srv.client_ssl.wrap_socket(sock, server_hostname="localhost")
+    req, key = upgrade_request("/")
+    sock.sendall(req.encode())
+    reader = Reader(sock)
+    assert read_http_response(reader).status == 101
+    msgs = []
+    for i in range(3):  # two large in a row: the second is written directly, and only partly
+        msgs += [(OP_BIN, os.urandom((3 << 20) + i)), (OP_BIN, os.urandom((2 << 20) + i)),
+                 (OP_TEXT, f"small {i}".encode())]
+    sock.sendall(b"".join(build_frame(op, payload) for op, payload in msgs))
+    time.sleep(0.5)  # the server's socket fills; later echoes queue behind the partial one
+    for op, payload in msgs:
+        fin, _, got_op, masked, got = read_frame(reader, timeout=20)
+        assert (fin, got_op, masked) == (True, op, False)
+        assert got == payload, f"{len(payload)}-byte echo differs or out of order"
+    sock.close()
 
 
 def test_echo_200kb_non_ascii_text(echo_server):
