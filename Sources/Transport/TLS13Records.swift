@@ -165,12 +165,20 @@ final class TLS13Direction {
     }
 
     /// §5.3: the per-record nonce is the IV XOR the 64-bit sequence number, left-padded.
-    private func nonce(_ out: UnsafeMutablePointer<UInt8>) {
-        keyIV.withUnsafeBufferPointer { k in
-            let iv = k.baseAddress! + Int(suite.keyLength)
-            for i in 0..<4 { out[i] = iv[i] }
-            for i in 0..<8 { out[4 + i] = iv[4 + i] ^ UInt8(truncatingIfNeeded: seq >> (56 - 8 * UInt64(i))) }
+    /// Sets it on `c` and feeds the record header as additional data (§5.2).
+    private func startRecord(_ c: OpaquePointer, header: UnsafePointer<UInt8>) {
+        var nonce = (UInt64(0), UInt32(0))
+        withUnsafeMutableBytes(of: &nonce) { np in
+            let out = np.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            keyIV.withUnsafeBufferPointer { k in
+                let iv = k.baseAddress! + Int(suite.keyLength)
+                for i in 0..<4 { out[i] = iv[i] }
+                for i in 0..<8 { out[4 + i] = iv[4 + i] ^ UInt8(truncatingIfNeeded: seq >> (56 - 8 * UInt64(i))) }
+            }
+            _ = EVP_CipherInit_ex(c, nil, nil, nil, out, -1)  // -1: keep the direction
         }
+        var outl: Int32 = 0
+        _ = EVP_CipherUpdate(c, nil, &outl, header, 5)
     }
 
     /// Writes one protected record (header, ciphertext of `plaintext ‖ type`, tag) at `out`;
@@ -183,14 +191,8 @@ final class TLS13Direction {
         header[0] = 23; header[1] = 3; header[2] = 3
         header[3] = UInt8(length >> 8); header[4] = UInt8(length & 0xff)
         guard let c = context() else { fatalError("EVP_CIPHER_CTX for TLS records: out of memory") }
-        var iv = (UInt64(0), UInt32(0))
+        startRecord(c, header: header)
         var outl: Int32 = 0
-        withUnsafeMutableBytes(of: &iv) { ivp in
-            let p = ivp.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            nonce(p)
-            _ = EVP_EncryptInit_ex(c, nil, nil, nil, p)
-        }
-        _ = EVP_EncryptUpdate(c, nil, &outl, header, 5)
         let body = header + 5
         if n > 0 { _ = EVP_EncryptUpdate(c, body, &outl, plaintext.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(n)) }
         var t = type
@@ -212,16 +214,10 @@ final class TLS13Direction {
         guard body.count >= 17 else { throw .decodeError("record shorter than its tag") }
         guard let c = context() else { throw .badRecordMAC }
         let cipherLength = body.count - 16
-        var iv = (UInt64(0), UInt32(0))
+        startRecord(c, header: header.assumingMemoryBound(to: UInt8.self))
         var outl: Int32 = 0
-        withUnsafeMutableBytes(of: &iv) { ivp in
-            let p = ivp.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            nonce(p)
-            _ = EVP_DecryptInit_ex(c, nil, nil, nil, p)
-        }
         let o = out.assumingMemoryBound(to: UInt8.self)
         let b = body.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        _ = EVP_DecryptUpdate(c, nil, &outl, header.assumingMemoryBound(to: UInt8.self), 5)
         _ = EVP_DecryptUpdate(c, o, &outl, b, Int32(cipherLength))
         _ = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, UnsafeMutableRawPointer(mutating: b + cipherLength))
         var finl: Int32 = 0
