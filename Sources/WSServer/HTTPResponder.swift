@@ -6,22 +6,21 @@ enum HTTPResponder {
         let core = connection.core
         let path = head.path
         let log = connection.log
-        let meta = connection.meta
         guard head.method == "GET" || head.method == "HEAD" else {
-            log.info("\(head.method) \(path) -> 405", metadata: meta)
+            log.info("\(head.method) \(path) -> 405", metadata: connection.meta)
             connection.respondError(status: 405, reason: "method \(head.method) not allowed",
                                     extraHeaders: [("Allow", "GET, HEAD")])
             return
         }
         if Handshake.isUpgradeAttempt(head) {
             guard let route = core.routes[path] else {
-                log.info("upgrade to unknown path \(path) -> 404", metadata: meta)
+                log.info("upgrade to unknown path \(path) -> 404", metadata: connection.meta)
                 connection.respondError(status: 404, reason: "no WebSocket endpoint at \(path)")
                 return
             }
             switch Handshake.validate(head) {
             case .failure(let error):
-                log.info("handshake refused: \(error.reason) -> \(error.status)", metadata: meta)
+                log.info("handshake refused: \(error.reason) -> \(error.status)", metadata: connection.meta)
                 core.stats.handshakeFailures.add(1)
                 core.metrics.handshakeFailed(error.metricLabel)
                 var extra: [(String, String)] = []
@@ -30,7 +29,7 @@ enum HTTPResponder {
                 connection.respondError(status: error.status, reason: error.reason, extraHeaders: extra)
             case .success(let request):
                 guard core.originAllowed(request.origin, host: head.value("Host")) else {
-                    log.info("origin \(request.origin ?? "") not allowed -> 403", metadata: meta)
+                    log.info("origin \(request.origin ?? "") not allowed -> 403", metadata: connection.meta)
                     core.metrics.handshakeFailed("origin")
                     connection.respondError(status: 403, reason: "origin not allowed")
                     return
@@ -38,14 +37,14 @@ enum HTTPResponder {
                 let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.fd)
                 switch route.handler.shouldUpgrade(upgrade) {
                 case .reject(let status, let reason):
-                    log.info("upgrade rejected by the application: \(status) \(reason)", metadata: meta)
+                    log.info("upgrade rejected by the application: \(status) \(reason)", metadata: connection.meta)
                     core.metrics.handshakeFailed("application")
                     connection.respondError(status: (400...599).contains(status) ? status : 403, reason: reason)
                 case .accept(let subprotocol, let userData):
                     var chosen = subprotocol
                     if let s = subprotocol, !request.subprotocols.contains(s) {
                         log.warning("application chose subprotocol '\(s)' the client did not offer; sending none",
-                                    metadata: meta)
+                                    metadata: connection.meta)
                         chosen = nil
                     }
                     connection.userData = userData
@@ -76,7 +75,7 @@ enum HTTPResponder {
             return
         }
         if let page = core.pages[path] {
-            log.debug("GET \(path) -> 200", metadata: meta)
+            log.debug("GET \(path) -> 200", metadata: connection.meta)
             let body = head.method == "HEAD" ? [] : page.body
             connection.writeHTTP(okHead(contentType: page.contentType, length: page.body.count, keepAlive: keepAlive),
                                  body: body)
@@ -84,12 +83,12 @@ enum HTTPResponder {
             return
         }
         if core.routes[path] != nil {
-            log.info("GET \(path) without upgrade -> 426", metadata: meta)
+            log.info("GET \(path) without upgrade -> 426", metadata: connection.meta)
             connection.respondError(status: 426, reason: "this is a WebSocket endpoint: upgrade required",
                                     extraHeaders: [("Upgrade", "websocket")])
             return
         }
-        log.info("GET \(path) -> 404", metadata: meta)
+        log.info("GET \(path) -> 404", metadata: connection.meta)
         connection.respondError(status: 404, reason: "not found: \(path)")
     }
 

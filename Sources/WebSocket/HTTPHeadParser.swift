@@ -116,6 +116,7 @@ public struct HTTPHeadParser: Sendable {
 
     static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
         var lines: [ArraySlice<UInt8>] = []
+        lines.reserveCapacity(16)
         var start = 0
         for (i, b) in bytes.enumerated() where b == 10 {
             var end = i
@@ -140,6 +141,7 @@ public struct HTTPHeadParser: Sendable {
 
     static func parseHeaders(_ lines: ArraySlice<ArraySlice<UInt8>>) throws(HTTPHeadError) -> [(name: String, value: String)] {
         var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(lines.count)
         for line in lines where !line.isEmpty {
             if line.first == 32 || line.first == 9 { throw .malformed("obsolete line folding") }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { throw .malformed("header line without ':'") }
@@ -168,17 +170,18 @@ public struct HTTPHeadParser: Sendable {
         guard !parts[1].isEmpty, parts[1].allSatisfy({ $0 > 32 && $0 < 127 }) else {
             throw .malformed("bad request target")
         }
-        let version = Array(parts[2])
-        guard version.count == 8, version.starts(with: Array("HTTP/".utf8)),
-              version[6] == UInt8(ascii: "."),
-              (48...57).contains(version[5]), (48...57).contains(version[7]) else {
+        let v = parts[2]
+        guard v.count == 8, v.starts(with: "HTTP/".utf8),
+              v[v.startIndex + 6] == UInt8(ascii: "."),
+              (48...57).contains(v[v.startIndex + 5]), (48...57).contains(v[v.startIndex + 7]) else {
             throw .malformed("bad HTTP version")
         }
+        let version = (v[v.startIndex + 5], v[v.startIndex + 7])
         let headers = try parseHeaders(lines.dropFirst())
         return HTTPRequestHead(
             method: String(decoding: parts[0], as: UTF8.self),
             target: String(decoding: parts[1], as: UTF8.self),
-            versionMajor: Int(version[5] - 48), versionMinor: Int(version[7] - 48),
+            versionMajor: Int(version.0 - 48), versionMinor: Int(version.1 - 48),
             headers: headers)
     }
 }

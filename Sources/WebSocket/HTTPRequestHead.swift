@@ -99,9 +99,13 @@ extension HTTPHeaderFields {
     /// the comma byte: a comma followed by a combining mark is one Character.
     func forEachToken(_ name: String, _ body: (Substring.UTF8View) -> Void) {
         for h in headers where asciiCaseInsensitiveEquals(h.name, name) {
-            for piece in h.value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-                let t = trimOWS(Substring(piece)).utf8
+            let u = h.value.utf8
+            var start = u.startIndex
+            while start < u.endIndex {  // one pass over the bytes, no array of pieces
+                let end = u[start...].firstIndex(of: UInt8(ascii: ",")) ?? u.endIndex
+                let t = trimOWS(Substring(u[start..<end])).utf8
                 if !t.isEmpty { body(t) }
+                start = end < u.endIndex ? u.index(after: end) : end
             }
         }
     }
