@@ -255,6 +255,9 @@ public final class TLS13RecordLayer {
     private var handshakeBytes: [UInt8] = []
     /// close_notify received.
     public private(set) var receivedCloseNotify = false
+    /// Records in a row that carried no application data.
+    private var recordsWithoutData = 0
+    public static let maxRecordsWithoutData = 32
 
     public init(role: Role, suite: TLS13Suite, readSecret: [UInt8], writeSecret: [UInt8]) {
         self.role = role
@@ -304,6 +307,16 @@ public final class TLS13RecordLayer {
             let (inner, n) = try read.open(header: header, body: body, into: dest)
             off += 5 + length
             guard n <= Self.maxPlaintext else { throw .recordOverflow }
+            // A peer that sends only records without application data (empty ones, KeyUpdates,
+            // warnings, tickets) makes us work for nothing: at most 32 in a row, as BoringSSL.
+            if inner == 23 && n > 0 {
+                recordsWithoutData = 0
+            } else {
+                recordsWithoutData += 1
+                guard recordsWithoutData <= Self.maxRecordsWithoutData else {
+                    throw .unexpectedMessage("\(recordsWithoutData) records in a row without application data")
+                }
+            }
             switch inner {
             case 23:  // application_data
                 produced += n

@@ -1,7 +1,7 @@
 import CMallocCounter
 import COpenSSL
 import Glibc
-import Transport
+@testable import Transport
 import XCTest
 
 /// Our TLS 1.3 record layer (RFC 8446 §5, §4.6.3, §6, §7): the key schedule against RFC 8448's
@@ -129,6 +129,29 @@ final class TLSRecordTests: XCTestCase {
         XCTAssertFalse(s.keyUpdateOwed)
         XCTAssertEqual(try open(c, reply).data, Array("ok".utf8))
         XCTAssertFalse(c.keyUpdateOwed, "update_not_requested must not ask for another")
+    }
+
+    /// Records that carry no application data (empty ones, KeyUpdates) cost work and give
+    /// nothing: 32 in a row are fine, the 33rd fails the connection.
+    func testRunsOfRecordsWithoutDataAreBounded() throws {
+        let (c, s) = pair()
+        var rec = [UInt8](repeating: 0, count: 64)
+        func empty() -> [UInt8] {
+            let n = rec.withUnsafeMutableBytes { c.write.seal(type: 23, UnsafeRawBufferPointer(start: nil, count: 0), into: $0.baseAddress!) }
+            return Array(rec[0..<n])
+        }
+        func keyUpdate() -> [UInt8] {
+            let n = rec.withUnsafeMutableBytes { c.sealKeyUpdate(requestPeer: false, into: $0.baseAddress!) }
+            return Array(rec[0..<n])
+        }
+        var run: [UInt8] = []
+        for i in 0..<32 { run += i % 2 == 0 ? empty() : keyUpdate() }
+        XCTAssertEqual(try open(s, run + seal(c, [7])).data, [7], "32 in a row, then data: fine")
+        run = []
+        for _ in 0..<33 { run += empty() }
+        XCTAssertThrowsError(try open(s, run)) {
+            guard case .unexpectedMessage = $0 as? TLSRecordError else { return XCTFail("\($0)") }
+        }
     }
 
     func testAlerts() throws {

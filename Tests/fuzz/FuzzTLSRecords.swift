@@ -21,7 +21,8 @@
 //     error, deliver the same bytes;
 //   * what is delivered is a prefix of the application data sealed, in order (unless a record
 //     with inner type 0 was sealed: its real type is its last non-zero byte);
-//   * with no raw bytes and only application data, everything is delivered and nothing fails;
+//   * with no raw bytes and only application data (at most 32 empty records in a row),
+//     everything is delivered and nothing fails;
 //   * consumed never exceeds the input, produced never exceeds the output room.
 
 @inline(__always)
@@ -81,6 +82,7 @@ public func fuzzTLSRecords(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     // Inner type 0 is padding (§5.4): such a record reads as its content up to the last
     // non-zero byte, as that byte's type — legal to receive, impossible to predict here.
     var prefixOracle = true
+    var emptyRun = 0
     var record = [UInt8](repeating: 0, count: 600)
     var i = 1
     while i + 1 < bytes.count {
@@ -96,9 +98,14 @@ public func fuzzTLSRecords(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             let type = op >> 2
             if type != 23 { onlyCleanData = false } else { sealedData += content }
             if type == 0 { prefixOracle = false }
+            emptyRun = type == 23 && !content.isEmpty ? 0 : emptyRun + 1
+            if emptyRun > TLS13RecordLayer.maxRecordsWithoutData { onlyCleanData = false }
             let len = content.withUnsafeBytes { c in record.withUnsafeMutableBytes { client.write.seal(type: type, c, into: $0.baseAddress!) } }
             wire += record[0..<len]
         default:
+            // More than 32 records in a row without data fail the connection by design.
+            emptyRun = content.isEmpty ? emptyRun + 1 : 0
+            if emptyRun > TLS13RecordLayer.maxRecordsWithoutData { onlyCleanData = false }
             sealedData += content
             let padding = op & 3 == 2 ? Int(op >> 2) : 0
             let len = content.withUnsafeBytes { c in
