@@ -148,9 +148,24 @@ WSS_URL="wss://127.0.0.1:$WSS_PORT/"
 SCEN_IDS=("64B text c100 d1" "64B text c100 d16" "16KiB bin c10 d4" "1MiB bin c4 d1")
 SCEN_ARGS=("-c 100 -d 1 -s 64 --text" "-c 100 -d 16 -s 64 --text" "-c 10 -d 4 -s 16384 --binary" "-c 4 -d 1 -s 1048576 --binary")
 
+# The ceiling runs right before each scenario's ws and wss rows, so all three see the same
+# machine (it is shared: a ceiling measured minutes apart can differ by 30 %).
+TCP_PID=""
+if want echo && [[ -n "$WSLOAD" && -n "$TCPECHO" ]]; then
+    TCP_PORT="$(free_port)"
+    : >"$SCRATCH/tcpecho.log"
+    "${PIN_SERVER[@]}" "$TCPECHO" "$TCP_PORT" >"$SCRATCH/tcpecho.log" 2>&1 &
+    TCP_PID=$!; PIDS+=("$TCP_PID")
+    for _ in $(seq 100); do grep -q listening "$SCRATCH/tcpecho.log" && break; sleep 0.05; done
+    grep -q listening "$SCRATCH/tcpecho.log" || { say "bench: tcpecho did not start (port $TCP_PORT?)"; stop_server "$TCP_PID"; TCP_PID=""; }
+fi
+
 want echo && for i in "${!SCEN_IDS[@]}"; do
     # shellcheck disable=SC2206
     args=(${SCEN_ARGS[$i]})
+    if [[ $i -le 2 && -n "$TCP_PID" ]]; then
+        run "${SCEN_IDS[$i]}" tcp wsload -q "${args[@]}" "${COMMON[@]}" --server-pid "$TCP_PID" "tcp://127.0.0.1:$TCP_PORT"
+    fi
     run "${SCEN_IDS[$i]}" ws  wss-bench "${args[@]}" "${COMMON[@]}" --server-pid "$WS_PID" "$WS_URL"
     if [[ $i -eq 1 && -n "$WSLOAD" ]]; then
         # Same scenario with the C yardstick, right after ours (the machine is shared and noisy).
@@ -164,24 +179,7 @@ if want handshakes; then
     run "handshakes c32" wss wss-bench --handshakes -c 32 "${COMMON[@]}" --server-pid "$WSS_PID" --ca "$CA" "$WSS_URL"
 fi
 stop_server "$WS_PID"; stop_server "$WSS_PID"
-fi
-
-if [[ -n "$WSLOAD" && -n "$TCPECHO" ]]; then
-    TCP_PORT="$(free_port)"
-    : >"$SCRATCH/tcpecho.log"
-    "${PIN_SERVER[@]}" "$TCPECHO" "$TCP_PORT" >"$SCRATCH/tcpecho.log" 2>&1 &
-    TCP_PID=$!; PIDS+=("$TCP_PID")
-    for _ in $(seq 100); do grep -q listening "$SCRATCH/tcpecho.log" && break; sleep 0.05; done
-    if grep -q listening "$SCRATCH/tcpecho.log"; then
-        for i in 0 1 2; do
-            # shellcheck disable=SC2206
-            args=(${SCEN_ARGS[$i]})
-            run "${SCEN_IDS[$i]}" tcp wsload -q "${args[@]}" "${COMMON[@]}" --server-pid "$TCP_PID" "tcp://127.0.0.1:$TCP_PORT"
-        done
-    else
-        say "bench: tcpecho did not start (port $TCP_PORT?)"
-    fi
-    stop_server "$TCP_PID"
+[[ -n "$TCP_PID" ]] && stop_server "$TCP_PID"
 fi
 
 # Idle memory: fresh servers, so earlier large-message runs do not leave reusable heap behind.
