@@ -27,12 +27,13 @@ public final class EchoApp: WebSocketHandler {
 }
 
 /// A chat room per path: every message goes to every client on the same path, on every loop.
+/// The room's topic is the path itself, so `server.topics.publish("/chat", …)` speaks in it.
 public final class ChatApp: WebSocketHandler {
     public init() {}
     public func onOpen(_ connection: WebSocketConnection) {
-        connection.subscribe("chat:" + connection.path)
+        connection.subscribe(connection.path)  // the room is the path (a stored string: no allocation per message)
     }
     public func onMessage(_ connection: WebSocketConnection, _ message: Message) {
-        connection.publish("chat:" + connection.path, message)
+        connection.publish(connection.path, message)
     }
 }

@@ -187,7 +187,10 @@ final class Acceptor: EventHandler, @unchecked Sendable {
                 return
             }
             core.stats.acceptedConnections.add(1)
-            if core.stats.openConnections.load(ordering: .relaxed) >= core.configuration.maxConnections {
+            // Take a slot first, then check: loops accept concurrently, and a check before the
+            // increment let a burst overshoot the limit by a few.
+            if core.stats.openConnections.wrappingAdd(1, ordering: .relaxed).newValue > core.configuration.maxConnections {
+                core.stats.openConnections.subtract(1)
                 reject(fd)
                 continue
             }
@@ -195,6 +198,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
             if let tls = core.tls {
                 guard let s = tls.makeStream(fd: fd, scratch: loop.scratchBuffer) else {
                     core.logger.error("SSL_new failed; dropping connection")
+                    core.stats.openConnections.subtract(1)
                     Glibc.close(fd)
                     continue
                 }
@@ -205,9 +209,9 @@ final class Acceptor: EventHandler, @unchecked Sendable {
             let connection = WebSocketConnection(id: id, loop: loop, fd: fd, tls: tlsStream, core: core)
             do {
                 try loop.register(fd: fd, handler: connection, events: EPOLLIN.rawValue)
-                core.stats.openConnections.add(1)
             } catch {
                 core.logger.error("cannot register connection: \(error)")
+                core.stats.openConnections.subtract(1)
                 Glibc.close(fd)
             }
         }

@@ -157,7 +157,7 @@ final class LibraryAPITests: XCTestCase {
         var clients: [WebSocketClient] = []
         for _ in 0..<6 { clients.append(try await WebSocketClient.connect(to: url(server, "/chat"))) }
         try await Task.sleep(for: .milliseconds(100))  // onOpen subscriptions run on the loops
-        server.topics.publish("chat:/chat", text: "news")
+        server.topics.publish("/chat", text: "news")  // ChatApp: the topic is the path
         for c in clients {
             let m = try await next(c)
             XCTAssertEqual(m?.text, "news")
