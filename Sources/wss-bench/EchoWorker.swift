@@ -55,7 +55,7 @@ struct EchoShared {
     var w1: UInt64 = 0
     /// `variants` bodies of `size` bytes, back to back.
     var payload: UnsafeMutableRawPointer
-    var buckets: UnsafeMutablePointer<UInt64>
+    var latency: LatencySamples
     // Counters.
     var msgs: UInt64 = 0          // echoes completed inside the window
     var txMsgs: UInt64 = 0        // messages queued inside the window
@@ -63,14 +63,7 @@ struct EchoShared {
     var msgsTotal: UInt64 = 0
     var mismatches: UInt64 = 0
     var protoErrors: UInt64 = 0
-    var histCount: UInt64 = 0
-    var histMax: UInt64 = 0
-    var histMin: UInt64 = .max
-    var histSum: Double = 0
-    // One clock read per connection read event, as wsload: the messages one read delivers share
-    // a timestamp; a different connection, or the next loop iteration, reads the clock again.
-    var clockOwner: UInt = 0
-    var clockValue: UInt64 = 0
+    var clock = ReadClock()
     var clockHookQueued = false
 }
 
@@ -106,12 +99,8 @@ final class EchoConn: ClientDelegate {
 
     @inline(__always)
     private func clock() -> UInt64 {
-        let me = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
-        if sh.pointee.clockOwner == me { return sh.pointee.clockValue }
-        let now = nowNanos()
-        sh.pointee.clockOwner = me
-        sh.pointee.clockValue = now
-        if !sh.pointee.clockHookQueued {
+        let (now, fresh) = sh.pointee.clock.now(for: UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+        if fresh && !sh.pointee.clockHookQueued {
             sh.pointee.clockHookQueued = true
             worker.queueClockReset()
         }
@@ -180,11 +169,7 @@ final class EchoConn: ClientDelegate {
         if now >= sh.pointee.w0 && now < sh.pointee.w1 {
             let v = now &- sent
             sh.pointee.msgs &+= 1
-            sh.pointee.buckets[Histogram.index(v)] &+= 1
-            sh.pointee.histCount &+= 1
-            sh.pointee.histSum += Double(v)
-            if v > sh.pointee.histMax { sh.pointee.histMax = v }
-            if v < sh.pointee.histMin { sh.pointee.histMin = v }
+            sh.pointee.latency.record(v)
         }
         if state == .open {
             if now < sh.pointee.w1 {
@@ -258,18 +243,16 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
                 p[base + i] = settings.binary ? UInt8(truncatingIfNeeded: r >> 24) : alphabet[Int(r % UInt64(alphabet.count))]
             }
         }
-        let buckets = UnsafeMutablePointer<UInt64>.allocate(capacity: Histogram.bucketCount)
-        buckets.initialize(repeating: 0, count: Histogram.bucketCount)
         shared = .allocate(capacity: 1)
         shared.initialize(to: EchoShared(size: size, hl: min(size, 16), tagOff: settings.json ? jsonTagOffset : 0,
                                          variantMask: UInt64(variants - 1), depth: settings.depth,
                                          binary: settings.binary, w0: settings.w0, w1: settings.w1,
-                                         payload: payload, buckets: buckets))
+                                         payload: payload, latency: .make()))
     }
 
     deinit {
         shared.pointee.payload.deallocate()
-        shared.pointee.buckets.deallocate()
+        shared.pointee.latency.deallocate()
         shared.deallocate()
     }
 
@@ -284,7 +267,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     func histogram() -> Histogram {
         let h = Histogram()
         let s = shared.pointee
-        h.absorb(buckets: s.buckets, count: s.histCount, max: s.histMax, min: s.histMin, sum: s.histSum)
+        h.absorb(s.latency)
         return h
     }
 
@@ -370,6 +353,6 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     func tick(now: UInt64) {}
     func flushScheduled() {
         shared.pointee.clockHookQueued = false
-        shared.pointee.clockOwner = 0
+        shared.pointee.clock.reset()
     }
 }

@@ -57,20 +57,14 @@ struct PubSubShared {
     var w0: UInt64 = .max
     var w1: UInt64 = .max
     var body: UnsafeMutablePointer<UInt8>
-    var buckets: UnsafeMutablePointer<UInt64>
+    var latency: LatencySamples
     // Counters (subscribers of this loop).
     var deliveries: UInt64 = 0        // inside the window
     var deliveriesTotal: UInt64 = 0   // every message a subscriber received
     var gaps: UInt64 = 0              // publishes a subscriber never saw
     var duplicates: UInt64 = 0        // repeated or out-of-order sequence numbers
     var mismatches: UInt64 = 0        // wrong size, kind, header or body
-    var histCount: UInt64 = 0
-    var histMax: UInt64 = 0
-    var histMin: UInt64 = .max
-    var histSum: Double = 0
-    // One clock read per connection read event (as echo mode).
-    var clockOwner: UInt = 0
-    var clockValue: UInt64 = 0
+    var clock = ReadClock()
     var hookQueued = false
 }
 
@@ -96,12 +90,8 @@ final class PubSubConn: ClientDelegate {
 
     @inline(__always)
     private func clock() -> UInt64 {
-        let me = UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque())
-        if sh.pointee.clockOwner == me { return sh.pointee.clockValue }
-        let now = nowNanos()
-        sh.pointee.clockOwner = me
-        sh.pointee.clockValue = now
-        worker.queueHook()
+        let (now, fresh) = sh.pointee.clock.now(for: UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+        if fresh { worker.queueHook() }
         return now
     }
 
@@ -145,11 +135,7 @@ final class PubSubConn: ClientDelegate {
         if now >= sh.pointee.w0 && now < sh.pointee.w1 {
             let v = now &- sent
             sh.pointee.deliveries &+= 1
-            sh.pointee.buckets[Histogram.index(v)] &+= 1
-            sh.pointee.histCount &+= 1
-            sh.pointee.histSum += Double(v)
-            if v > sh.pointee.histMax { sh.pointee.histMax = v }
-            if v < sh.pointee.histMin { sh.pointee.histMin = v }
+            sh.pointee.latency.record(v)
         }
     }
 
@@ -236,10 +222,8 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
         fillPubSubBody(body, size: size, binary: settings.binary)
         payload = .allocate(capacity: max(size, 1))
         payload.update(from: body, count: size)
-        let buckets = UnsafeMutablePointer<UInt64>.allocate(capacity: Histogram.bucketCount)
-        buckets.initialize(repeating: 0, count: Histogram.bucketCount)
         shared = .allocate(capacity: 1)
-        shared.initialize(to: PubSubShared(size: size, binary: settings.binary, body: body, buckets: buckets))
+        shared.initialize(to: PubSubShared(size: size, binary: settings.binary, body: body, latency: .make()))
         if hasPublisher {
             let p = PubSubConn(worker: self, shared: shared, id: -1, isPublisher: true)
             publisher = p
@@ -250,7 +234,7 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
 
     deinit {
         shared.pointee.body.deallocate()
-        shared.pointee.buckets.deallocate()
+        shared.pointee.latency.deallocate()
         shared.deallocate()
         payload.deallocate()
     }
@@ -263,7 +247,7 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
     func histogram() -> Histogram {
         let h = Histogram()
         let s = shared.pointee
-        h.absorb(buckets: s.buckets, count: s.histCount, max: s.histMax, min: s.histMin, sum: s.histSum)
+        h.absorb(s.latency)
         return h
     }
 
@@ -279,7 +263,7 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
     func tick(now: UInt64) {}
     func flushScheduled() {
         shared.pointee.hookQueued = false
-        shared.pointee.clockOwner = 0
+        shared.pointee.clock.reset()
         delivered.store(shared.pointee.deliveriesTotal, ordering: .relaxed)
         echoes.store(pubEchoes, ordering: .relaxed)
         if refillWanted { refillWanted = false; refill() }

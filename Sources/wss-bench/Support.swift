@@ -167,7 +167,11 @@ final class Histogram {
         if v < min { min = v }
     }
 
-    func absorb(buckets b: UnsafePointer<UInt64>, count c: UInt64, max mx: UInt64, min mn: UInt64, sum s: Double) {
+    func absorb(_ l: LatencySamples) { combine(l.buckets, count: l.count, max: l.max, min: l.min, sum: l.sum) }
+
+    func merge(_ o: Histogram) { combine(o.buckets, count: o.count, max: o.max, min: o.min, sum: o.sum) }
+
+    private func combine(_ b: UnsafeMutablePointer<UInt64>, count c: UInt64, max mx: UInt64, min mn: UInt64, sum s: Double) {
         for i in 0..<Self.bucketCount { buckets[i] &+= b[i] }
         if c > 0 {
             if mx > max { max = mx }
@@ -175,16 +179,6 @@ final class Histogram {
         }
         count &+= c
         sum += s
-    }
-
-    func merge(_ o: Histogram) {
-        for i in 0..<Self.bucketCount { buckets[i] &+= o.buckets[i] }
-        if o.count > 0 {
-            if o.max > max { max = o.max }
-            if o.min < min { min = o.min }
-        }
-        count &+= o.count
-        sum += o.sum
     }
 
     func percentile(_ q: Double) -> UInt64 {
@@ -294,4 +288,52 @@ struct Usage {
         let server = serverRunq >= 0 ? "server \(fmt(serverRunq, 2)), " : ""
         return "  (run queue: \(server)client \(fmt(clientRunq, 2)) — other work competed for the cores; numbers are noisy)"
     }
+}
+
+/// Latency samples of one loop inside the measurement window, as plain fields of a worker's
+/// shared block (no allocation, no reference counting on the message path); merged into a
+/// `Histogram` at the end.
+struct LatencySamples {
+    let buckets: UnsafeMutablePointer<UInt64>
+    var count: UInt64 = 0
+    var max: UInt64 = 0
+    var min: UInt64 = .max
+    var sum: Double = 0
+
+    /// Zeroed buckets; free with `deallocate()`.
+    static func make() -> LatencySamples {
+        let b = UnsafeMutablePointer<UInt64>.allocate(capacity: Histogram.bucketCount)
+        b.initialize(repeating: 0, count: Histogram.bucketCount)
+        return LatencySamples(buckets: b)
+    }
+
+    func deallocate() { buckets.deallocate() }
+
+    @inline(__always)
+    mutating func record(_ v: UInt64) {
+        buckets[Histogram.index(v)] &+= 1
+        count &+= 1
+        sum += Double(v)
+        if v > max { max = v }
+        if v < min { min = v }
+    }
+}
+
+/// One clock read per connection read event, as wsload: the messages one read delivers share a
+/// timestamp; another connection, or the next loop iteration (`reset`), reads the clock again.
+struct ReadClock {
+    private var owner: UInt = 0
+    private var value: UInt64 = 0
+
+    /// The time for `owner`'s current event; `fresh` when the clock was read now (the caller
+    /// then makes sure `reset` runs at the end of the loop iteration).
+    @inline(__always)
+    mutating func now(for me: UInt) -> (time: UInt64, fresh: Bool) {
+        if owner == me { return (value, false) }
+        owner = me
+        value = nowNanos()
+        return (value, true)
+    }
+
+    mutating func reset() { owner = 0 }
 }
