@@ -51,7 +51,8 @@ public final class WebSocketConnection: EventHandler {
     var chosenSubprotocol: StringBox?
     /// Topics this connection is subscribed to.
     var subscriptions: [String] = []
-    /// Application data (e.g. the authenticated user), set in `onOpen` or later.
+    /// Application data (e.g. the authenticated user), set in `onOpen` or later. Released when
+    /// the connection is closed, after `onClose`.
     public var userData: AnyObject?
 
     init(id: UInt64, loop: EventLoop, fd: Int32, tls: TLSStream?, core: ServerCore) {
@@ -613,6 +614,9 @@ public final class WebSocketConnection: EventHandler {
         core.stats.openConnections.subtract(1)
         if wasWebSocket { notifyClose(.abnormal, "") }
         route = nil
+        // After onClose: a cycle through userData (an object that holds this connection, as
+        // AsyncHandler's) would otherwise keep both alive forever.
+        userData = nil
     }
 
     public func loopStopped() {

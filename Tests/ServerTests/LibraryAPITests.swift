@@ -190,6 +190,42 @@ final class LibraryAPITests: XCTestCase {
         XCTAssertEqual(client.closeCode, .normal)
     }
 
+    /// An application object in `userData` that holds its connection (a cycle, as
+    /// AsyncHandler's): both must be freed once the connection closes, while the server runs.
+    final class CycleApp: WebSocketHandler {
+        final class Session { let connection: WebSocketConnection; init(_ c: WebSocketConnection) { connection = c } }
+        final class WeakRef: @unchecked Sendable { weak var value: WebSocketConnection? }
+        let seen = Mutex<[WeakRef]>([])
+        func onOpen(_ connection: WebSocketConnection) {
+            connection.userData = Session(connection)
+            let w = WeakRef()
+            w.value = connection
+            seen.withLock { $0.append(w) }
+        }
+        func onMessage(_ connection: WebSocketConnection, _ message: Message) { connection.send(message) }
+        func alive() -> Int { seen.withLock { $0.filter { $0.value != nil }.count } }
+    }
+
+    func testClosedConnectionIsFreedDespiteACycleThroughUserData() async throws {
+        let app = CycleApp()
+        let server = try makeServer(routes: [("/", app)])
+        defer { server.stop(); server.wait() }
+        for _ in 0..<3 {
+            let client = try await WebSocketClient.connect(to: url(server))
+            client.send(text: "x")
+            _ = try await next(client)
+            client.close()
+            _ = try await next(client)  // nil: closed
+        }
+        XCTAssertEqual(app.seen.withLock { $0.count }, 3)
+        var alive = app.alive()
+        for _ in 0..<100 where alive > 0 {
+            try await Task.sleep(for: .milliseconds(20))
+            alive = app.alive()
+        }
+        XCTAssertEqual(alive, 0, "closed connections kept alive by userData")
+    }
+
     /// Records SendStatus values and drain callbacks for a connection whose peer never reads.
     final class FloodApp: WebSocketHandler {
         let statuses = Mutex<[SendStatus]>([])
