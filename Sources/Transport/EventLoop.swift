@@ -35,7 +35,7 @@ public final class EventLoop: @unchecked Sendable {
     /// fd that was closed and reused within one batch is recognised as stale and dropped.
     @exclusivity(unchecked) private var generations: [UInt32] = []
     @exclusivity(unchecked) private var pendingFlush: [EventHandler] = []
-    private let tasks = Mutex<[@Sendable () -> Void]>([])
+    private let tasks = Locked<[@Sendable () -> Void]>([])
     private let stopped = Atomic<Bool>(false)
     /// The loop's clock, updated once per iteration.
     @exclusivity(unchecked) public private(set) var now: UInt64 = monotonicMillis()

@@ -25,8 +25,8 @@ public final class WebSocketClient: Sendable {
     /// Messages until the connection closes.
     public let messages: AsyncStream<OwnedMessage>
     private let continuation: AsyncStream<OwnedMessage>.Continuation
-    private let connection: Mutex<ConnectionRef?> = Mutex(nil)
-    private let closeInfo = Mutex<(code: CloseCode, reason: String, error: String?)?>(nil)
+    private let connection: Locked<ConnectionRef?> = Locked(nil)
+    private let closeInfo = Locked<(code: CloseCode, reason: String, error: String?)?>(nil)
     let loop: EventLoop
 
     /// One loop thread shared by every async client in the process.

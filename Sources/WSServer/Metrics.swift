@@ -12,7 +12,7 @@ final class LoopCounters: @unchecked Sendable {
     @exclusivity(unchecked) var bytesIn = 0
     @exclusivity(unchecked) var messagesOut = 0
     @exclusivity(unchecked) var bytesOut = 0
-    let published = Mutex<Snapshot>(Snapshot())
+    let published = Locked<Snapshot>(Snapshot())
 
     struct Snapshot: Sendable {
         var messagesIn = 0, bytesIn = 0, messagesOut = 0, bytesOut = 0, connections = 0
@@ -28,12 +28,12 @@ final class LoopCounters: @unchecked Sendable {
 /// Everything `/metrics` reports, in Prometheus text format (version 0.0.4).
 final class ServerMetrics: Sendable {
     let loops: [LoopCounters]
-    let closeCodesSent = Mutex<[UInt16: Int]>([:])
-    let closeCodesReceived = Mutex<[UInt16: Int]>([:])
-    let handshakeFailures = Mutex<[String: Int]>([:])
+    let closeCodesSent = Locked<[UInt16: Int]>([:])
+    let closeCodesReceived = Locked<[UInt16: Int]>([:])
+    let handshakeFailures = Locked<[String: Int]>([:])
     /// TLS handshake durations: upper bounds in seconds, cumulative counts, sum.
     static let tlsBuckets: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
-    let tlsHistogram = Mutex<(counts: [Int], sum: Double, total: Int)>(([Int](repeating: 0, count: 12), 0, 0))
+    let tlsHistogram = Locked<(counts: [Int], sum: Double, total: Int)>(([Int](repeating: 0, count: 12), 0, 0))
 
     init(loopCount: Int) {
         loops = (0..<loopCount).map { _ in LoopCounters() }

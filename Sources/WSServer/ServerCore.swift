@@ -37,7 +37,7 @@ final class ServerCore: @unchecked Sendable {
     let metrics: ServerMetrics
     let topics: Topics
     /// Swapped on certificate reload; read once per accepted connection.
-    let tlsContext: Mutex<TLSContext?>
+    let tlsContext: Locked<TLSContext?>
     var tls: TLSContext? { tlsContext.withLock { $0 } }
     let isTLS: Bool
     let nextID = Atomic<UInt64>(1)
@@ -67,7 +67,7 @@ final class ServerCore: @unchecked Sendable {
     init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop]) {
         self.configuration = configuration
         self.logger = logger
-        self.tlsContext = Mutex(tls)
+        self.tlsContext = Locked(tls)
         self.isTLS = tls != nil
         self.highWaterMark = configuration.highWaterMark
         self.maxBackpressure = configuration.maxBackpressure

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Transport
 import XCTest
 import WSClient
 import WSServer
@@ -195,7 +195,7 @@ final class LibraryAPITests: XCTestCase {
     final class CycleApp: WebSocketHandler {
         final class Session { let connection: WebSocketConnection; init(_ c: WebSocketConnection) { connection = c } }
         final class WeakRef: @unchecked Sendable { weak var value: WebSocketConnection? }
-        let seen = Mutex<[WeakRef]>([])
+        let seen = Locked<[WeakRef]>([])
         func onOpen(_ connection: WebSocketConnection) {
             connection.userData = Session(connection)
             let w = WeakRef()
@@ -228,9 +228,9 @@ final class LibraryAPITests: XCTestCase {
 
     /// Records SendStatus values and drain callbacks for a connection whose peer never reads.
     final class FloodApp: WebSocketHandler {
-        let statuses = Mutex<[SendStatus]>([])
-        let drained = Mutex(0)
-        let buffered = Mutex(0)
+        let statuses = Locked<[SendStatus]>([])
+        let drained = Locked(0)
+        let buffered = Locked(0)
         func onMessage(_ connection: WebSocketConnection, _ message: Message) {
             let chunk = [UInt8](repeating: 0x42, count: 64 << 10)
             // 16 MiB into a socket nobody reads: large sends go straight to the kernel while it
@@ -330,7 +330,7 @@ final class LibraryAPITests: XCTestCase {
 
     func testServerCloseAndPing() async throws {
         final class App: WebSocketHandler {
-            let pongs = Mutex(0)
+            let pongs = Locked(0)
             func onMessage(_ connection: WebSocketConnection, _ message: Message) {
                 if message.text == "ping me" { connection.ping([7]) }
                 if message.text == "close me" { connection.close(code: CloseCode(4100), reason: "asked") }
