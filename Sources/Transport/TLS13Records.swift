@@ -381,10 +381,7 @@ public final class TLS13RecordLayer {
     public func seal(_ plaintext: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> (consumed: Int, produced: Int) {
         var produced = 0
         if keyUpdateOwed && out.count >= 5 + Self.overhead {
-            var msg: (UInt8, UInt8, UInt8, UInt8, UInt8) = (24, 0, 0, 1, 0)  // update_not_requested
-            produced += withUnsafeBytes(of: &msg) { write.seal(type: 22, $0, into: out.baseAddress!) }
-            write.update()
-            keyUpdateOwed = false
+            produced += sealKeyUpdate(requestPeer: false, into: out.baseAddress!)
         }
         var consumed = 0
         while consumed < plaintext.count {
@@ -409,7 +406,7 @@ public final class TLS13RecordLayer {
         var msg: (UInt8, UInt8, UInt8, UInt8, UInt8) = (24, 0, 0, 1, requestPeer ? 1 : 0)
         let n = withUnsafeBytes(of: &msg) { write.seal(type: 22, $0, into: out) }
         write.update()
-        if !requestPeer { keyUpdateOwed = false }
+        keyUpdateOwed = false  // ours went out before any further data (§4.6.3)
         return n
     }
 }

@@ -149,15 +149,12 @@ public final class TLSStream: ByteStream {
             carry.withUnsafeBytes { scratch.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: have) }
             carry = []
         }
-        let n = Glibc.read(fd, scratch.baseAddress! + have, capacity - have)
-        if n > 0 {
+        switch TCPStream.read(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: scratch[have..<capacity])) {
+        case .done(let n):
             have += n
-        } else {
-            let e = errno
+        case let other:  // .wantRead, .eof or .error: keep the partial record
             if have > 0 { carry = Array(UnsafeRawBufferPointer(start: scratch.baseAddress, count: have)) }
-            if n == 0 || e == ECONNRESET { return .eof }
-            if e == EAGAIN || e == EINTR { return .wantRead }
-            return .error("TLS read: \(errnoDescription(e))")
+            return other
         }
         let opened: TLS13RecordLayer.Opened
         do throws(TLSRecordError) {
@@ -213,16 +210,8 @@ public final class TLSStream: ByteStream {
         if bytes.count == 0 && !records.keyUpdateOwed { return .done(0) }
         let scratch = self.scratch!
         let (consumed, produced) = records.seal(bytes, into: scratch)
-        var sent = 0
-        while sent < produced {
-            let n = send(fd, scratch.baseAddress! + sent, produced - sent, Int32(MSG_NOSIGNAL))
-            if n > 0 { sent += n; continue }
-            let e = errno
-            if n < 0 && e == EINTR { continue }
-            if n < 0 && e == EAGAIN { break }
-            if e == EPIPE || e == ECONNRESET { return .eof }
-            return .error("TLS write: \(errnoDescription(e))")
-        }
+        let (sent, stop) = sendSome(UnsafeRawBufferPointer(rebasing: scratch[0..<produced]))
+        if let stop { return stop }
         if sent < produced {
             unsent = Array(UnsafeRawBufferPointer(start: scratch.baseAddress! + sent, count: produced - sent))
             unsentOffset = 0
@@ -231,18 +220,27 @@ public final class TLSStream: ByteStream {
     }
 
     private func sendUnsent() -> IOResult {
-        while unsentOffset < unsent.count {
-            let n = unsent.withUnsafeBytes { send(fd, $0.baseAddress! + unsentOffset, $0.count - unsentOffset, Int32(MSG_NOSIGNAL)) }
-            if n > 0 { unsentOffset += n; continue }
-            let e = errno
-            if n < 0 && e == EINTR { continue }
-            if n < 0 && e == EAGAIN { return .wantWrite }
-            if e == EPIPE || e == ECONNRESET { return .eof }
-            return .error("TLS write: \(errnoDescription(e))")
-        }
+        let (sent, stop) = unsent.withUnsafeBytes { sendSome(UnsafeRawBufferPointer(rebasing: $0[unsentOffset...])) }
+        unsentOffset += sent
+        if let stop { return stop }
+        if unsentOffset < unsent.count { return .wantWrite }
         unsent = []
         unsentOffset = 0
         return .done(0)
+    }
+
+    /// Sends as much of `bytes` as the socket takes: how much, and the result that ended it
+    /// early (.eof, .error); a full socket is not an error.
+    private func sendSome(_ bytes: UnsafeRawBufferPointer) -> (sent: Int, stop: IOResult?) {
+        var sent = 0
+        while sent < bytes.count {
+            switch TCPStream.write(fd: fd, UnsafeRawBufferPointer(rebasing: bytes[sent...])) {
+            case .done(let n): sent += n
+            case .wantWrite: return (sent, nil)
+            case let other: return (sent, other)
+            }
+        }
+        return (sent, nil)
     }
 
     /// Best effort: one alert record, straight to the socket (the connection is ending).

@@ -619,11 +619,7 @@ public final class WebSocketConnection: EventHandler {
         userData = nil
     }
 
-    public func loopStopped() {
-        finish()
-        route = nil
-        userData = nil
-    }
+    public func loopStopped() { finish() }
 
     // MARK: - Timers
 
@@ -640,9 +636,11 @@ public final class WebSocketConnection: EventHandler {
             // An idle connection keeps no output storage (per-connection memory budget), and
             // no zlib streams where no_context_takeover makes them disposable.
             if !flushQueued { proto.outbound.releaseIfEmpty() }
-            if now >= lastReceive + 1000, !proto.isMidMessage { proto.deflate?.releaseIdleMemory() }
-            // TLS: an idle connection keeps its keys, not its two cipher contexts (~2.3 KB).
-            if now >= lastReceive + 1000, !flushQueued { tls?.releaseIdleState() }
+            if now >= lastReceive + 1000 {
+                if !proto.isMidMessage { proto.deflate?.releaseIdleMemory() }
+                // TLS: an idle connection keeps its keys, not its two cipher contexts (~2.3 KB).
+                if !flushQueued { tls?.releaseIdleState() }
+            }
             if proto.state != .open {
                 if deadline != 0 && now >= deadline {
                     log.debug("close timeout: peer did not answer our close frame", metadata: meta)

@@ -78,9 +78,10 @@ public enum Handshake {
         guard keys.count == 1, let decoded = Base64.decode(key.utf8), decoded.count == 16 else {
             return .failure(.invalidKey)
         }
-        let protocols = head.values("Sec-WebSocket-Protocol")
-            .flatMap { $0.split(separator: ",") }
-            .map { String(trimOWS($0)) }.filter { !$0.isEmpty }
+        // The same comma-list splitting as every token header, keeping the case (§4.1: subprotocol
+        // names are compared exactly).
+        var protocols: [String] = []
+        head.forEachToken("Sec-WebSocket-Protocol") { protocols.append(String(Substring($0))) }
         return .success(HandshakeRequest(head: head, key: key, subprotocols: protocols,
                                          extensions: head.values("Sec-WebSocket-Extensions")))
     }
