@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
-        .testTarget(name: "ServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CMallocCounter"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "CMallocCounter"]),
+        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CMallocCounter"]),
     ]
 )

@@ -37,8 +37,8 @@ source_for() {
 # (self-contained apart from OpenSSL).
 module_sources() {
     case $1 in
-        tls) echo "$ROOT/Sources/Transport/TLS13Records.swift" ;;
-        *) echo "$ROOT"/Sources/WebSocket/*.swift ;;
+        tls) echo "$ROOT/Sources/Transport/TLS/TLS13Records.swift" ;;
+        *) echo "$ROOT"/Sources/WebSocket/*/*.swift ;;
     esac
 }
 

@@ -173,7 +173,7 @@ final class TLSRecordTests: XCTestCase {
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         defer { close(fds[0]); close(fds[1]) }
-        let dir = LibraryAPITests.certDir
+        let dir = TestCertificates.dir
         let context = try TLSContext(certificateFile: dir + "/cert.pem", keyFile: dir + "/key.pem")
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 64)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 64)
@@ -247,7 +247,7 @@ final class TLSRecordTests: XCTestCase {
     /// ours vs OpenSSL's record layer: the reason the record layer exists.
     func testIdleSessionHeapBytes() throws {
         try XCTSkipIf(wss_malloc_counter_available() == 0, "heap accounting is off under sanitizers")
-        let dir = LibraryAPITests.certDir
+        let dir = TestCertificates.dir
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 64)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 64)
         defer { scratch.deallocate(); buffer.deallocate() }

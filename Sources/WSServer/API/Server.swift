@@ -19,7 +19,9 @@ public final class Server: @unchecked Sendable {
 
     /// Loads TLS material (if configured) and prepares the loops; binds nothing yet.
     /// Throws `TLSError` for a missing, unreadable or mismatched certificate or key.
-    public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "wss-server")) throws {
+    /// `backplane` carries pub/sub beyond this process (default: in-process only).
+    public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "wss-server"),
+                backplane: Backplane = InProcessBackplane()) throws {
         self.configuration = configuration
         self.logger = logger
         var tls: TLSContext?
@@ -28,7 +30,7 @@ public final class Server: @unchecked Sendable {
                                  nativeRecords: configuration.tlsNativeRecords)
         }
         loops = try (0..<max(1, configuration.threads)).map { try EventLoop(index: $0) }
-        core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops)
+        core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops, backplane: backplane)
     }
 
     /// Serves WebSocket connections on `path` with `handler`. Call before `start()`.
@@ -97,6 +99,7 @@ public final class Server: @unchecked Sendable {
             usleep(20_000)
         }
         let left = core.stats.openConnections.load(ordering: .relaxed)
+        core.topics.backplane.shutdown()
         stop()
         wait()
         return left

@@ -20,6 +20,7 @@ final class LibraryAPITests: XCTestCase {
     }()
 
     func makeServer(tls: Bool = false, threads: Int = 1, configure: (inout ServerConfiguration) -> Void = { _ in },
+                    backplane: Backplane = InProcessBackplane(),
                     routes: [(String, WebSocketHandler)]) throws -> Server {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
@@ -30,7 +31,7 @@ final class LibraryAPITests: XCTestCase {
             config.keyFile = Self.certDir + "/key.pem"
         }
         configure(&config)
-        let server = try Server(configuration: config)
+        let server = try Server(configuration: config, backplane: backplane)
         for (path, handler) in routes { server.route(path, handler) }
         try server.start()
         return server

@@ -64,14 +64,15 @@ final class ServerCore: @unchecked Sendable {
         return asciiEqualsIgnoringCase(origin, scheme + host)
     }
 
-    init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop]) {
+    init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop],
+         backplane: Backplane = InProcessBackplane()) {
         self.configuration = configuration
         self.logger = logger
         self.tlsContext = Locked(tls)
         self.isTLS = tls != nil
         self.highWaterMark = configuration.highWaterMark
         self.maxBackpressure = configuration.maxBackpressure
-        self.topics = Topics(loops: loops)
+        self.topics = Topics(loops: loops, backplane: backplane)
         self.metrics = ServerMetrics(loopCount: loops.count)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         handshakeTimeoutMillis = ms(configuration.handshakeTimeout)

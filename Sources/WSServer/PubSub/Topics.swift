@@ -1,0 +1,111 @@
+import Synchronization
+import Transport
+import WebSocket
+
+/// Pub/sub across loops (and, through the backplane, across instances). Each loop keeps its
+/// own subscriber lists, touched only by that loop; a message to deliver is framed once and
+/// the same bytes go to every loop's queue.
+public final class Topics: @unchecked Sendable {
+    let loops: [EventLoop]
+    private let perLoop: [LoopTopics]
+    public let backplane: Backplane
+    /// Per topic, how many loops have at least one subscriber: touched only when a loop's
+    /// first subscriber of a topic arrives or its last leaves, never per message.
+    private let activeLoops = Locked<[String: Int]>([:])
+
+    init(loops: [EventLoop], backplane: Backplane = InProcessBackplane()) {
+        self.loops = loops
+        self.perLoop = loops.map { _ in LoopTopics() }
+        self.backplane = backplane
+        backplane.attach(to: self)
+    }
+
+    func subscribe(_ c: WebSocketConnection, to topic: String) {
+        if perLoop[c.loop.index].add(c, topic) { loopActivity(topic, +1) }
+    }
+
+    func unsubscribe(_ c: WebSocketConnection, from topic: String) {
+        if perLoop[c.loop.index].remove(c, topic) { loopActivity(topic, -1) }
+    }
+
+    private func loopActivity(_ topic: String, _ delta: Int) {
+        let (before, after) = activeLoops.withLock { m -> (Int, Int) in
+            let b = m[topic] ?? 0
+            m[topic] = b + delta == 0 ? nil : b + delta
+            return (b, b + delta)
+        }
+        if before == 0 && after > 0 { backplane.topicActivated(topic) }
+        if before > 0 && after == 0 { backplane.topicDeactivated(topic) }
+    }
+
+    /// Topics with at least one subscriber on this instance (e.g. to resubscribe a broker).
+    public var activeTopics: [String] { activeLoops.withLock { Array($0.keys) } }
+
+    /// Publishes a text message to every subscriber of `topic`. Safe from any thread.
+    public func publish(_ topic: String, text: String) {
+        var t = text
+        t.withUTF8 { publish(topic, kind: .text, bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Publishes a binary message to every subscriber of `topic`. Safe from any thread.
+    public func publish(_ topic: String, binary: [UInt8]) {
+        binary.withUnsafeBytes { publish(topic, kind: .binary, bytes: $0) }
+    }
+
+    /// Sends to every subscriber of `topic`, through the backplane. Safe from any thread.
+    public func publish(_ topic: String, kind: Message.Kind, bytes: UnsafeRawBufferPointer) {
+        backplane.publish(topic, kind: kind, payload: bytes)
+    }
+
+    /// Delivers to this instance's subscribers of `topic` on every loop (what a backplane
+    /// calls). Safe from any thread.
+    public func deliverLocally(_ topic: String, kind: Message.Kind, payload bytes: UnsafeRawBufferPointer) {
+        let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes)
+        for loop in loops {
+            let local = perLoop[loop.index]
+            if loop.isCurrent {
+                local.deliver(topic, frame)
+            } else {
+                loop.execute { local.deliver(topic, frame) }
+            }
+        }
+    }
+}
+
+/// A server frame built once and shared by every recipient.
+final class PreparedFrame: Sendable {
+    let bytes: [UInt8]
+    let payloadCount: Int
+    init(opcode: Opcode, payload: UnsafeRawBufferPointer) {
+        payloadCount = payload.count
+        var proto = WebSocketProtocol(role: .server)
+        proto.send(opcode, payload)
+        bytes = proto.outbound.bytes
+    }
+}
+
+/// One loop's subscriptions. Loop-confined.
+final class LoopTopics: @unchecked Sendable {
+    private var subscribers: [String: [ObjectIdentifier: WebSocketConnection]] = [:]
+
+    /// True if `c` is this loop's first subscriber of `topic`.
+    func add(_ c: WebSocketConnection, _ topic: String) -> Bool {
+        let first = subscribers[topic] == nil
+        subscribers[topic, default: [:]][ObjectIdentifier(c)] = c
+        return first
+    }
+
+    /// True if `c` was this loop's last subscriber of `topic`.
+    func remove(_ c: WebSocketConnection, _ topic: String) -> Bool {
+        guard subscribers[topic]?.removeValue(forKey: ObjectIdentifier(c)) != nil else { return false }
+        if subscribers[topic]?.isEmpty == true { subscribers[topic] = nil; return true }
+        return false
+    }
+
+    func deliver(_ topic: String, _ frame: PreparedFrame) {
+        guard let subs = subscribers[topic] else { return }
+        frame.bytes.withUnsafeBytes { bytes in
+            for c in subs.values { _ = c.sendPrepared(bytes, payloadCount: frame.payloadCount) }
+        }
+    }
+}
