@@ -72,18 +72,6 @@ public final class Topics: @unchecked Sendable {
     }
 }
 
-/// A server frame built once and shared by every recipient.
-final class PreparedFrame: Sendable {
-    let bytes: [UInt8]
-    let payloadCount: Int
-    init(opcode: Opcode, payload: UnsafeRawBufferPointer) {
-        payloadCount = payload.count
-        var proto = WebSocketProtocol(role: .server)
-        proto.send(opcode, payload)
-        bytes = proto.outbound.bytes
-    }
-}
-
 /// One loop's subscriptions. Loop-confined.
 final class LoopTopics: @unchecked Sendable {
     private var subscribers: [String: [ObjectIdentifier: WebSocketConnection]] = [:]
