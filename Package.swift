@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "WSClient", targets: ["WSClient"]),
         .executable(name: "wss-server", targets: ["wss-server"]),
         .executable(name: "wss-bench", targets: ["wss-bench"]),
+        .executable(name: "wss-client", targets: ["wss-client"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,18 +51,26 @@ let package = Package(
         // WebSocket client on the same loops and protocol core (ws and wss).
         .target(name: "WSClient", dependencies: ["WebSocket", "Transport"]),
         .executableTarget(name: "wss-server", dependencies: [
-            "WSServer", "WSSBuildInfo",
+            "WSServer", "WSSBuildInfo", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // What the three tools share: one-line errors with exit status 1.
+        .target(name: "ToolSupport", dependencies: [
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         // Load generator and benchmark client (ws and wss), built on WSClient.
         .executableTarget(name: "wss-bench", dependencies: [
-            "WSClient", "Transport", "WSSBuildInfo",
+            "WSClient", "Transport", "WSSBuildInfo", "ToolSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Command-line WebSocket client (interactive or pipe), built on WSClient.
+        .executableTarget(name: "wss-client", dependencies: [
+            "WSClient", "Transport", "WSSBuildInfo", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Examples (built in CI so they keep compiling against the API).
         .executableTarget(name: "chat-room-example", dependencies: ["WSServer"], path: "Examples/ChatRoom"),
-        .executableTarget(name: "async-client-example", dependencies: ["WSClient"], path: "Examples/AsyncClient"),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),

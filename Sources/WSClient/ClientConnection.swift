@@ -30,6 +30,8 @@ public struct ClientOptions: Sendable {
     public var serverName: String?
     public var subprotocols: [String] = []
     public var origin: String?
+    /// Extra request headers ("Authorization", cookies), sent as given after the standard ones.
+    public var headers: [(name: String, value: String)] = []
     public var limits = WebSocketProtocol.Limits()
     /// Offer permessage-deflate (RFC 7692); used if the server accepts.
     public var offerDeflate = false
@@ -114,7 +116,8 @@ public final class ClientConnection: EventHandler {
         self.proto = WebSocketProtocol(role: .client, limits: options.limits)
         self.handshake = ClientHandshake(host: options.hostHeader, path: options.path,
                                          subprotocols: options.subprotocols, origin: options.origin,
-                                         offerDeflate: options.offerDeflate)
+                                         offerDeflate: options.offerDeflate,
+                                         extraHeaders: options.headers.map { ($0.name, $0.value) })
         fd = try connectTCP(host: options.host, port: options.port)
         if let tls = options.tls {
             guard let s = tls.makeStream(fd: fd, serverName: options.serverName ?? options.host, scratch: loop.scratchBuffer) else {

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Transport
 import WSClient
+import ToolSupport
 import WSSBuildInfo
 
 // wss-bench: the project's WebSocket benchmark client (ws and wss), built on WSClient.
@@ -174,6 +175,7 @@ struct WSSBench: ParsableCommand {
         }
         options.limits = .init(maxMessageSize: max(16 << 20, size + 1024))
         options.offerDeflate = deflate
+        if let why = Preflight.probe(options) { Self.failLine(why) }
 
         var settings = RunSettings(options: options, size: size, depth: depth,
                                    binary: kind == .binary, quiet: quiet)
@@ -597,4 +599,4 @@ struct WSSBench: ParsableCommand {
     }
 }
 
-WSSBench.main()
+WSSBench.mainWithOneLineErrors()

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Logging
+import ToolSupport
 import WSSBuildInfo
 import WSServer
 import WebSocket
@@ -231,4 +232,4 @@ enum RawOutput {
     }
 }
 
-WSSServerCommand.main()
+WSSServerCommand.mainWithOneLineErrors()

@@ -1,0 +1,4 @@
+// wss-client: a command-line WebSocket client on the WSClient library (see WSSClient.swift).
+import ToolSupport
+
+WSSClient.mainWithOneLineErrors()
