@@ -5,7 +5,8 @@ CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
 .PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
-        conformance-deflate conformance-full fuzz fuzz-replay sanitize sanitize-address sanitize-thread bench clean
+        conformance-deflate conformance-full fuzz fuzz-replay sanitize sanitize-address sanitize-thread bench clean \
+        install uninstall static man trust-ca
 
 all: build
 
@@ -81,5 +82,42 @@ sanitize-thread:
 bench:
 	Tests/bench/bench.sh
 
+## Install: release binaries with the Swift runtime linked in (they need only libssl3, zlib and
+## the C/C++ base libraries, no Swift toolchain), man pages generated from the argument parser,
+## and the examples in share/wss-server/. `make install PREFIX=/usr/local` (DESTDIR for packaging).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+STATIC      := .build-static
+STATIC_BIN  := $(STATIC)/release
+TOOLS       := wss-server wss-client wss-bench
+BINDIR       = $(DESTDIR)$(PREFIX)/bin
+MANDIR       = $(DESTDIR)$(PREFIX)/share/man/man1
+SHAREDIR     = $(DESTDIR)$(PREFIX)/share/wss-server
+
+static:
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(STATIC)
+
+## One page per tool, from `TOOL --experimental-dump-help` by swift-argument-parser's
+## generate-manual (the tool behind `swift package generate-manual`), into $(STATIC)/man.
+man: static
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(STATIC) --product generate-manual
+	mkdir -p $(STATIC)/man
+	for t in $(TOOLS); do $(STATIC_BIN)/generate-manual $(STATIC_BIN)/$$t --output-directory $(STATIC)/man || exit 1; done
+
+install: static man
+	install -d $(BINDIR) $(MANDIR) $(SHAREDIR)
+	for t in $(TOOLS); do install -m 755 $(STATIC_BIN)/$$t $(BINDIR)/$$t || exit 1; done
+	for t in $(TOOLS); do install -m 644 $(STATIC)/man/$$t.1 $(MANDIR)/$$t.1 || exit 1; done
+	install -m 644 share/wss-server/wss-server.service share/wss-server/nginx.conf \
+	    share/wss-server/haproxy.cfg $(SHAREDIR)/
+	install -m 755 share/wss-server/certbot-deploy-hook.sh $(SHAREDIR)/
+	@echo "installed $(TOOLS) in $(BINDIR), man pages in $(MANDIR), examples in $(SHAREDIR)"
+
+uninstall:
+	for t in $(TOOLS); do rm -f $(BINDIR)/$$t $(MANDIR)/$$t.1; done
+	rm -f $(SHAREDIR)/wss-server.service $(SHAREDIR)/nginx.conf $(SHAREDIR)/haproxy.cfg \
+	    $(SHAREDIR)/certbot-deploy-hook.sh
+	-rmdir $(SHAREDIR) 2>/dev/null
+
 clean:
-	rm -rf .build reports
+	rm -rf .build $(STATIC) reports

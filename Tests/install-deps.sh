@@ -17,6 +17,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
 dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need_apt+=(fonts-wqy-microhei)
+# Install examples (Tests/integration/test_adopt_install.py): systemd-analyze verify, nginx stream.
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need_apt+=(libnginx-mod-stream)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need_apt[*]}"
