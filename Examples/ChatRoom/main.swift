@@ -1,5 +1,7 @@
 // A chat room with token auth in the upgrade hook, on wss-server's library API.
-// Run: swift run chat-room-example   then connect to ws://127.0.0.1:9000/room?user=ann&token=letmein
+// Run: swift run chat-room-example [PORT]   then connect to ws://127.0.0.1:9000/room?user=ann&token=letmein
+// Ctrl-C (SIGINT) or SIGTERM: every client gets close 1001 (going away), then the program ends.
+import Glibc
 import WSServer
 
 final class ChatRoom: WebSocketHandler {
@@ -32,9 +34,12 @@ final class ChatRoom: WebSocketHandler {
 
 var config = ServerConfiguration()
 config.host = "127.0.0.1"
-config.port = 9000
+config.port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 9000 : 9000
 let server = try Server(configuration: config)
 server.route("/room", ChatRoom())
-try server.start()
-print("chat room on \(server.url)/room")
-server.wait()
+let left = try server.runUntilSignalled(onReady: {
+    // write(2), not print: a pipe would keep print's line in its buffer.
+    let line = "chat room on \(server.url)/room\n"
+    _ = line.withCString { write(1, $0, strlen($0)) }
+})
+print(left == 0 ? "every client said goodbye" : "\(left) client(s) did not answer in time")

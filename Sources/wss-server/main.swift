@@ -166,29 +166,34 @@ struct WSSServerCommand: ParsableCommand {
         config.handshakeTimeout = handshakeTimeout
         config.closeTimeout = closeTimeout
 
-        // Signals are taken synchronously by the main thread; loops never see them.
-        signal(SIGPIPE, SIG_IGN)
-        var set = sigset_t()
-        sigemptyset(&set)
-        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-
         let server: Server
         do {
             server = try Server(configuration: config, logger: logger)
-            let handler: WebSocketHandler = switch app {
-            case .reply: ReplyApp()
-            case .echo: EchoApp()
-            case .chat: ChatApp()
-            }
-            server.route("/chatsocket", handler)
-            server.route("/", handler)
-            server.page("/", Page(html: ChatPage.html))
-            server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
-            try server.start()
         } catch {
             fail("\(error)")
         }
+        let handler: WebSocketHandler = switch app {
+        case .reply: ReplyApp()
+        case .echo: EchoApp()
+        case .chat: ChatApp()
+        }
+        server.route("/chatsocket", handler)
+        server.route("/", handler)
+        server.page("/", Page(html: ChatPage.html))
+        server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
+        // SIGINT/SIGTERM: close 1001, drain, return; SIGHUP: certificate reload.
+        let left: Int
+        do {
+            left = try server.runUntilSignalled(onReady: { announce(server, logger: logger) })
+        } catch {
+            fail("\(error)")
+        }
+        logger.notice(left == 0 ? "all connections closed; bye" : "\(left) connection(s) did not close in time; dropped them")
+    }
+
+    /// The startup lines: "listening on URL" on stdout (what scripts and tests wait for),
+    /// the rest on the log.
+    func announce(_ server: Server, logger: Logger) {
         if cert == nil {
             logger.warning("no --cert given: serving plain ws:// and http:// (unencrypted)")
         } else if let key = server.keyFile {
@@ -200,23 +205,6 @@ struct WSSServerCommand: ParsableCommand {
         if ["::", "0.0.0.0", "127.0.0.1", "::1", "localhost"].contains(host) {
             logger.info("chat page: \(cert == nil ? "http" : "https")://localhost:\(server.port)/")
         }
-
-        var sig: Int32 = 0
-        while sigwait(&set, &sig) == 0 {
-            if sig == SIGHUP {
-                do {
-                    let serial = try server.reloadCertificate()
-                    logger.notice("SIGHUP: certificate reloaded (serial \(serial)); open connections keep theirs")
-                } catch {
-                    logger.error("SIGHUP: certificate reload failed, keeping the old one: \(error)")
-                }
-                continue
-            }
-            logger.notice("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): closing connections with 1001 (up to \(shutdownTimeout) s)")
-            break
-        }
-        let left = server.shutdown()
-        logger.notice(left == 0 ? "all connections closed; bye" : "\(left) connection(s) did not close in time; dropped them")
     }
 
     func fail(_ message: String) -> Never {
