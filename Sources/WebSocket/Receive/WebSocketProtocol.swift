@@ -25,41 +25,6 @@ public struct WebSocketProtocol {
         case failed
     }
 
-    /// Size limits enforced while receiving, decided at each frame header.
-    public struct Limits: Sendable {
-        /// Largest message payload, after reassembly. 16 MiB covers Autobahn section 9 and most
-        /// real payloads while bounding memory per connection. At most 2 GiB − 1.
-        public var maxMessageSize: Int {
-            get { Int(message) }
-            set { message = Int32(clamping: newValue) }
-        }
-        /// Largest single frame payload; defaults to the message limit.
-        public var maxFrameSize: Int {
-            get { Int(frame) }
-            set { frame = Int32(clamping: newValue) }
-        }
-        /// Most frames in one message; bounds per-fragment overhead from a peer that sends
-        /// millions of empty continuation frames.
-        public var maxFragments: Int {
-            get { Int(fragments) }
-            set { fragments = Int32(clamping: newValue) }
-        }
-        /// Most pongs waiting unsent in `outbound`; pings beyond get no pong until it drains
-        /// (1–255). 32 answers any sane keepalive and bounds a ping flood to ~4 KiB of pongs.
-        public var maxQueuedPongs: UInt8
-        // 32-bit storage: these live in every connection (12 bytes instead of 24).
-        private var message: Int32
-        private var frame: Int32
-        private var fragments: Int32
-        public init(maxMessageSize: Int = 16 << 20, maxFrameSize: Int? = nil, maxFragments: Int = 1 << 20,
-                    maxQueuedPongs: Int = 32) {
-            message = Int32(clamping: maxMessageSize)
-            frame = Int32(clamping: maxFrameSize ?? maxMessageSize)
-            fragments = Int32(clamping: maxFragments)
-            self.maxQueuedPongs = UInt8(clamping: max(1, maxQueuedPongs))
-        }
-    }
-
     /// What `next(_:cursor:)` found in the input.
     public enum Event {
         case text(UnsafeRawBufferPointer)
@@ -322,7 +287,7 @@ public struct WebSocketProtocol {
             // §5.5.3 lets an endpoint answer only some pings when earlier pongs are still
             // unsent: past `maxQueuedPongs` (a ping flood from a peer that does not read),
             // further pings get no pong until the output drains.
-            if state == .open && queuedPongs < limits.maxQueuedPongs {
+            if state == .open && Int(queuedPongs) < limits.maxQueuedPongs {
                 writeFrame(.pong, payload)
                 queuedPongs += 1
             }
