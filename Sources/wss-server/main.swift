@@ -153,7 +153,7 @@ struct WSSServerCommand: ParsableCommand {
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
         config.tlsNativeRecords = !opensslRecords
-        config.deflate = DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
+        config.deflate = try DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
                                         serverNoContextTakeover: deflateNoContextTakeover,
                                         clientNoContextTakeover: deflateNoContextTakeover,
                                         memLevel: deflateMemLevel, compressionLevel: deflateLevel,

@@ -1,76 +1,3 @@
-/// Server configuration for permessage-deflate (RFC 7692).
-///
-/// Window bits and memLevel trade memory per connection for compression ratio; see
-/// `PerMessageDeflate.deflateMemory(windowBits:memLevel:)` and `inflateMemory(windowBits:)`.
-/// Out-of-range values are clamped by `init`.
-public struct DeflateOptions: Sendable, Equatable {
-    /// Whether to accept permessage-deflate offers at all.
-    public var enabled: Bool
-    /// Largest LZ77 window the server compresses with (9–15). 8 is not allowed: zlib cannot
-    /// build a raw deflate compressor with a 256-byte window (see `DeflateNegotiation`).
-    public var serverMaxWindowBits: Int
-    /// Largest window the server asks the client to compress with (8–15); bounds the
-    /// server's inflate window. Below 15, offers that do not advertise
-    /// `client_max_window_bits` are declined (the client could not be held to it).
-    public var clientMaxWindowBits: Int
-    /// Always answer `server_no_context_takeover`: the compressor forgets its window after
-    /// each message (worse ratio; its memory can be released between messages).
-    public var serverNoContextTakeover: Bool
-    /// Always answer `client_no_context_takeover`: the client must reset after each message,
-    /// so the server's inflater holds no state between messages.
-    public var clientNoContextTakeover: Bool
-    /// zlib memLevel (1–9): hash table and pending buffer size of the compressor.
-    public var memLevel: Int
-    /// zlib compression level (0–9). 6 is zlib's default and what python-websockets and Node's
-    /// `ws` use, so ratios match what peers expect; for WebSocket-sized messages (mostly
-    /// under a few KiB) the CPU difference to level 1 is small next to per-call overhead.
-    public var compressionLevel: Int
-    /// Messages shorter than this are sent uncompressed (RSV1 clear), which permessage-deflate
-    /// allows per message. Below ~64 bytes the deflate block overhead (a few bytes of block
-    /// header plus the byte-aligning flush) eats most of the gain, and such a frame already
-    /// has the 2-byte length form.
-    public var minSizeToCompress: Int
-
-    public init(enabled: Bool = true,
-                serverMaxWindowBits: Int = 15,
-                clientMaxWindowBits: Int = 15,
-                serverNoContextTakeover: Bool = false,
-                clientNoContextTakeover: Bool = false,
-                memLevel: Int = 8,
-                compressionLevel: Int = 6,
-                minSizeToCompress: Int = 64) {
-        self.enabled = enabled
-        self.serverMaxWindowBits = min(max(serverMaxWindowBits, 9), 15)
-        self.clientMaxWindowBits = min(max(clientMaxWindowBits, 8), 15)
-        self.serverNoContextTakeover = serverNoContextTakeover
-        self.clientNoContextTakeover = clientNoContextTakeover
-        self.memLevel = min(max(memLevel, 1), 9)
-        self.compressionLevel = min(max(compressionLevel, 0), 9)
-        self.minSizeToCompress = max(minSizeToCompress, 0)
-    }
-}
-
-/// The agreed parameters of one connection (RFC 7692 §7.1), as both sides must apply them.
-public struct DeflateParameters: Sendable, Equatable {
-    /// The server resets its compressor after each message.
-    public var serverNoContextTakeover: Bool
-    /// The client resets its compressor after each message.
-    public var clientNoContextTakeover: Bool
-    /// Largest window the server compresses with (8–15; 15 when not negotiated). 8 means the
-    /// server never compresses (zlib cannot honour it), see `DeflateNegotiation`.
-    public var serverMaxWindowBits: Int
-    /// Largest window the client compresses with (8–15; 15 when not negotiated).
-    public var clientMaxWindowBits: Int
-
-    public init(serverNoContextTakeover: Bool = false, clientNoContextTakeover: Bool = false,
-                serverMaxWindowBits: Int = 15, clientMaxWindowBits: Int = 15) {
-        self.serverNoContextTakeover = serverNoContextTakeover
-        self.clientNoContextTakeover = clientNoContextTakeover
-        self.serverMaxWindowBits = serverMaxWindowBits
-        self.clientMaxWindowBits = clientMaxWindowBits
-    }
-}
-
 /// permessage-deflate negotiation, server side (RFC 7692 §5, §7.1).
 ///
 /// Offers are taken in order (across all `Sec-WebSocket-Extensions` headers); the first
@@ -144,11 +71,11 @@ public enum DeflateNegotiation {
                 guard value == nil else { return nil }
                 clientNoContextTakeover = true
             case "server_max_window_bits":
-                guard let value, let bits = windowBits(value) else { return nil }
+                guard let value, let bits = DeflateParameters.windowBits(value) else { return nil }
                 serverMaxWindowBits = bits
             case "client_max_window_bits":
                 if let value {
-                    guard let bits = windowBits(value) else { return nil }
+                    guard let bits = DeflateParameters.windowBits(value) else { return nil }
                     clientMaxWindowBits = .some(bits)
                 } else {
                     clientMaxWindowBits = .some(nil)
@@ -191,19 +118,6 @@ public enum DeflateNegotiation {
         if answerServerBits { response += "; server_max_window_bits=\(serverBits)" }
         if clientBits < 15 { response += "; client_max_window_bits=\(clientBits)" }
         return Accepted(parameters: parameters, responseHeader: response)
-    }
-
-    /// RFC 7692 §7.1.2.1: `%x38-39 / "1" %x30-35` — 8 to 15, no leading zeros, no sign.
-    static func windowBits(_ value: String) -> Int? {
-        let u = Array(value.utf8)
-        switch u.count {
-        case 1 where u[0] == UInt8(ascii: "8") || u[0] == UInt8(ascii: "9"):
-            return Int(u[0] - UInt8(ascii: "0"))
-        case 2 where u[0] == UInt8(ascii: "1") && (UInt8(ascii: "0")...UInt8(ascii: "5")).contains(u[1]):
-            return 10 + Int(u[1] - UInt8(ascii: "0"))
-        default:
-            return nil
-        }
     }
 
     // MARK: - Header grammar
