@@ -122,8 +122,8 @@ public enum DeflateNegotiation {
 
     // MARK: - Header grammar
 
-    /// Parses `Sec-WebSocket-Extensions` values (RFC 6455 §9.1, with RFC 7230 list rules: OWS
-    /// around separators, empty list elements ignored):
+    /// Parses `Sec-WebSocket-Extensions` values (RFC 6455 §9.1, with RFC 9110 list rules
+    /// through `HeaderLexer`: OWS around separators, empty list elements ignored):
     ///
     ///     extension-list = 1#extension
     ///     extension      = token *( OWS ";" OWS extension-param )
@@ -133,92 +133,40 @@ public enum DeflateNegotiation {
     public static func parse(_ headerValues: [String]) -> [Offer]? {
         var offers: [Offer] = []
         for value in headerValues {
-            var p = Parser(Array(value.utf8))
-            guard p.parseList(into: &offers) else { return nil }
+            var malformed = false
+            let complete = HeaderLexer.forEachElement(of: Substring(value)) { element in
+                guard !malformed else { return }
+                if let offer = parseExtension(element) { offers.append(offer) } else { malformed = true }
+            }
+            if malformed || !complete { return nil }
         }
         return offers
     }
 
-    struct Parser {
-        let b: [UInt8]
-        var i = 0
-        init(_ bytes: [UInt8]) { b = bytes }
-
-        var atEnd: Bool { i >= b.count }
-
-        mutating func skipOWS() {
-            while i < b.count, b[i] == 0x20 || b[i] == 0x09 { i += 1 }
-        }
-
-        static func isTChar(_ c: UInt8) -> Bool {
-            switch c {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return Array("!#$%&'*+-.^_`|~".utf8).contains(c)
-            }
-        }
-
-        mutating func token() -> String? {
-            let start = i
-            while i < b.count, Parser.isTChar(b[i]) { i += 1 }
-            return i > start ? String(decoding: b[start..<i], as: UTF8.self) : nil
-        }
-
-        /// quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE (RFC 7230 §3.2.6).
-        mutating func quotedString() -> String? {
-            guard i < b.count, b[i] == UInt8(ascii: "\"") else { return nil }
-            i += 1
-            var out: [UInt8] = []
-            while i < b.count {
-                let c = b[i]
-                if c == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
-                if c == UInt8(ascii: "\\") {
-                    i += 1
-                    guard i < b.count, b[i] == 0x09 || (b[i] >= 0x20 && b[i] != 0x7F) else { return nil }
-                    out.append(b[i]); i += 1
-                    continue
+    /// One list element: `token *( OWS ";" OWS extension-param )`, all of it.
+    static func parseExtension(_ element: Substring) -> Offer? {
+        var lexer = HeaderLexer(element)
+        guard let name = lexer.token() else { return nil }
+        var parameters: [(name: String, value: String?)] = []
+        lexer.skipOWS()
+        while lexer.skip(UInt8(ascii: ";")) {
+            lexer.skipOWS()
+            guard let parameter = lexer.token() else { return nil }
+            lexer.skipOWS()
+            var value: String?
+            if lexer.skip(UInt8(ascii: "=")) {
+                lexer.skipOWS()
+                if lexer.peek == UInt8(ascii: "\"") {
+                    guard let quoted = lexer.quotedString() else { return nil }
+                    value = quoted
+                } else {
+                    guard let token = lexer.token() else { return nil }
+                    value = String(token)
                 }
-                guard c == 0x09 || (c >= 0x20 && c != 0x7F) else { return nil }
-                out.append(c); i += 1
+                lexer.skipOWS()
             }
-            return nil  // unterminated
+            parameters.append((String(parameter), value))
         }
-
-        mutating func parseList(into offers: inout [Offer]) -> Bool {
-            while true {
-                skipOWS()
-                if atEnd { return true }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }  // empty element
-                guard let name = token() else { return false }
-                var params: [(name: String, value: String?)] = []
-                skipOWS()
-                while !atEnd, b[i] == UInt8(ascii: ";") {
-                    i += 1
-                    skipOWS()
-                    guard let pname = token() else { return false }
-                    skipOWS()
-                    var pvalue: String?
-                    if !atEnd, b[i] == UInt8(ascii: "=") {
-                        i += 1
-                        skipOWS()
-                        if !atEnd, b[i] == UInt8(ascii: "\"") {
-                            guard let q = quotedString() else { return false }
-                            pvalue = q
-                        } else {
-                            guard let t = token() else { return false }
-                            pvalue = t
-                        }
-                        skipOWS()
-                    }
-                    params.append((pname, pvalue))
-                }
-                offers.append(Offer(name: name, parameters: params))
-                if atEnd { return true }
-                guard b[i] == UInt8(ascii: ",") else { return false }
-                i += 1
-            }
-        }
+        return lexer.atEnd ? Offer(name: String(name), parameters: parameters) : nil
     }
 }
