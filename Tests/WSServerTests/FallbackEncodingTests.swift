@@ -70,6 +70,8 @@ final class FallbackEncodingTests: XCTestCase {
         XCTAssertEqual(reject("t1:at1:bt1:c", 2), .tooManyMessages(limit: 2))
         XCTAssertEqual(reject("t101:" + String(repeating: "a", count: 101)), .messageTooLarge(limit: 100))
         XCTAssertEqual(BatchError.messageTooLarge(limit: 1).status, 413)
+        XCTAssertEqual(BatchError.tooManyMessages(limit: 1).status, 413)
+        XCTAssertEqual(BatchError.invalidUTF8.status, 400)
         XCTAssertEqual(reject("c4:1005"), .malformed("bad close code"), "1005 is never sent (RFC 6455 §7.4.1)")
         XCTAssertEqual(reject("c3:100"), .malformed("bad close code"))
         var bad = Array("t2:".utf8) + [0xC3, 0x28]

@@ -20,7 +20,7 @@ public enum BatchRecord: Equatable, Sendable {
     case close(code: UInt16, reason: String)
 }
 
-/// Why a batch was refused; every case answers the POST with 400 except `tooLarge` (413).
+/// Why a batch was refused: a limit answers the POST with 413, a malformed batch with 400.
 public enum BatchError: Error, Equatable, Sendable {
     case malformed(String)
     case tooManyMessages(limit: Int)
@@ -28,8 +28,10 @@ public enum BatchError: Error, Equatable, Sendable {
     case invalidUTF8
 
     public var status: Int {
-        if case .messageTooLarge = self { return 413 }
-        return 400
+        switch self {
+        case .messageTooLarge, .tooManyMessages: return 413
+        case .malformed, .invalidUTF8: return 400
+        }
     }
 }
 
