@@ -182,7 +182,7 @@ struct WSSServerCommand: ParsableCommand {
             }
             server.route("/chatsocket", handler)
             server.route("/", handler)
-            server.page("/", Page(html: ChatPage.html))
+            server.page("/", Page(html: ChatPage.html(app: app.rawValue)))
             server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
             try server.start()
         } catch {
