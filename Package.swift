@@ -60,6 +60,6 @@ let package = Package(
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "CMallocCounter"]),
-        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CMallocCounter"]),
+        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter"]),
     ]
 )
