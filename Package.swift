@@ -29,11 +29,15 @@ let package = Package(
         ),
         // Linux headers Glibc's module map leaves out (epoll, eventfd).
         .systemLibrary(name: "CLinux"),
+        // liburing (Debian liburing-dev) behind a small C API of fixed-width types, for the io_uring
+        // ring wrapper (Transport/Loop/URing*.swift). liburing.h defines _GNU_SOURCE and pulls in
+        // system headers, which clashes with Glibc's Swift module if Swift imports it directly.
+        .target(name: "CLiburing", linkerSettings: [.linkedLibrary("uring")]),
         // Sans-IO protocol core: HTTP head parser, handshake, frames, messages, close codes.
         .target(name: "WebSocket", dependencies: ["COpenSSL", "CZlib"]),
         // epoll event loops, sockets, TLS streams.
         .target(name: "Transport", dependencies: [
-            "COpenSSL", "CLinux",
+            "COpenSSL", "CLinux", "CLiburing",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Server, connections, handlers, HTTP fallback, topics.
