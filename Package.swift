@@ -57,6 +57,8 @@ let package = Package(
             "WSClient", "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Raw TCP echo on io_uring: the completion-loop ceiling next to tools/tcpecho (make bench-peers).
+        .executableTarget(name: "uring-echo", dependencies: ["Transport"], path: "Tests/bench/uring-echo"),
         // Examples (built in CI so they keep compiling against the API).
         .executableTarget(name: "chat-room-example", dependencies: ["WSServer"], path: "Examples/ChatRoom"),
         .executableTarget(name: "async-client-example", dependencies: ["WSClient"], path: "Examples/AsyncClient"),
