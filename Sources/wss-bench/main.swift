@@ -173,7 +173,7 @@ struct WSSBench: ParsableCommand {
         guard var options = ClientOptions(url: url, tls: tls) else {
             throw ValidationError("cannot parse URL '\(url)'")
         }
-        options.limits = .init(maxMessageSize: max(16 << 20, size + 1024))
+        options.limits = try .init(maxMessageSize: max(16 << 20, size + 1024))
         options.offerDeflate = deflate
         if let why = Preflight.probe(options) { Self.failLine(why) }
 
