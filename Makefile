@@ -114,14 +114,14 @@ install: static man
 	for t in $(TOOLS); do install -m 755 $(STATIC_BIN)/$$t $(BINDIR)/$$t || exit 1; done
 	for t in $(TOOLS); do install -m 644 $(STATIC)/man/$$t.1 $(MANDIR)/$$t.1 || exit 1; done
 	install -m 644 share/wss-server/wss-server.service share/wss-server/nginx.conf \
-	    share/wss-server/haproxy.cfg $(SHAREDIR)/
+	    share/wss-server/haproxy.cfg share/wss-server/wss-server.toml $(SHAREDIR)/
 	install -m 755 share/wss-server/certbot-deploy-hook.sh $(SHAREDIR)/
 	@echo "installed $(TOOLS) in $(BINDIR), man pages in $(MANDIR), examples in $(SHAREDIR)"
 
 uninstall:
 	for t in $(TOOLS); do rm -f $(BINDIR)/$$t $(MANDIR)/$$t.1; done
 	rm -f $(SHAREDIR)/wss-server.service $(SHAREDIR)/nginx.conf $(SHAREDIR)/haproxy.cfg \
-	    $(SHAREDIR)/certbot-deploy-hook.sh
+	    $(SHAREDIR)/wss-server.toml $(SHAREDIR)/certbot-deploy-hook.sh
 	-rmdir $(SHAREDIR) 2>/dev/null
 
 clean:

@@ -109,6 +109,9 @@ struct WSSClient: ParsableCommand {
         options.subprotocols = subprotocols
         options.offerDeflate = compress
         options.headers = try headers.map(Self.parseHeader)
+        if !options.headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
+            options.headers.append((name: "User-Agent", value: "wss-client/\(BuildInfo.version)"))
+        }
         return options
     }
 

@@ -105,8 +105,14 @@ struct WSSServerCommand: ParsableCommand {
     @Flag(help: "Do not serve GET /metrics.")
     var noMetrics = false
 
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @Option(help: ArgumentHelp("TOML file of settings: keys are these flags' long names (max-message-size = 1048576); flags given here override it.", valueName: "FILE"))
+    var config: String?
+
+    @Flag(help: "Print the effective settings (defaults, --config file and flags merged) as a config file and exit.")
+    var printConfig = false
+
+    @OptionGroup(title: "Logging")
+    var logging: LogOptions
 
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
@@ -126,18 +132,14 @@ struct WSSServerCommand: ParsableCommand {
                           ("--close-timeout", closeTimeout), ("--shutdown-timeout", shutdownTimeout)] where v < 0 || !v.isFinite {
             throw ValidationError("\(name) must be a non-negative number of seconds")
         }
-        if Logger.Level(rawValue: logLevel) == nil {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
     }
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
+        if printConfig {
+            RawOutput.write(ConfigDump.toml(self), fd: 1)
+            return
         }
+        logging.bootstrap()
         let logger = Logger(label: "wss-server")
 
         var config = ServerConfiguration()
@@ -165,6 +167,11 @@ struct WSSServerCommand: ParsableCommand {
         config.idleTimeout = idleTimeout
         config.handshakeTimeout = handshakeTimeout
         config.closeTimeout = closeTimeout
+        do {
+            config.accessLog = try logging.makeAccessLog()
+        } catch {
+            fail("\(error)")
+        }
 
         let server: Server
         do {
@@ -184,7 +191,14 @@ struct WSSServerCommand: ParsableCommand {
         // SIGINT/SIGTERM: close 1001, drain, return; SIGHUP: certificate reload.
         let left: Int
         do {
-            left = try server.runUntilSignalled(onReady: { announce(server, logger: logger) })
+            let accessLog = config.accessLog
+            left = try server.runUntilSignalled(onReady: { announce(server, logger: logger) }, onHangup: {
+                do {
+                    try accessLog?.reopen()
+                } catch {
+                    logger.error("SIGHUP: \(error); still writing to the old file")
+                }
+            })
         } catch {
             fail("\(error)")
         }
@@ -220,4 +234,8 @@ enum RawOutput {
     }
 }
 
-WSSServerCommand.mainWithOneLineErrors()
+do {
+    WSSServerCommand.mainWithOneLineErrors(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
+} catch {
+    WSSServerCommand.failLine("\(error)")
+}

@@ -20,7 +20,7 @@ TOOLS = ["wss-server", "wss-client", "wss-bench"]
 # What a binary may still link dynamically: OpenSSL, zlib and the C/C++ base libraries.
 ALLOWED_LIBS = {"linux-vdso.so.1", "libssl.so.3", "libcrypto.so.3", "libz.so.1", "libm.so.6",
                 "libc.so.6", "libstdc++.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2"}
-SHARE = ["wss-server.service", "nginx.conf", "haproxy.cfg", "certbot-deploy-hook.sh"]
+SHARE = ["wss-server.service", "nginx.conf", "haproxy.cfg", "certbot-deploy-hook.sh", "wss-server.toml"]
 
 
 def toolchain_free_env() -> dict:
@@ -87,6 +87,14 @@ def test_installed_server_and_client_run_without_toolchain(prefix):
         assert r.returncode == 0 and r.stdout == b"static\n", r.stderr
     finally:
         stop(proc)
+
+
+def test_example_config_is_accepted(prefix):
+    example = prefix / "share" / "wss-server" / "wss-server.toml"
+    r = subprocess.run([str(prefix / "bin" / "wss-server"), "--config", str(example), "--print-config"],
+                       capture_output=True, text=True, env=toolchain_free_env())
+    assert r.returncode == 0, r.stderr
+    assert 'app = "chat"' in r.stdout and 'log-format = "json"' in r.stdout
 
 
 def test_systemd_unit_verifies(prefix, tmp_path):

@@ -249,6 +249,8 @@ public final class TLS13RecordLayer {
     let role: Role
     let read: TLS13Direction
     let write: TLS13Direction
+    /// The negotiated cipher suite (for logs).
+    public var suite: TLS13Suite { read.suite }
     /// The peer asked for our KeyUpdate (§4.6.3): sent before our next application record.
     public private(set) var keyUpdateOwed = false
     /// Bytes of a handshake message split across records (post-handshake messages are small).

@@ -49,6 +49,8 @@ public struct ServerConfiguration: Sendable {
     /// Default: 12-bit window and memLevel 5 for our compressor, as python-websockets chooses:
     /// about 39 KiB per connection instead of 268 KiB for 15/8, for a few percent of ratio.
     public var deflate = try! DeflateOptions(serverMaxWindowBits: 12, memLevel: 5)  // constants in range
+    /// Access log: a line per HTTP request and per WebSocket session (nil: none).
+    public var accessLog: AccessLog?
     /// Serve `GET /metrics` (Prometheus text format).
     public var metricsEnabled = true
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.

@@ -16,7 +16,9 @@ extension WebSocketConnection {
             httpParser = nil
             log.info("bad request head: \(error) -> \(error.status)", metadata: meta)
             core.metrics.handshakeFailed(error.status == 431 ? "head_too_large" : "bad_request")
+            let mark = proto.outbound.readableCount
             respondError(status: error.status, reason: "\(error)")
+            logRequest(nil, bytesIn: bytes.count, mark: mark)
             return
         }
         switch result {
@@ -24,7 +26,9 @@ extension WebSocketConnection {
             break
         case .complete(let head, let consumed):
             box.parser = HTTPHeadParser(limits: core.configuration.headLimits)
+            let mark = proto.outbound.readableCount
             HTTPResponder.respond(to: head, on: self)
+            logRequest(head, bytesIn: consumed, mark: mark)
             let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
             if rest.count > 0 { received(rest) }
         }
@@ -164,6 +168,7 @@ extension WebSocketConnection {
     func notifyClose(_ code: CloseCode, _ reason: String) {
         guard !closeNotified, let handler else { return }
         closeNotified = true
+        logClose(code)
         for t in subscriptions { core.topics.unsubscribe(self, from: t) }
         subscriptions = []
         handler.onClose(self, code: code, reason: reason)
@@ -183,4 +188,7 @@ final class ConnectionExtras {
     var subprotocol: String?
     /// The SSE or long-polling session behind a connection that is not a WebSocket.
     var fallback: FallbackTransport?
+    /// The access-log record of this WebSocket, written at close (only with an access log).
+    var access: AccessLogRecord?
+    var accessOpenedMicros: UInt64 = 0
 }

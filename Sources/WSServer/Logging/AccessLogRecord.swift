@@ -1,0 +1,114 @@
+/// One access-log entry: an HTTP request answered, or a WebSocket session from upgrade to close.
+///
+/// Keys (JSON and text alike, stable): ts, level, kind (http|websocket), conn, remote_addr,
+/// remote_port, method, path, status (101 for a WebSocket), close_code (WebSocket only),
+/// bytes_in, bytes_out, duration_ms, tls_version, tls_cipher, subprotocol, compression,
+/// user_agent. Empty strings and absent values are written as JSON null (text: "-").
+public struct AccessLogRecord: Sendable, Equatable {
+    public enum Kind: String, Sendable { case http, websocket }
+
+    public var kind: Kind
+    public var connection: UInt64
+    public var remoteAddress: String
+    public var remotePort: Int
+    public var method: String
+    public var path: String
+    public var status: Int
+    public var closeCode: Int?
+    /// HTTP: request head and response bytes. WebSocket: the handshake's request and response
+    /// (frames are counted per loop in /metrics, not per connection).
+    public var bytesIn: Int
+    public var bytesOut: Int
+    public var durationMillis: Double
+    public var tlsVersion: String
+    public var tlsCipher: String
+    public var subprotocol: String
+    public var compression: Bool
+    public var userAgent: String
+
+    public init(kind: Kind, connection: UInt64 = 0, remoteAddress: String = "", remotePort: Int = 0,
+                method: String = "", path: String = "", status: Int = 0, closeCode: Int? = nil,
+                bytesIn: Int = 0, bytesOut: Int = 0, durationMillis: Double = 0, tlsVersion: String = "",
+                tlsCipher: String = "", subprotocol: String = "", compression: Bool = false, userAgent: String = "") {
+        self.kind = kind
+        self.connection = connection
+        self.remoteAddress = remoteAddress
+        self.remotePort = remotePort
+        self.method = method
+        self.path = path
+        self.status = status
+        self.closeCode = closeCode
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+        self.durationMillis = durationMillis
+        self.tlsVersion = tlsVersion
+        self.tlsCipher = tlsCipher
+        self.subprotocol = subprotocol
+        self.compression = compression
+        self.userAgent = userAgent
+    }
+
+    /// Splits "ip:port" or "[v6]:port" (what `remoteAddress` gives) into its parts.
+    public static func split(hostPort: String) -> (String, Int) {
+        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]) else {
+            return (hostPort, 0)
+        }
+        var host = hostPort[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        return (String(host), port)
+    }
+}
+
+/// How log lines look: `--log-format text|json`.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// "2026-12-01T20:18:01.123Z info access kind=http remote_addr=127.0.0.1 …"
+    case text
+    /// JSON Lines: one object per line, the same keys in the same order every time.
+    case json
+}
+
+extension AccessLogRecord {
+    /// The line, without the trailing newline.
+    public func formatted(_ format: LogFormat, timestamp: String = LogTimestamp.now()) -> String {
+        let duration = (durationMillis * 1000).rounded() / 1000
+        let fields: [(String, Value)] = [
+            ("kind", .string(kind.rawValue)), ("conn", .int(Int(truncatingIfNeeded: connection))),
+            ("remote_addr", .string(remoteAddress)), ("remote_port", .int(remotePort)),
+            ("method", .string(method)), ("path", .string(path)), ("status", .int(status)),
+            ("close_code", closeCode.map(Value.int) ?? .null), ("bytes_in", .int(bytesIn)),
+            ("bytes_out", .int(bytesOut)), ("duration_ms", .double(duration)),
+            ("tls_version", .string(tlsVersion)), ("tls_cipher", .string(tlsCipher)),
+            ("subprotocol", .string(subprotocol)), ("compression", .bool(compression)),
+            ("user_agent", .string(userAgent)),
+        ]
+        switch format {
+        case .json:
+            let body = fields.map { "\(JSONText.quoted($0.0)):\($0.1.json)" }.joined(separator: ",")
+            return "{\"ts\":\"\(timestamp)\",\"level\":\"info\",\"msg\":\"access\",\(body)}"
+        case .text:
+            return "\(timestamp) info access " + fields.map { "\($0.0)=\($0.1.text)" }.joined(separator: " ")
+        }
+    }
+
+    enum Value {
+        case string(String), int(Int), double(Double), bool(Bool), null
+
+        var json: String {
+            switch self {
+            case .string(let s): return s.isEmpty ? "null" : JSONText.quoted(s)
+            case .int(let i): return String(i)
+            case .double(let d): return d.isFinite ? "\(d)" : "null"
+            case .bool(let b): return b ? "true" : "false"
+            case .null: return "null"
+            }
+        }
+
+        var text: String {
+            switch self {
+            case .string(let s): return s.isEmpty ? "-" : JSONText.textValue(s)
+            case .null: return "-"
+            default: return json
+            }
+        }
+    }
+}
