@@ -114,6 +114,9 @@ struct WSSServerCommand: ParsableCommand {
     @OptionGroup(title: "Logging")
     var logging: LogOptions
 
+    @OptionGroup(title: "Metrics")
+    var metrics: MetricsOptions
+
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
@@ -168,6 +171,7 @@ struct WSSServerCommand: ParsableCommand {
         config.handshakeTimeout = handshakeTimeout
         config.closeTimeout = closeTimeout
         do {
+            try metrics.apply(to: &config)
             config.accessLog = try logging.makeAccessLog()
         } catch {
             fail("\(error)")

@@ -13,6 +13,8 @@ public final class Server: @unchecked Sendable {
     let loops: [EventLoop]
     let core: ServerCore
     private var acceptors: [Acceptor] = []
+    /// The separate /metrics listener (`configuration.metricsListen`), see Server+Metrics.swift.
+    var metricsListener: MetricsListener?
     /// The bound port (after `start()`; useful with port 0).
     public private(set) var port: Int = 0
 
@@ -67,6 +69,7 @@ public final class Server: @unchecked Sendable {
             listeners.forEach { $0.close() }
             throw error
         }
+        do { try startMetricsListener() } catch { listeners.forEach { $0.close() }; throw error }
         self.port = port
         for (loop, listener) in zip(loops, listeners) {
             let acceptor = Acceptor(loop: loop, listener: listener, core: core)
@@ -78,6 +81,7 @@ public final class Server: @unchecked Sendable {
 
     /// Stops every loop at once (connections are dropped; see `shutdown` for the graceful way).
     public func stop() {
+        metricsListener?.stop()
         loops.forEach { $0.stop() }
     }
 

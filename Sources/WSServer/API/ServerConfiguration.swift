@@ -1,3 +1,4 @@
+import Transport
 import WebSocket
 
 /// Everything a server needs to know before it starts. Every limit has a default chosen for a
@@ -53,6 +54,10 @@ public struct ServerConfiguration: Sendable {
     public var accessLog: AccessLog?
     /// Serve `GET /metrics` (Prometheus text format).
     public var metricsEnabled = true
+    /// Clients that may read /metrics on the service port; others get 404 (default: loopback).
+    public var metricsAllow: [IPAddressRange] = [try! IPAddressRange("127.0.0.1/32"), try! IPAddressRange("::1/128")]
+    /// Also serve /metrics on a listener of its own, "ADDR:PORT" (any client that reaches it).
+    public var metricsListen: String?
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.
     public var shutdownTimeout: Double = 5
 

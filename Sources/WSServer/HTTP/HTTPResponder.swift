@@ -66,7 +66,7 @@ enum HTTPResponder {
         }
         let keepAlive = !head.containsToken("Connection", "close")
             && (head.versionMajor > 1 || head.versionMinor >= 1)
-        if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil {
+        if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil && connection.mayReadMetrics {
             let body = Array(core.metrics.render(stats: core.stats).utf8)
             let text = okHead(contentType: "text/plain; version=0.0.4; charset=utf-8", length: body.count,
                               keepAlive: keepAlive)
