@@ -21,8 +21,28 @@ certs:
 	$(CERTS)/generate.sh
 
 ## Build, make certificates, serve wss:// and https:// on port 8443 (open https://localhost:8443/).
+## After "listening on", prints the page to open and the one command that makes browsers trust it.
+## RUN_ARGS adds flags (e.g. RUN_ARGS="--app chat").
 run: build certs
-	$(BIN) --cert $(CERTS)/cert.pem --key $(CERTS)/key.pem
+	@$(BIN) --cert $(CERTS)/cert.pem --key $(CERTS)/key.pem $(RUN_ARGS) | while IFS= read -r line; do \
+	    echo "$$line"; \
+	    case "$$line" in "listening on "*) \
+	        echo "open https://localhost:$${line##*:}/  (first time: run 'make trust-ca' so the browser trusts certs/ca.pem)";; \
+	    esac; \
+	done
+
+## Trusts certs/ca.pem for Chromium (~/.pki/nssdb, created if new) and every Firefox profile
+## found (~/.mozilla/firefox/*/ with an NSS database). Needs certutil (libnss3-tools). Restart
+## the browser afterwards. Undo: certutil -d sql:DIR -D -n wss-server-ca.
+trust-ca: certs
+	@command -v certutil >/dev/null || { echo "trust-ca: certutil not found (apt-get install libnss3-tools)"; exit 1; }
+	@mkdir -p "$(HOME)/.pki/nssdb"
+	@for db in "$(HOME)/.pki/nssdb" $$(ls -d "$(HOME)"/.mozilla/firefox/*/ "$(HOME)"/snap/firefox/common/.mozilla/firefox/*/ 2>/dev/null); do \
+	    case "$$db" in *nssdb) ;; *) [ -f "$$db/cert9.db" ] || continue ;; esac; \
+	    certutil -d "sql:$$db" -D -n wss-server-ca >/dev/null 2>&1; \
+	    certutil -d "sql:$$db" -A -t "C,," -n wss-server-ca -i $(CERTS)/ca.pem || exit 1; \
+	    echo "trust-ca: certs/ca.pem trusted in $$db"; \
+	done
 
 ## The same over plain ws:// and http:// on port 8080.
 run-plain: build
