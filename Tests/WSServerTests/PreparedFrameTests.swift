@@ -73,7 +73,7 @@ final class PreparedFrameTests: XCTestCase {
 
     func testEveryMessageInflatesOnItsOwn() throws {
         // One compressor for many publishes: each frame must stand alone (no context kept).
-        let c = try XCTUnwrap(SharedCompressor(options: DeflateOptions(serverMaxWindowBits: 12)))
+        let c = try XCTUnwrap(SharedCompressor(options: try DeflateOptions(serverMaxWindowBits: 12)))
         for i in 0..<5 {
             let payload = text + Array("#\(i)".utf8)
             let (_, body) = try split(try XCTUnwrap(prepared(payload, c).compressed))
@@ -96,7 +96,7 @@ final class PreparedFrameTests: XCTestCase {
     }
 
     func testWhoGetsTheCompressedFrame() throws {
-        let c = try XCTUnwrap(SharedCompressor(options: DeflateOptions(serverMaxWindowBits: 15)))
+        let c = try XCTUnwrap(SharedCompressor(options: try DeflateOptions(serverMaxWindowBits: 15)))
         let f = prepared(text, c)   // 1,800 bytes: longer than a 9-bit window
         XCTAssertEqual(f.bytes(for: nil), f.bytes, "no permessage-deflate: plain")
         XCTAssertEqual(f.bytes(for: connection(noContext: false)), f.bytes,
@@ -116,14 +116,14 @@ final class PreparedFrameTests: XCTestCase {
     }
 
     func testSmallMessagesAndNoCompressorStayPlain() throws {
-        let c = try XCTUnwrap(SharedCompressor(options: DeflateOptions(minSizeToCompress: 64)))
+        let c = try XCTUnwrap(SharedCompressor(options: try DeflateOptions(minSizeToCompress: 64)))
         let tiny = prepared(Array("hi there".utf8), c)
         XCTAssertNil(tiny.compressed, "below minSizeToCompress")
         XCTAssertEqual(tiny.bytes(for: connection(noContext: true)), tiny.bytes)
         let none = prepared(text, nil)
         XCTAssertNil(none.compressed)
         XCTAssertEqual(none.bytes(for: connection(noContext: true)), none.bytes)
-        XCTAssertNil(SharedCompressor(options: DeflateOptions(enabled: false)))
+        XCTAssertNil(SharedCompressor(options: try DeflateOptions(enabled: false)))
         XCTAssertEqual(c.compressions.load(ordering: .relaxed), 0)
     }
 
