@@ -49,7 +49,6 @@ extension WebSocketConnection {
     /// A message from the fallback session's client: the handler's `onMessage` (or one
     /// whole fragment for a streaming handler), counted like a WebSocket message.
     func fallbackReceived(_ message: Message) {
-        let counters = core.metrics.loops[loop.index]
         counters.messagesIn &+= 1
         counters.bytesIn &+= message.bytes.count
         guard let handler else { return }

@@ -17,10 +17,6 @@ public final class ServerStats: Sendable {
     init() {}
 }
 
-func asciiEqualsIgnoringCase(_ a: String, _ b: String) -> Bool {
-    a.utf8.count == b.utf8.count && a.lowercased() == b.lowercased()
-}
-
 extension Atomic where Value == Int {
     func add(_ n: Int) { _ = wrappingAdd(n, ordering: .relaxed) }
     func subtract(_ n: Int) { _ = wrappingSubtract(n, ordering: .relaxed) }
@@ -40,6 +36,8 @@ final class ServerCore: @unchecked Sendable {
     let tlsContext: Locked<TLSContext?>
     var tls: TLSContext? { tlsContext.withLock { $0 } }
     let isTLS: Bool
+    /// Validation, origin policy (RFC 6455 §10.2), subprotocol and deflate negotiation.
+    let handshake: ServerHandshake
     let nextID = Atomic<UInt64>(1)
     /// Deadlines and water marks of every connection's `ConnectionPolicy`.
     let policySettings: ConnectionPolicy.Settings
@@ -47,25 +45,14 @@ final class ServerCore: @unchecked Sendable {
     /// True once a graceful shutdown began: loops refuse new work.
     let shuttingDown = Atomic<Bool>(false)
 
-    /// RFC 6455 §10.2: browsers send Origin; a server should refuse origins it does not expect.
-    /// nil allow-list: same origin (Origin's host equals Host) or no Origin header at all.
-    func originAllowed(_ origin: String?, host: String?) -> Bool {
-        guard let origin, origin != "" else { return true }
-        if let list = configuration.allowedOrigins {
-            return list.contains("*") || list.contains { asciiEqualsIgnoringCase($0, origin) }
-        }
-        guard let host else { return false }
-        // Origin is "scheme://host[:port]"; same origin means same scheme family and authority.
-        let scheme = isTLS ? "https://" : "http://"
-        return asciiEqualsIgnoringCase(origin, scheme + host)
-    }
-
     init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop],
          backplane: Backplane = InProcessBackplane()) {
         self.configuration = configuration
         self.logger = logger
         self.tlsContext = Locked(tls)
         self.isTLS = tls != nil
+        self.handshake = ServerHandshake(origins: OriginPolicy(allowed: configuration.allowedOrigins),
+                                         deflate: configuration.deflate, secure: tls != nil)
         self.maxBackpressure = configuration.maxBackpressure
         self.topics = Topics(loops: loops, backplane: backplane)
         self.metrics = ServerMetrics(loopCount: loops.count)

@@ -94,7 +94,6 @@ extension WebSocketConnection {
     @discardableResult
     func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) -> Int {
         var cursor = start
-        let counters = core.metrics.loops[loop.index]
         while let event = proto.next(bytes, cursor: &cursor) {
             switch event {
             case .text(let p):
@@ -108,10 +107,11 @@ extension WebSocketConnection {
             case .fragment(let op, let p, let first, let last):
                 counters.bytesIn &+= p.count
                 if last { counters.messagesIn &+= 1 }
-                handler?.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p,
-                                                   isFirst: first, isLast: last))
-            case .ping(let p): handler?.onPing(self, p)
-            case .pong(let p): handler?.onPong(self, p)
+                withHandler {
+                    $0.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p, isFirst: first, isLast: last))
+                }
+            case .ping(let p): withHandler { $0.onPing(self, p) }
+            case .pong(let p): withHandler { $0.onPong(self, p) }
             case .close(let code, let reason):
                 log.debug("peer closed with \(code.map(\.description) ?? "no code")", metadata: meta)
                 core.metrics.closeReceived(code ?? .noStatus)
@@ -138,10 +138,12 @@ extension WebSocketConnection {
     /// A whole message: to `onMessage`, or as one fragment to a streaming handler (compressed
     /// messages arrive whole).
     @inline(__always) func deliver(_ m: Message) {
-        if proto.streamsMessages {
-            handler?.onFragment(self, Fragment(kind: m.kind, bytes: m.bytes, isFirst: true, isLast: true))
-        } else {
-            handler?.onMessage(self, m)
+        withHandler { handler in
+            if proto.streamsMessages {
+                handler.onFragment(self, Fragment(kind: m.kind, bytes: m.bytes, isFirst: true, isLast: true))
+            } else {
+                handler.onMessage(self, m)
+            }
         }
     }
 

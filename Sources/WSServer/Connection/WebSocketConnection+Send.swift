@@ -18,7 +18,6 @@ extension WebSocketConnection {
         if bytes.count < Self.directSendThreshold || writeBlocked || !sendDirect(opcode, bytes, compress: compress) {
             guard proto.send(opcode, bytes, compress: compress) == .queued else { return .dropped }
         }
-        let counters = core.metrics.loops[loop.index]
         counters.messagesOut &+= 1
         counters.bytesOut &+= bytes.count
         scheduleFlush()
@@ -60,7 +59,6 @@ extension WebSocketConnection {
     func sendPrepared(_ frame: UnsafeRawBufferPointer, payloadCount: Int) -> SendStatus {
         guard isOpen, !overBackpressureLimit(adding: frame.count) else { return .dropped }
         proto.outbound.append(frame)
-        let counters = core.metrics.loops[loop.index]
         counters.messagesOut &+= 1
         counters.bytesOut &+= payloadCount
         scheduleFlush()
