@@ -86,6 +86,9 @@ extension WebSocketConnection {
     public var topics: Topics { core.topics }
     /// The peer's address, "ip:port".
     public var remoteAddress: String { extras?.fallback?.remoteAddress ?? driver.remoteAddress }
+    /// Messages not sent (`send` answered `.dropped`) because the output was over
+    /// `maxBackpressure`: a handler can tell a slow client from a fast one.
+    public var droppedMessages: Int { extras?.droppedMessages ?? 0 }
     /// Bytes waiting to be written to the peer.
     public var bufferedAmount: Int { extras?.fallback?.bufferedAmount ?? proto.outbound.readableCount }
     public var isOpen: Bool {

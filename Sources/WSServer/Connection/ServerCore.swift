@@ -42,6 +42,8 @@ final class ServerCore: @unchecked Sendable {
     /// Deadlines and water marks of every connection's `ConnectionPolicy`.
     let policySettings: ConnectionPolicy.Settings
     let maxBackpressure: Int
+    /// Rate limit for log lines about one client (plain HTTP on the TLS port, dropped messages).
+    let noticeLimiter = LogLimiter()
     /// True once a graceful shutdown began: loops refuse new work.
     let shuttingDown = Atomic<Bool>(false)
 

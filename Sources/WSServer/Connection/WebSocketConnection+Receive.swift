@@ -56,6 +56,7 @@ extension WebSocketConnection {
     func upgrade(route: Route, response: String, subprotocol: String?, deflate: PerMessageDeflate?,
                  userData: AnyObject?) {
         proto.outbound.append(response)
+        if core.configuration.closeOnBackpressureLimit { extrasBox.headRemaining = proto.outbound.readableCount }
         scheduleFlush()
         self.route = route
         if let subprotocol { extrasBox.subprotocol = subprotocol }
@@ -153,11 +154,12 @@ extension WebSocketConnection {
         case .open: break
         case .closeSent:
             policy.closeSent(now: loop.now, settings: core.policySettings)
-        case .closed:
-            // RFC 6455 §7.1.1: the server closes the TCP connection first.
-            afterFlush = .close
-            scheduleFlush()
-        case .failed:
+        case .closed, .failed:
+            // RFC 6455 §7.1.1: the server closes the TCP connection first. Our FIN goes out
+            // after the last frame (TLS: after close_notify, RFC 8446 §6.1), then we read and
+            // drop until the client closes too: closing with unread input would send an RST
+            // that can destroy our close frame or alert before the client reads it.
+            policy.closeSent(now: loop.now, settings: core.policySettings)
             afterFlush = .linger
             scheduleFlush()
         }
@@ -185,4 +187,46 @@ final class ConnectionExtras {
     var subprotocol: String?
     /// The SSE or long-polling session behind a connection that is not a WebSocket.
     var fallback: FallbackTransport?
+    /// Messages not sent because the output was over `maxBackpressure`.
+    var droppedMessages = 0
+    /// With close-on-backpressure: bytes from the output's read position to the end of the
+    /// frame (or HTTP answer) being written, so the backlog behind it can be discarded
+    /// without cutting a frame.
+    var headRemaining = 0
+}
+
+extension WebSocketConnection {
+    static let tlsPortHint = "this port speaks TLS: use https:// or wss://"
+
+    /// Before the TLS handshake: an HTTP request gets a plaintext 400 with a hint at once (as
+    /// nginx does), garbage is dropped at once; both are logged once per client per minute.
+    /// True: go on with the handshake.
+    func checkTLSOpening() -> Bool {
+        let opening = driver.peekOpening()
+        switch opening {
+        case .nothingYet: return false
+        case .tls:
+            openingChecked = true
+            return true
+        case .plaintextHTTP, .garbage:
+            openingChecked = true
+            let http = opening == .plaintextHTTP
+            core.stats.tlsHandshakeFailures.add(1)
+            core.metrics.handshakeFailed(http ? "plaintext_http" : "not_tls")
+            let client = hostPart(driver.remoteAddress)
+            if core.noticeLimiter.allows(client, now: loop.now) {
+                log.info(http ? "plain HTTP from \(client) on the TLS port -> 400 (\(Self.tlsPortHint))"
+                              : "not TLS from \(client) on the TLS port: dropped", metadata: meta)
+            }
+            guard http else {
+                finish()
+                return false
+            }
+            let (head, body) = HTTPResponder.errorResponse(status: 400, reason: Self.tlsPortHint, extraHeaders: [])
+            var answer = head + body
+            answer.withUTF8 { driver.writeBypassingTLS(UnsafeRawBufferPointer($0)) }
+            startLinger()
+            return false
+        }
+    }
 }

@@ -11,7 +11,8 @@ import WebSocket
 /// The same object is what handlers get for SSE and long-polling sessions: then the bytes go
 /// through a `FallbackTransport` instead of the driver (see WebSocketConnection+API.swift).
 public final class WebSocketConnection: EventHandler {
-    enum AfterFlush: UInt8 { case nothing, close, linger }
+    /// After the output is written: nothing, or our end of the stream (FIN, then linger).
+    enum AfterFlush: UInt8 { case nothing, linger }
 
     public let id: UInt64
     let loop: EventLoop
@@ -29,6 +30,8 @@ public final class WebSocketConnection: EventHandler {
     @exclusivity(unchecked) var readSoon = false
     @exclusivity(unchecked) var afterFlush: AfterFlush = .nothing
     @exclusivity(unchecked) var closeNotified = false
+    /// TLS port: the first byte was looked at (plain HTTP and garbage are answered at once).
+    @exclusivity(unchecked) var openingChecked = false
     @exclusivity(unchecked) var proto: WebSocketProtocol
     /// Boxed: exists only until the upgrade, so an idle WebSocket pays 8 bytes for it.
     @exclusivity(unchecked) var httpParser: HTTPParserBox?
@@ -77,6 +80,7 @@ public final class WebSocketConnection: EventHandler {
 
     public func handleEvent(_ events: IOEvents) {
         if policy.phase == .handshake && driver.needsHandshake {
+            if !openingChecked && !checkTLSOpening() { return }
             advanceTLSHandshake()
             return
         }
@@ -154,6 +158,8 @@ public final class WebSocketConnection: EventHandler {
         if policy.phase == .open && proto.state != .closed {
             log.debug("peer closed TCP without a close handshake", metadata: meta)
         }
+        // RFC 8446 §6.1: a close_notify is answered with ours before the socket closes.
+        if driver.peerSentCloseNotify { driver.shutdownWrite() }
         finish()
     }
 
@@ -185,7 +191,9 @@ public final class WebSocketConnection: EventHandler {
 
     func flush() {
         let out = proto.outbound
+        let tracking = core.configuration.closeOnBackpressureLimit
         let end = driver.flush(pending: { out.readableBytes }, consumed: { n in
+            if tracking { trackFrameBoundary(out.readableBytes, written: n) }
             out.consume(n)
             if policy.readPaused,
                policy.outputChanged(bytes: out.readableCount, settings: core.policySettings) == .resumeReading {
@@ -199,11 +207,7 @@ public final class WebSocketConnection: EventHandler {
             updateInterest()
             // Large output blocks go back to the allocator once written.
             out.releaseIfEmpty(threshold: 64 << 10)
-            switch afterFlush {
-            case .nothing: break
-            case .close: finish()
-            case .linger: startLinger()
-            }
+            if afterFlush == .linger { startLinger() }
         case .writeBlocked:
             writeBlocked = true
             updateInterest()

@@ -21,6 +21,14 @@ enum HTTPResponder {
             upgrade(head, to: route, on: connection)
             return
         }
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with more than one, is a 400
+        // (an upgrade attempt gets it from the core's handshake validation).
+        let hosts = head.count("Host")
+        if hosts > 1 || (hosts == 0 && head.versionMajor == 1 && head.versionMinor >= 1) {
+            log.info("\(head.method) \(path) with \(hosts) Host headers -> 400", metadata: connection.meta)
+            connection.respondError(status: 400, reason: hosts == 0 ? "missing Host header" : "more than one Host header")
+            return
+        }
         let keepAlive = !head.containsToken("Connection", "close")
             && (head.versionMajor > 1 || head.versionMinor >= 1)
         if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil {
