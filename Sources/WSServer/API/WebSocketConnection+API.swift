@@ -33,12 +33,13 @@ extension WebSocketConnection {
     /// `loop`: no socket of its own, no timers (the transport keeps them). Call `fallbackOpened`
     /// once the session is established.
     convenience init(id: UInt64, loop: EventLoop, fallback transport: FallbackTransport, route: Route,
-                     subprotocol: String?, userData: AnyObject?, core: ServerCore) {
+                     subprotocol: String?, userData: AnyObject?, query: String? = nil, core: ServerCore) {
         self.init(id: id, loop: loop, fd: -1, tls: nil, core: core)
         policy = .external
         httpParser = nil
         extrasBox.fallback = transport
         if let subprotocol { extrasBox.subprotocol = subprotocol }
+        if let query { extrasBox.query = query }
         self.route = route
         self.userData = userData
     }
@@ -82,6 +83,8 @@ extension WebSocketConnection {
     public var path: String { route?.path ?? "" }
     /// The subprotocol chosen in the upgrade hook, if any.
     public var subprotocol: String? { extras?.subprotocol }
+    /// The query of the request that opened the connection ("room=lobby" for "/chat?room=lobby").
+    public var query: String? { extras?.query }
     /// The server's pub/sub topics (publish from here to any topic, on every loop).
     public var topics: Topics { core.topics }
     /// The peer's address, "ip:port".

@@ -3,20 +3,6 @@ import Synchronization
 import Transport
 import WebSocket
 
-/// Counters shared by all loops (relaxed atomics: read for metrics and tests, never for logic).
-public final class ServerStats: Sendable {
-    public let openConnections = Atomic<Int>(0)
-    public let acceptedConnections = Atomic<Int>(0)
-    public let upgrades = Atomic<Int>(0)
-    public let handshakeFailures = Atomic<Int>(0)
-    public let handshakeTimeouts = Atomic<Int>(0)
-    public let tlsHandshakeFailures = Atomic<Int>(0)
-    public let httpErrors = Atomic<Int>(0)
-    public let rejectedConnections = Atomic<Int>(0)
-    public let backpressureDrops = Atomic<Int>(0)
-    init() {}
-}
-
 extension Atomic where Value == Int {
     func add(_ n: Int) { _ = wrappingAdd(n, ordering: .relaxed) }
     func subtract(_ n: Int) { _ = wrappingSubtract(n, ordering: .relaxed) }
@@ -29,7 +15,6 @@ final class ServerCore: @unchecked Sendable {
     /// Fixed before the loops start; read-only afterwards.
     var routes: [String: Route] = [:]
     var pages: [String: Page] = [:]
-    let stats = ServerStats()
     let metrics: ServerMetrics
     let topics: Topics
     /// Swapped on certificate reload; read once per accepted connection.

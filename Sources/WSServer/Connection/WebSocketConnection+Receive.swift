@@ -45,7 +45,7 @@ extension WebSocketConnection {
 
     /// An error answer: then we send FIN and drain what the client still sends.
     func respondError(status: Int, reason: String, extraHeaders: [(String, String)] = []) {
-        core.stats.httpErrors.add(1)
+        core.metrics.httpErrors.add(1)
         writeHTTP(HTTPResponder.errorResponse(status: status, reason: reason, extraHeaders: extraHeaders).head,
                   body: Array((reason + "\n").utf8))
         afterFlush = .linger
@@ -54,19 +54,20 @@ extension WebSocketConnection {
 
     /// Switches to WebSocket: the 101 is queued, the handler takes over.
     func upgrade(route: Route, response: String, subprotocol: String?, deflate: PerMessageDeflate?,
-                 userData: AnyObject?) {
+                 userData: AnyObject?, query: String? = nil) {
         proto.outbound.append(response)
         if core.configuration.closeOnBackpressureLimit { extrasBox.headRemaining = proto.outbound.readableCount }
         scheduleFlush()
         self.route = route
         if let subprotocol { extrasBox.subprotocol = subprotocol }
+        if let query { extrasBox.query = query }
         self.userData = userData
         proto.deflate = deflate
         let handler = route.handler
         proto.streamsMessages = handler.receivesFragments
         httpParser = nil
         policy.opened(now: loop.now)
-        core.stats.upgrades.add(1)
+        core.metrics.upgrades.add(1)
         log.debug("upgraded on \(path)", metadata: meta)
         handler.onOpen(self)
     }
@@ -185,6 +186,8 @@ final class HTTPParserBox {
 final class ConnectionExtras {
     /// The subprotocol chosen in the upgrade hook.
     var subprotocol: String?
+    /// The query of the request that opened the connection (after "?"), if it had one.
+    var query: String?
     /// The SSE or long-polling session behind a connection that is not a WebSocket.
     var fallback: FallbackTransport?
     /// Messages not sent because the output was over `maxBackpressure`.
@@ -211,7 +214,7 @@ extension WebSocketConnection {
         case .plaintextHTTP, .garbage:
             openingChecked = true
             let http = opening == .plaintextHTTP
-            core.stats.tlsHandshakeFailures.add(1)
+            core.metrics.tlsHandshakeFailures.add(1)
             core.metrics.handshakeFailed(http ? "plaintext_http" : "not_tls")
             let client = hostPart(driver.remoteAddress)
             if core.noticeLimiter.allows(client, now: loop.now) {

@@ -51,7 +51,7 @@ extension WebSocketConnection {
     /// (drop, or close with 1008).
     func overBackpressureLimit(adding count: Int) -> Bool {
         guard proto.outbound.readableCount + count > core.maxBackpressure else { return false }
-        core.stats.backpressureDrops.add(1)
+        core.metrics.backpressureDrops.add(1)
         guard proto.state == .open else { return true }
         if core.configuration.closeOnBackpressureLimit {
             log.info("backpressure limit \(core.maxBackpressure) bytes: discarding the backlog, closing 1008",

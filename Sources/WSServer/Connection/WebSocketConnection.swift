@@ -102,7 +102,7 @@ public final class WebSocketConnection: EventHandler {
             finish()
         case .error(let why):
             log.debug("TLS handshake failed: \(why)", metadata: meta)
-            core.stats.tlsHandshakeFailures.add(1)
+            core.metrics.tlsHandshakeFailures.add(1)
             core.metrics.handshakeFailed("tls")
             finish()
         }
@@ -255,7 +255,7 @@ public final class WebSocketConnection: EventHandler {
         policy.closed()
         pendingInput = nil
         driver.close(on: loop)
-        core.stats.openConnections.subtract(1)
+        core.metrics.openConnections.subtract(1)
         if wasWebSocket { notifyClose(.abnormal, "") }
         route = nil
         // After onClose: a cycle through userData (an object that holds this connection, as
@@ -278,8 +278,7 @@ public final class WebSocketConnection: EventHandler {
             switch why {
             case .handshakeTimeout:
                 log.debug("handshake timeout (\(core.configuration.handshakeTimeout) s)", metadata: meta)
-                core.stats.handshakeTimeouts.add(1)
-                core.metrics.handshakeFailed("timeout")
+                                core.metrics.handshakeFailed("timeout")
             case .closeTimeout: log.debug("close timeout: peer did not answer our close frame", metadata: meta)
             case .lingerDone: break
             }

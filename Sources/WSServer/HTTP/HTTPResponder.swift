@@ -32,7 +32,7 @@ enum HTTPResponder {
         let keepAlive = !head.containsToken("Connection", "close")
             && (head.versionMajor > 1 || head.versionMinor >= 1)
         if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil {
-            let body = Array(core.metrics.render(stats: core.stats).utf8)
+            let body = Array(core.metrics.render().utf8)
             let text = okHead(contentType: "text/plain; version=0.0.4; charset=utf-8", length: body.count,
                               keepAlive: keepAlive)
             let sent = head.method == "HEAD" ? [] : body
@@ -76,7 +76,6 @@ enum HTTPResponder {
             switch r.cause {
             case .invalid:
                 log.info("handshake refused: \(r.reason) -> \(r.status)", metadata: connection.meta)
-                core.stats.handshakeFailures.add(1)
             case .origin(let origin):
                 log.info("origin \(origin) not allowed -> 403", metadata: connection.meta)
             case .application:
@@ -90,7 +89,7 @@ enum HTTPResponder {
                             metadata: connection.meta)
             }
             connection.upgrade(route: route, response: a.response, subprotocol: a.subprotocol, deflate: a.deflate,
-                               userData: userData)
+                               userData: userData, query: head.query)
         }
     }
 
