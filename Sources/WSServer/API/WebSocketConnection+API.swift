@@ -134,6 +134,7 @@ extension WebSocketConnection {
     }
 
     public func ping(_ payload: [UInt8] = []) {
+        loop.assertInLoop()
         guard policy.phase == .open else { extras?.fallback?.ping(payload); return }
         guard proto.ping(payload) == .queued else { return }
         scheduleFlush()
@@ -142,6 +143,7 @@ extension WebSocketConnection {
     /// Starts the closing handshake; the connection ends when the peer answers or after the
     /// close timeout.
     public func close(code: CloseCode = .normal, reason: String = "") {
+        loop.assertInLoop()
         guard policy.phase == .open else {
             extras?.fallback?.close(code: code, reason: reason)
             return

@@ -10,6 +10,7 @@ extension WebSocketConnection {
     static let directSendThreshold = 64 << 10
 
     func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer, compress: Bool? = nil) -> SendStatus {
+        loop.assertInLoop()  // debug builds: a send from another thread is a bug (use AsyncWebSocket)
         guard policy.phase == .open else {
             guard let fallback = extras?.fallback else { return .dropped }
             return fallback.send(opcode == .text ? .text : .binary, bytes)
@@ -110,6 +111,7 @@ extension WebSocketConnection {
 
     /// Queues bytes that are already a complete frame (a prepared pub/sub message).
     func sendPrepared(_ frame: UnsafeRawBufferPointer, payloadCount: Int) -> SendStatus {
+        loop.assertInLoop()
         guard isOpen, !overBackpressureLimit(adding: frame.count) else { return .dropped }
         proto.outbound.append(frame)
         counters.messagesOut &+= 1

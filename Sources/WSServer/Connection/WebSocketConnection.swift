@@ -78,7 +78,7 @@ public final class WebSocketConnection: EventHandler {
 
     // MARK: - Events
 
-    public func handleEvent(_ events: IOEvents) {
+    @_spi(EventLoop) public func handleEvent(_ events: IOEvents) {
         if policy.phase == .handshake && driver.needsHandshake {
             if !openingChecked && !checkTLSOpening() { return }
             advanceTLSHandshake()
@@ -180,7 +180,7 @@ public final class WebSocketConnection: EventHandler {
         }
     }
 
-    public func flushScheduled() {
+    @_spi(EventLoop) public func flushScheduled() {
         flushQueued = false
         if policy.phase != .closed && !driver.needsHandshake { flush() }
         if readSoon {
@@ -263,11 +263,11 @@ public final class WebSocketConnection: EventHandler {
         userData = nil
     }
 
-    public func loopStopped() { finish() }
+    @_spi(EventLoop) public func loopStopped() { finish() }
 
     // MARK: - Timers
 
-    public func tick(now: UInt64) {
+    @_spi(EventLoop) public func tick(now: UInt64) {
         if policy.phase == .open { releaseIdleMemory(now: now) }
         switch policy.tick(now: now, protocolOpen: proto.state == .open, settings: core.policySettings) {
         case .sendPing: ping()
