@@ -184,6 +184,6 @@ extension WebSocketConnection: TopicSubscriber {
         if policy.phase != .open, let fallback = extras?.fallback {
             return frame.withPayload { kind, payload in fallback.send(kind, payload) }
         }
-        return frame.bytes.withUnsafeBytes { sendPrepared($0, payloadCount: frame.payloadCount) }
+        return frame.bytes(for: proto.deflate).withUnsafeBytes { sendPrepared($0, payloadCount: frame.payloadCount) }
     }
 }

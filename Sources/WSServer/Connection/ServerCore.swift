@@ -41,7 +41,8 @@ final class ServerCore: @unchecked Sendable {
         self.handshake = ServerHandshake(origins: OriginPolicy(allowed: configuration.allowedOrigins),
                                          deflate: configuration.deflate, secure: tls != nil)
         self.maxBackpressure = configuration.maxBackpressure
-        self.topics = Topics(loops: loops, backplane: backplane)
+        self.topics = Topics(loops: loops, backplane: backplane,
+                             compressor: SharedCompressor(options: configuration.deflate))
         self.metrics = ServerMetrics(loopCount: loops.count)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         // After our last bytes and FIN, 2 s of reading and discarding before the close.

@@ -12,9 +12,13 @@ public final class Topics: @unchecked Sendable {
     /// Per topic, how many loops have at least one subscriber: touched only when a loop's
     /// first subscriber of a topic arrives or its last leaves, never per message.
     private let activeLoops = Locked<[String: Int]>([:])
+    /// Compresses each published message once for every permessage-deflate subscriber without
+    /// context takeover (nil: compression off).
+    let compressor: SharedCompressor?
 
-    init(loops: [EventLoop], backplane: Backplane = InProcessBackplane()) {
+    init(loops: [EventLoop], backplane: Backplane = InProcessBackplane(), compressor: SharedCompressor? = nil) {
         self.loops = loops
+        self.compressor = compressor
         self.perLoop = loops.map { _ in LoopTopics() }
         self.backplane = backplane
         backplane.attach(to: self)
@@ -64,7 +68,7 @@ public final class Topics: @unchecked Sendable {
     /// Delivers to this instance's subscribers of `topic` on every loop (what a backplane
     /// calls). Safe from any thread.
     public func deliverLocally(_ topic: String, kind: Message.Kind, payload bytes: UnsafeRawBufferPointer) {
-        let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes)
+        let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes, compressor: compressor)
         for loop in loops {
             let local = perLoop[loop.index]
             if loop.isCurrent {
