@@ -55,7 +55,7 @@ extension WebSocketProtocol {
     /// message may go out that way now — open, server role (no masking), nothing queued
     /// before it, no compression wanted. Nil: use `send`. Whatever the caller cannot write
     /// at once it must append to `outbound` (header rest first), so frames stay in order.
-    public mutating func directFrameHeader(_ opcode: Opcode, count: Int, compress: Bool? = nil,
+    package mutating func directFrameHeader(_ opcode: Opcode, count: Int, compress: Bool? = nil,
                                            into header: UnsafeMutableRawPointer) -> Int? {
         guard state == .open, role == .server, outbound.isEmpty, opcode == .text || opcode == .binary else { return nil }
         if let d = deflate, d.canCompress, compress ?? d.shouldCompress(size: count) { return nil }

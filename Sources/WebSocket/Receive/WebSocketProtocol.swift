@@ -85,7 +85,7 @@ public struct WebSocketProtocol {
     public var isMidMessage: Bool { message != nil || receive.isInsideFrame }
 
     /// Bytes of heap held by the receive path (not counting `outbound`).
-    public var bufferedBytes: Int {
+    package var bufferedBytes: Int {
         var control = 0
         control = controlBuffer?.allocatedBytes ?? 0
         return (message?.buffer?.allocatedBytes ?? 0) + control
