@@ -13,11 +13,11 @@ public final class PerMessageDeflate {
     public let options: DeflateOptions
     // Derived from `parameters` for our role (see `DeflateParameters` for the names).
     /// Our side's window (8 means we never compress).
-    let compressWindowBits: Int
+    package let compressWindowBits: Int
     /// The peer's window, raised to 9 for inflating (see `DeflateNegotiation`).
     let decompressWindowBits: Int
     /// Our side's no_context_takeover: reset the compressor after each message.
-    let compressNoContextTakeover: Bool
+    package let compressNoContextTakeover: Bool
     /// The peer's no_context_takeover: reset the inflater after each message.
     let decompressNoContextTakeover: Bool
 
