@@ -94,7 +94,7 @@ extension PreparedFrame {
     /// payload is the frame's tail).
     func withPayload<R>(_ body: (Message.Kind, UnsafeRawBufferPointer) -> R) -> R {
         bytes.withUnsafeBytes { raw in
-            let kind: Message.Kind = raw[0] & 0x0F == Opcode.text.rawValue ? .text : .binary
+            let kind: Message.Kind = opcode == .text ? .text : .binary
             return body(kind, UnsafeRawBufferPointer(rebasing: raw[(raw.count - payloadCount)...]))
         }
     }
