@@ -57,7 +57,7 @@ for t in $TARGETS; do
     echo "== $t: building $bin"
     # One module: the library sources plus the target, so no `import WebSocket` is needed.
     # shellcheck disable=SC2086,SC2046
-    if ! "$SWIFTC" ${FUZZ_SWIFTFLAGS:-} -O -g -sanitize=fuzzer,address -use-ld=lld -parse-as-library \
+    if ! "$SWIFTC" ${FUZZ_SWIFTFLAGS:-} -package-name wss_server -O -g -sanitize=fuzzer,address -use-ld=lld -parse-as-library \
             -module-name WebSocketFuzz "${includes[@]}" \
             $(module_sources "$t") "$HERE/$src" -lssl -lcrypto -lz -o "$bin" >"$OUT/$t.build.log" 2>&1; then
         cat "$OUT/$t.build.log"
