@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import COpenSSL
+import CLinux
 
 /// TLS over a non-blocking socket. OpenSSL runs the handshake; afterwards a TLS 1.3
 /// connection with a scratch buffer switches to our own record layer (TLS13RecordLayer) and
