@@ -30,7 +30,7 @@ extension Server {
         }
         let core = self.core
         metricsListener = try MetricsListener(host: host, port: port, logger: logger) {
-            core.metrics.render(stats: core.stats)
+            core.metrics.render()
         }
     }
 
