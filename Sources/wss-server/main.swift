@@ -130,6 +130,8 @@ struct WSSServerCommand: ParsableCommand {
         }
     }
 
+    @OptionGroup(title: "SSE and long-polling fallbacks") var fallback: FallbackOptions
+
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -164,6 +166,7 @@ struct WSSServerCommand: ParsableCommand {
         config.idleTimeout = idleTimeout
         config.handshakeTimeout = handshakeTimeout
         config.closeTimeout = closeTimeout
+        config.fallback = fallback.configuration
 
         // Signals are taken synchronously by the main thread; loops never see them.
         signal(SIGPIPE, SIG_IGN)

@@ -53,6 +53,8 @@ public struct ServerConfiguration: Sendable {
     public var metricsEnabled = true
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.
     public var shutdownTimeout: Double = 5
+    /// SSE and long-polling fallbacks (sessions, timeouts, limits).
+    public var fallback = FallbackConfiguration()
 
     public init() {}
 

@@ -46,6 +46,8 @@ final class ServerCore: @unchecked Sendable {
     let maxBackpressure: Int
     /// True once a graceful shutdown began: loops refuse new work.
     let shuttingDown = Atomic<Bool>(false)
+    /// SSE and long-polling sessions, one table per loop (Fallback/).
+    let fallback: FallbackCore
 
     /// RFC 6455 §10.2: browsers send Origin; a server should refuse origins it does not expect.
     /// nil allow-list: same origin (Origin's host equals Host) or no Origin header at all.
@@ -68,6 +70,7 @@ final class ServerCore: @unchecked Sendable {
         self.isTLS = tls != nil
         self.maxBackpressure = configuration.maxBackpressure
         self.topics = Topics(loops: loops, backplane: backplane)
+        self.fallback = FallbackCore(configuration: configuration.fallback, loops: loops)
         self.metrics = ServerMetrics(loopCount: loops.count)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         // After our last bytes and FIN, 2 s of reading and discarding before the close.

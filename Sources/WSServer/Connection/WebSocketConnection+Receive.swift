@@ -24,8 +24,9 @@ extension WebSocketConnection {
             break
         case .complete(let head, let consumed):
             box.parser = HTTPHeadParser(limits: core.configuration.headLimits)
-            HTTPResponder.respond(to: head, on: self)
             let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
+            if FallbackRouter.claims(head, core: core) { return handOverToFallback(head, rest: UnsafeRawBufferPointer(rest)) }
+            HTTPResponder.respond(to: head, on: self)
             if rest.count > 0 { received(rest) }
         }
     }

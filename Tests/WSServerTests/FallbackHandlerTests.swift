@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Transport
+import WSServer
+import XCTest
+
+/// A `WebSocketHandler` behind a long-polling session, seen from the handler: the transport,
+/// userData from `shouldUpgrade`, messages in, sends out, pub/sub, bufferedAmount, and onClose
+/// 1001 when the session times out. Raw HTTP on the client side (no library code there).
+extension LibraryAPITests {
+    final class RecordingHandler: WebSocketHandler, @unchecked Sendable {
+        final class User {}
+        let events = Locked<[String]>([])
+        func shouldUpgrade(_ request: UpgradeRequest) -> UpgradeDecision {
+            request.query?.contains("deny") == true ? .reject(status: 401, reason: "no") : .accept(userData: User())
+        }
+        func onOpen(_ connection: WebSocketConnection) {
+            connection.subscribe("news")
+            events.withLock { $0.append("open \(connection.transport) user=\(connection.userData is User) addr=\(!connection.remoteAddress.isEmpty)") }
+        }
+        func onMessage(_ connection: WebSocketConnection, _ message: Message) {
+            let status = connection.send(text: "got " + message.text)
+            events.withLock { $0.append("message \(message.text) \(status) buffered=\(connection.bufferedAmount > 0)") }
+        }
+        func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String) {
+            events.withLock { $0.append("close \(code) \(reason)") }
+        }
+    }
+
+    func http(_ port: Int, _ request: String) throws -> (head: String, body: [UInt8]) {
+        let c = try RawClient(port: port)
+        try c.sendAll(Array(request.utf8))
+        var data: [UInt8] = []
+        var byte: UInt8 = 0
+        while !(data.count >= 4 && data.suffix(4) == [13, 10, 13, 10]) {
+            guard recv(c.fd, &byte, 1, 0) == 1 else { throw RawClientError.io("no answer to \(request.prefix(60))") }
+            data.append(byte)
+        }
+        let head = String(decoding: data, as: UTF8.self)
+        let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        try c.readExactly(length)
+        return (head, Array(c.readBuffer[0..<length]))
+    }
+
+    func testHandlerBehindLongPollingSeesTheSameAPIAndA1001Timeout() throws {
+        let handler = RecordingHandler()
+        let server = try makeServer(configure: {
+            $0.fallback.sessionTimeout = 1
+            $0.fallback.pollTimeout = 0.5
+        }, routes: [("/chat", handler)])
+        defer { server.stop(); server.wait() }
+        let denied = try http(server.port, "GET /chat?transport=longpoll&deny HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(denied.head.hasPrefix("HTTP/1.1 401 "), "shouldUpgrade's reject answers the GET: \(denied.head)")
+
+        let opened = try http(server.port, "GET /chat?transport=longpoll HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(opened.head.hasPrefix("HTTP/1.1 200 "), opened.head)
+        XCTAssertEqual(Array(opened.body.prefix(4)), Array("s24:".utf8))
+        let sid = String(decoding: opened.body[4...], as: UTF8.self)
+        let url = "/chat?transport=longpoll&sid=\(sid)"
+
+        let post = try http(server.port, "POST \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nt2:hi")
+        XCTAssertTrue(post.head.hasPrefix("HTTP/1.1 204 "), post.head)
+        server.topics.publish("news", text: "headline")
+        usleep(100_000)
+        let poll = try http(server.port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(String(decoding: poll.body, as: UTF8.self), "t6:got hit8:headline", "reply, then the topic's message")
+
+        usleep(1_600_000)  // no request attached for longer than the session timeout
+        XCTAssertEqual(handler.events.withLock { $0 }, [
+            "open longPolling user=true addr=true",
+            "message hi written buffered=true",
+            "close 1001 session timeout",
+        ])
+        let gone = try http(server.port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(gone.head.hasPrefix("HTTP/1.1 404 "), gone.head)
+    }
+}
