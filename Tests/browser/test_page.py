@@ -131,6 +131,24 @@ def test_header_status_bubbles_timestamps_and_closed_state(chromium, start_serve
     wait(d, lambda: state(d) == "open", "open again after Reconnect", server)
 
 
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+def test_forced_transport_round_trip(chromium, start_server, transport):
+    server = start_server("--app", "reply")
+    d = chromium()
+    open_page(d, server, f"?transport={transport}")
+    assert js(d, "document.getElementById('transport').textContent") == transport
+    assert js(d, "socket.kind") == transport
+    for text in (MESSAGE, "second 第二"):
+        send(d, text)
+        wait(d, lambda: text + "响应" in bubbles(d, "them"), f"the reply to {text!r} over {transport}", server)
+    if transport != "websocket":
+        ws = js(d, "performance.getEntriesByType('resource').filter(e => e.name.startsWith('wss:')).length")
+        assert ws == 0, "a forced fallback must not try WebSocket"
+    d.find_element(By.ID, "close").click()
+    wait(d, lambda: state(d) == "closed", "closed")
+    assert "【关闭连接】" in js(d, "document.getElementById('content').textContent")
+
+
 def test_no_external_resources_and_inline_favicon(chromium, start_server):
     server = start_server("--app", "reply")
     d = chromium()

@@ -53,14 +53,15 @@ def wait(ff, expr, what, server):
     pytest.fail(f"timed out waiting for {what}: #content={content!r}\n{server.stderr_tail()}")
 
 
-def test_firefox_page_round_trip_over_wss(firefox, start_server):
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+def test_firefox_page_round_trip_over_wss(firefox, start_server, transport):
     server = start_server("--app", "reply")
     ff = firefox()
-    ff.navigate(server.origin + "/")
+    ff.navigate(server.origin + "/?transport=" + transport)
     assert ff.evaluate("location.protocol") == "https:"
     wait(ff, "document.getElementById('status').dataset.state === 'open'", "status open", server)
-    assert ff.evaluate("document.getElementById('transport').textContent") == "websocket"
-    assert ff.evaluate("socket.url").startswith("wss://localhost:")
+    assert ff.evaluate("document.getElementById('transport').textContent") == transport
+    assert ff.evaluate("socket.url").startswith("wss://localhost:" if transport == "websocket" else "https://localhost:")
     ff.evaluate("(document.getElementById('txt').value = '%s', document.getElementById('btn').click(), 1)" % MESSAGE)
     wait(ff, f"document.getElementById('content').textContent.includes('{REPLY}')", "the reply", server)
     ff.evaluate("(document.getElementById('close').click(), 1)")

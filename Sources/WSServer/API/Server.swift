@@ -90,7 +90,7 @@ public final class Server: @unchecked Sendable {
         for (loop, acceptor) in zip(loops, acceptors) {
             loop.execute { [acceptor] in
                 acceptor.close()
-                loop.forEachHandler { ($0 as? WebSocketConnection)?.shutdown() }
+                loop.forEachHandler { ($0 as? WebSocketConnection)?.shutdown(); ($0 as? FallbackShutdown)?.shutdown() }
             }
         }
         let limit = monotonicMillis() + UInt64(max(0, timeout ?? configuration.shutdownTimeout) * 1000)

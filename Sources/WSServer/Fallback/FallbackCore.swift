@@ -70,3 +70,31 @@ final class FallbackLoop: EventHandler {
         }
     }
 }
+
+/// What a graceful shutdown tells fallback objects on each loop (Server.shutdown).
+protocol FallbackShutdown: AnyObject {
+    func shutdown()
+}
+
+extension FallbackLoop: FallbackShutdown {
+    /// Every session closes with 1001: its attached request carries the close; a session with
+    /// none attached ends at once.
+    func shutdown() {
+        for session in table.allSessions {
+            session.close(code: .goingAway, reason: "server shutting down")
+            if session.attached == nil { session.end(code: .goingAway, reason: "", notify: false) }
+        }
+    }
+}
+
+extension FallbackHTTPConnection: FallbackShutdown {
+    /// Between requests: close now. Holding a poll or a stream: its session's close goes out
+    /// first (FallbackLoop.shutdown), then the connection closes.
+    func shutdown() {
+        keepAlive = false
+        switch state {
+        case .idle: if queuedOutput == 0 { close() } else { closeAfterFlush = true }
+        default: closeAfterFlush = true
+        }
+    }
+}

@@ -121,7 +121,7 @@ final class FallbackHTTPConnection: EventHandler {
                 input.removeFirst(consumed)
                 state = .idle
                 deadline = 0
-                posted(body, to: session)
+                posted(body, to: session, origin: head.value("Origin"))
             case .held, .streaming, .movingTo, .closed:
                 return
             }

@@ -38,7 +38,7 @@ extension FallbackHTTPConnection {
             return scheduleFlush()
         }
         guard let session = core.fallback.loops[loop.index].lookup(sid), session.kind == transport,
-              session.origin == origin, session.state != .ended else { return notFound(cors) }
+              session.admits(origin: origin, host: head.value("Host")), session.state != .ended else { return notFound(cors) }
         switch head.method {
         case "HEAD":
             answer(FallbackResponse.head(200, contentType: transport == .sse ? FallbackResponse.eventStream : FallbackResponse.batch,
@@ -50,7 +50,7 @@ extension FallbackHTTPConnection {
                 keepAlive = askedKeepAlive
                 state = .body(head, reader, session)
                 deadline = loop.now + settings.postTimeoutMillis
-                if reader.isComplete { state = .idle; deadline = 0; posted([], to: session) }
+                if reader.isComplete { state = .idle; deadline = 0; posted([], to: session, origin: origin) }
             } catch {
                 fail(error.status, "\(error)")
             }
@@ -154,8 +154,8 @@ extension FallbackHTTPConnection {
         session.delivered()
     }
 
-    func posted(_ body: [UInt8], to session: FallbackSession) {
-        guard session.state == .open else { return notFound(nil) }
+    func posted(_ body: [UInt8], to session: FallbackSession, origin: String?) {
+        guard session.state == .open else { return notFound(corsOrigin(origin)) }
         let records: [BatchRecord]
         do {
             records = try LongPollBatch.decode(body, maxMessages: settings.maxPostMessages,
@@ -164,7 +164,7 @@ extension FallbackHTTPConnection {
             return fail(error.status, "\(error)")
         }
         session.touched()
-        answer(FallbackResponse.head(204, keepAlive: keepAlive, cors: corsOrigin(session.origin)))
+        answer(FallbackResponse.head(204, keepAlive: keepAlive, cors: corsOrigin(origin)))
         session.received(records)
     }
 

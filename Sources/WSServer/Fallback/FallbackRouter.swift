@@ -29,7 +29,16 @@ enum FallbackRouter {
     static func claims(_ head: HTTPRequestHead, core: ServerCore) -> Bool {
         guard core.configuration.fallback.enabled, head.query != nil, core.routes[head.path] != nil,
               !Handshake.isUpgradeAttempt(head) else { return false }
-        return query(head).transport != nil
+        let q = query(head)
+        guard q.transport != nil else { return false }
+        // A path that is both a page and a route ("/"): `/?transport=sse` typed in the address
+        // bar is the page with a forced transport; a browser navigation asks for HTML, an
+        // EventSource for text/event-stream, a fetch for anything.
+        if q.sid == nil, head.method == "GET" || head.method == "HEAD", core.pages[head.path] != nil,
+           head.value("Accept")?.contains("text/html") == true {
+            return false
+        }
+        return true
     }
 }
 

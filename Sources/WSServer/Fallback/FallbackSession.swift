@@ -10,7 +10,8 @@ final class FallbackSession: FallbackTransport {
 
     let id: SessionID
     let kind: ConnectionTransport
-    /// The Origin it was created with; every later request must bring the same.
+    /// The Origin it was created with (nil: the creating request had none, as a same-origin
+    /// EventSource GET does not).
     let origin: String?
     let remoteAddress: String
     unowned let home: FallbackLoop
@@ -31,6 +32,17 @@ final class FallbackSession: FallbackTransport {
         self.remoteAddress = remoteAddress
         self.home = home
         self.core = core
+    }
+
+    /// Origin binding: a request that carries an Origin must carry the session's, or, for a
+    /// session created without one, an origin the server admits (same origin or
+    /// `--allowed-origin`). Browsers send Origin on every cross-site request and every POST,
+    /// so a page of another site cannot use a leaked id; a request without Origin is not a
+    /// browser's cross-site one.
+    func admits(origin requestOrigin: String?, host: String?) -> Bool {
+        guard let requestOrigin, !requestOrigin.isEmpty else { return true }
+        if let origin { return requestOrigin == origin }
+        return core.originAllowed(requestOrigin, host: host)
     }
 
     // MARK: - FallbackTransport (what the handler's calls become)
