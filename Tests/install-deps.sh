@@ -12,6 +12,7 @@ fi
 need_apt=()
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+dpkg -s liburing-dev >/dev/null 2>&1 || need_apt+=(liburing-dev)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
