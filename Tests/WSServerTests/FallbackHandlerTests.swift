@@ -77,3 +77,54 @@ extension LibraryAPITests {
         XCTAssertTrue(gone.head.hasPrefix("HTTP/1.1 404 "), gone.head)
     }
 }
+
+extension LibraryAPITests {
+    final class ClosingHandler: WebSocketHandler, @unchecked Sendable {
+        let closes = Locked<[String]>([])
+        func onMessage(_ connection: WebSocketConnection, _ message: Message) {
+            if message.text == "ping" { connection.ping() }
+            if message.text == "close" { connection.close(code: CloseCode(4000), reason: "bye") }
+        }
+        func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String) {
+            closes.withLock { $0.append("\(connection.transport) \(code) \(reason)") }
+        }
+    }
+
+    /// Reads from `c` until `text` has arrived (or fails after the client's 5 s timeout).
+    func readUntil(_ c: RawClient, _ text: String, into seen: inout String) throws {
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while !seen.contains(text) {
+            let n = recv(c.fd, &buf, buf.count, 0)
+            guard n > 0 else { throw RawClientError.io("stream ended or timed out before \(text.debugDescription): \(seen.debugDescription)") }
+            seen += String(decoding: buf[0..<n], as: UTF8.self)
+        }
+    }
+
+    func testSSEStreamHeartbeatsPingsAndCarriesTheServersClose() throws {
+        let handler = ClosingHandler()
+        let server = try makeServer(configure: { $0.fallback.heartbeatInterval = 0.3 }, routes: [("/s", handler)])
+        defer { server.stop(); server.wait() }
+        let stream = try RawClient(port: server.port)
+        try stream.sendAll(Array("GET /s?transport=sse HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        var seen = ""
+        try readUntil(stream, "event: session\ndata: ", into: &seen)
+        try readUntil(stream, "A\n\n", into: &seen)
+        XCTAssertTrue(seen.hasPrefix("HTTP/1.1 200 OK\r\n"), seen)
+        XCTAssertTrue(seen.contains("Transfer-Encoding: chunked\r\n") && seen.contains("X-Accel-Buffering: no\r\n"), seen)
+        let sid = String(seen.split(separator: "data: ")[1].prefix(24))
+        try readUntil(stream, ": hb\n\n", into: &seen)  // the heartbeat, with nothing sent
+        func post(_ body: String) throws {
+            let r = try http(server.port, "POST /s?transport=sse&sid=\(sid) HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            XCTAssertTrue(r.head.hasPrefix("HTTP/1.1 204 "), r.head)
+        }
+        seen = ""
+        try post("t4:ping")
+        try readUntil(stream, ": hb\n\n", into: &seen)  // ping on SSE is a comment
+        try post("t5:close")
+        try readUntil(stream, "event: close\ndata: 4000 bye\n\n", into: &seen)
+        try readUntil(stream, "0\r\n\r\n", into: &seen)  // the stream's last chunk: it ended
+        XCTAssertEqual(handler.closes.withLock { $0 }, ["sse 4000 bye"], "onClose once, with the server's code")
+        let gone = try http(server.port, "POST /s?transport=sse&sid=\(sid) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        XCTAssertTrue(gone.head.hasPrefix("HTTP/1.1 404 "), gone.head)
+    }
+}

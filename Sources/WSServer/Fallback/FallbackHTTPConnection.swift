@@ -30,8 +30,8 @@ final class FallbackHTTPConnection: EventHandler {
     var parser: HTTPHeadParser
     /// Received bytes not yet consumed (a body or a pipelined request).
     var input: [UInt8] = []
-    var output: [UInt8] = []
-    var outputSent = 0
+    /// Answers not yet written (a class: its bytes stay put while the driver writes them).
+    let output = ByteBuffer()
     var interest: Interest = .read
     var flushQueued = false
     var writeBlocked = false
@@ -53,7 +53,7 @@ final class FallbackHTTPConnection: EventHandler {
     var settings: FallbackConfiguration { core.configuration.fallback }
     var log: Logger { core.logger }
     var meta: Logger.Metadata { ["conn": "\(id)"] }
-    var queuedOutput: Int { output.count - outputSent }
+    var queuedOutput: Int { output.readableCount }
     var isClosed: Bool { if case .closed = state { return true } else { return false } }
 
     // MARK: - Events
@@ -131,8 +131,8 @@ final class FallbackHTTPConnection: EventHandler {
     // MARK: - Output
 
     func write(_ text: String, body: [UInt8] = []) {
-        output.append(contentsOf: text.utf8)
-        output.append(contentsOf: body)
+        output.append(text)
+        output.append(body)
         scheduleFlush()
     }
 
@@ -160,13 +160,12 @@ final class FallbackHTTPConnection: EventHandler {
 
     func flush() {
         guard !isClosed else { return }
-        let end = driver.flush(pending: {
-            output.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[outputSent...]) }
-        }, consumed: { outputSent += $0 })
+        let out = output
+        let end = driver.flush(pending: { out.readableBytes }, consumed: { out.consume($0) })
         switch end {
         case .drained:
-            output.removeAll(keepingCapacity: output.count <= 16 << 10)
-            outputSent = 0
+            // An idle or held connection keeps no output block; a stream keeps a small one.
+            if case .streaming = state { output.releaseIfEmpty(threshold: 16 << 10) } else { output.releaseIfEmpty() }
             writeBlocked = false
             if closeAfterFlush { return close() }
             updateInterest()
@@ -206,7 +205,8 @@ final class FallbackHTTPConnection: EventHandler {
         }
         driver.close(on: loop)
         core.stats.openConnections.subtract(1)
-        output = []
+        output.clear()
+        output.releaseIfEmpty()
         input = []
     }
 

@@ -117,9 +117,9 @@ extension FallbackHTTPConnection {
     func startStream(_ session: FallbackSession, head: HTTPRequestHead, cors: String?) {
         let chunked = head.versionMinor >= 1 || head.versionMajor > 1
         if !chunked { keepAlive = false }
-        output.append(contentsOf: FallbackResponse.head(200, contentType: FallbackResponse.eventStream, chunked: chunked,
+        output.append(FallbackResponse.head(200, contentType: FallbackResponse.eventStream, chunked: chunked,
                                                         keepAlive: keepAlive, cors: cors,
-                                                        extra: "X-Accel-Buffering: no\r\n").utf8)
+                                                        extra: "X-Accel-Buffering: no\r\n"))
         var first: [UInt8] = []
         SSEEncoder.appendSession(session.id, to: &first)
         first.append(contentsOf: session.takePending())
@@ -132,9 +132,9 @@ extension FallbackHTTPConnection {
 
     func writeStream(_ bytes: [UInt8], chunked: Bool) {
         guard !bytes.isEmpty else { return }
-        if chunked { output.append(contentsOf: (String(bytes.count, radix: 16) + "\r\n").utf8) }
-        output.append(contentsOf: bytes)
-        if chunked { output.append(contentsOf: [13, 10]) }
+        if chunked { output.append(String(bytes.count, radix: 16) + "\r\n") }
+        output.append(bytes)
+        if chunked { output.append([13, 10]) }
         scheduleFlush()
     }
 
@@ -177,7 +177,7 @@ extension FallbackHTTPConnection {
             state = .idle
             let rest = session.state == .ended ? [] : session.takePending()
             writeStream(rest, chunked: chunked)
-            if chunked { output.append(contentsOf: "0\r\n\r\n".utf8) } else { closeAfterFlush = true }
+            if chunked { output.append("0\r\n\r\n") } else { closeAfterFlush = true }
             finishedRequest()
             scheduleFlush()
         default: break
@@ -253,9 +253,9 @@ extension FallbackHTTPConnection {
         loop.unregister(fd: driver.fd)
         let connection = WebSocketConnection(id: id, loop: loop, fd: driver.fd, tls: driver.tls, core: core)
         if queuedOutput > 0 {
-            output.withUnsafeBytes { connection.proto.outbound.append(UnsafeRawBufferPointer(rebasing: $0[outputSent...])) }
+            connection.proto.outbound.append(output.readableBytes)
         }
-        output = []
+        output.clear()
         do {
             try driver.register(on: loop, handler: connection, interest: .read)
         } catch {

@@ -49,7 +49,7 @@ extension WebSocketConnection {
     func handOverToFallback(_ head: HTTPRequestHead, rest: UnsafeRawBufferPointer) {
         let taker = FallbackHTTPConnection(id: id, loop: loop, driver: driver, core: core)
         let unsent = proto.outbound.readableBytes
-        taker.output.append(contentsOf: unsent)  // a page answer not yet flushed goes first
+        taker.output.append(unsent)  // a page answer not yet flushed goes first
         proto.outbound.consume(unsent.count)
         taker.input.append(contentsOf: rest)
         httpParser = nil
