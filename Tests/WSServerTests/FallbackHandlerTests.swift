@@ -17,7 +17,7 @@ extension LibraryAPITests {
         }
         func onOpen(_ connection: WebSocketConnection) {
             connection.subscribe("news")
-            events.withLock { $0.append("open \(connection.transport) user=\(connection.userData is User) addr=\(!connection.remoteAddress.isEmpty)") }
+            events.withLock { $0.append("open \(connection.transport) user=\(connection.userData is User) addr=\(!connection.remoteAddress.isEmpty) query=\(connection.query ?? "-")") }
         }
         func onMessage(_ connection: WebSocketConnection, _ message: Message) {
             let status = connection.send(text: "got " + message.text)
@@ -54,7 +54,7 @@ extension LibraryAPITests {
         let denied = try http(server.port, "GET /chat?transport=longpoll&deny HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertTrue(denied.head.hasPrefix("HTTP/1.1 401 "), "shouldUpgrade's reject answers the GET: \(denied.head)")
 
-        let opened = try http(server.port, "GET /chat?transport=longpoll HTTP/1.1\r\nHost: x\r\n\r\n")
+        let opened = try http(server.port, "GET /chat?room=lobby&transport=longpoll HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertTrue(opened.head.hasPrefix("HTTP/1.1 200 "), opened.head)
         XCTAssertEqual(Array(opened.body.prefix(4)), Array("s24:".utf8))
         let sid = String(decoding: opened.body[4...], as: UTF8.self)
@@ -69,7 +69,7 @@ extension LibraryAPITests {
 
         usleep(1_600_000)  // no request attached for longer than the session timeout
         XCTAssertEqual(handler.events.withLock { $0 }, [
-            "open longPolling user=true addr=true",
+            "open longPolling user=true addr=true query=room=lobby",
             "message hi written buffered=true",
             "close 1001 session timeout",
         ])

@@ -286,4 +286,11 @@ public final class TLSStream: ByteStream {
     }
 
     public func close() { _ = Glibc.close(fd) }
+
+    /// The peer ended its side with close_notify (RFC 8446 §6.1: answer with ours).
+    public var peerSentCloseNotify: Bool {
+        if let records { return records.receivedCloseNotify }
+        guard let ssl else { return false }
+        return SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN != 0
+    }
 }

@@ -187,7 +187,7 @@ final class FallbackHTTPConnection: EventHandler {
     /// An error answer; the connection closes after it (the request's framing may be unknown).
     func fail(_ status: Int, _ reason: String) {
         log.info("fallback request -> \(status): \(reason)", metadata: meta)
-        core.stats.httpErrors.add(1)
+        core.metrics.httpErrors.add(1)
         keepAlive = false
         write(FallbackResponse.error(status, reason, keepAlive: false))
         state = .idle
@@ -204,7 +204,7 @@ final class FallbackHTTPConnection: EventHandler {
         default: break
         }
         driver.close(on: loop)
-        core.stats.openConnections.subtract(1)
+        core.metrics.openConnections.subtract(1)
         output.clear()
         output.releaseIfEmpty()
         input = []

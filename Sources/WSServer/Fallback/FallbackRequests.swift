@@ -66,7 +66,7 @@ extension FallbackHTTPConnection {
             return answer(FallbackResponse.head(200, contentType: transport == .sse ? FallbackResponse.eventStream : FallbackResponse.batch,
                                                 keepAlive: keepAlive, cors: cors))
         }
-        guard core.originAllowed(origin, host: head.value("Host")) else {
+        guard core.handshake.origins.allows(origin: origin, host: head.value("Host"), secure: core.isTLS) else {
             log.info("fallback: origin \(origin ?? "") not allowed -> 403", metadata: meta)
             return answer(FallbackResponse.error(403, "origin not allowed", keepAlive: keepAlive))
         }
@@ -97,7 +97,7 @@ extension FallbackHTTPConnection {
         }
         let connID = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let connection = WebSocketConnection(id: connID, loop: loop, fallback: session, route: route, subprotocol: nil,
-                                             userData: userData, core: core)
+                                             userData: userData, query: FallbackRouter.handlerQuery(head), core: core)
         session.connection = connection
         log.debug("fallback session (\(transport)) opened on \(head.path)", metadata: meta)
         if transport == .sse {
@@ -238,7 +238,7 @@ extension FallbackHTTPConnection {
             log.error("fallback: cannot move the connection to loop \(target.index): \(error)", metadata: meta)
             state = .closed
             driver.close(on: target)
-            core.stats.openConnections.subtract(1)
+            core.metrics.openConnections.subtract(1)
             return
         }
         handle(head)
@@ -261,7 +261,7 @@ extension FallbackHTTPConnection {
         } catch {
             log.error("fallback: cannot give the connection back: \(error)", metadata: meta)
             driver.close(on: loop)
-            core.stats.openConnections.subtract(1)
+            core.metrics.openConnections.subtract(1)
             return
         }
         HTTPResponder.respond(to: head, on: connection)

@@ -26,6 +26,14 @@ enum FallbackRouter {
         return q
     }
 
+    /// The query the handler sees: the request's without the fallback's own `transport` and
+    /// `sid`, so it equals what the same page sends over WebSocket ("room=lobby").
+    static func handlerQuery(_ head: HTTPRequestHead) -> String? {
+        guard let raw = head.query else { return nil }
+        let kept = raw.split(separator: "&").filter { !$0.hasPrefix("transport=") && !$0.hasPrefix("sid=") }
+        return kept.isEmpty ? nil : kept.joined(separator: "&")
+    }
+
     static func claims(_ head: HTTPRequestHead, core: ServerCore) -> Bool {
         guard core.configuration.fallback.enabled, head.query != nil, core.routes[head.path] != nil,
               !Handshake.isUpgradeAttempt(head) else { return false }

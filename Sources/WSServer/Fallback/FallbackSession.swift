@@ -42,7 +42,7 @@ final class FallbackSession: FallbackTransport {
     func admits(origin requestOrigin: String?, host: String?) -> Bool {
         guard let requestOrigin, !requestOrigin.isEmpty else { return true }
         if let origin { return requestOrigin == origin }
-        return core.originAllowed(requestOrigin, host: host)
+        return core.handshake.origins.allows(origin: requestOrigin, host: host, secure: core.isTLS)
     }
 
     // MARK: - FallbackTransport (what the handler's calls become)
@@ -54,7 +54,7 @@ final class FallbackSession: FallbackTransport {
         guard state == .open else { return .dropped }
         // The same limit and answer as a WebSocket's output (WebSocketConnection+Send).
         guard bufferedAmount + payload.count <= core.maxBackpressure else {
-            core.stats.backpressureDrops.add(1)
+            core.metrics.backpressureDrops.add(1)
             if core.configuration.closeOnBackpressureLimit { close(code: .policyViolation, reason: "backpressure limit") }
             return .dropped
         }
