@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import save_failure_screenshot
+from browserutil import failure_watch, save_failure_screenshot
+from browserutil import certs, chromium_home, start_server  # noqa: F401 (fixtures)
 from test_page import bubbles, js, make_chromium, send, state, wait
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -92,9 +93,10 @@ def nginx(tmp_path, certs):
 
 @pytest.fixture
 def chromium(chromium_home, tmp_path, request):
+    failed = failure_watch(request)
     d = make_chromium(chromium_home, tmp_path / "profile")
     yield d
-    save_failure_screenshot(request, d.save_screenshot)
+    save_failure_screenshot(failed, d.save_screenshot)
     d.quit()
 
 

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import save_failure_screenshot
+from browserutil import failure_watch, save_failure_screenshot
+from browserutil import certs, chromium_home, start_server  # noqa: F401 (fixtures)
 
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/lib/chromium/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -54,6 +55,7 @@ def make_chromium(home, profile, width=1024, height=768, mobile=False):
 @pytest.fixture
 def chromium(chromium_home, tmp_path, request):
     drivers = []
+    failed = failure_watch(request)
 
     def make(**kw):
         d = make_chromium(chromium_home, tmp_path / f"profile{len(drivers)}", **kw)
@@ -62,7 +64,7 @@ def chromium(chromium_home, tmp_path, request):
 
     yield make
     for d in drivers:
-        save_failure_screenshot(request, d.save_screenshot)
+        save_failure_screenshot(failed, d.save_screenshot)
         d.quit()
 
 

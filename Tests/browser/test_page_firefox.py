@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import nss_trust, save_failure_screenshot
+from browserutil import failure_watch, nss_trust, save_failure_screenshot
+from browserutil import certs, start_server  # noqa: F401 (fixtures)
 
 FIREFOX = os.environ.get("FIREFOX_BINARY", "/usr/bin/firefox-esr")
 if not os.access(FIREFOX, os.X_OK):
@@ -27,6 +28,7 @@ REPLY = MESSAGE + "响应"
 @pytest.fixture
 def firefox(certs, tmp_path, request):
     started = []
+    failed = failure_watch(request)
 
     def make(trust=True):
         profile = tmp_path / f"ff-profile{len(started)}"
@@ -39,7 +41,7 @@ def firefox(certs, tmp_path, request):
 
     yield make
     for ff in started:
-        save_failure_screenshot(request, ff.screenshot)
+        save_failure_screenshot(failed, ff.screenshot)
         ff.quit()
 
 
