@@ -102,6 +102,7 @@ final class FallbackHTTPConnection: EventHandler {
                     return
                 }
                 input.removeFirst(consumed)
+                if input.isEmpty { input = [] }  // no buffer kept while a poll is held
                 parser = HTTPHeadParser(limits: core.configuration.headLimits)
                 deadline = 0
                 handle(head)
@@ -119,6 +120,7 @@ final class FallbackHTTPConnection: EventHandler {
                     return
                 }
                 input.removeFirst(consumed)
+                if input.isEmpty { input = [] }  // no buffer kept while a poll is held
                 state = .idle
                 deadline = 0
                 posted(body, to: session, origin: head.value("Origin"))
