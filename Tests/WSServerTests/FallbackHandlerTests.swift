@@ -63,11 +63,14 @@ extension LibraryAPITests {
         let post = try http(server.port, "POST \(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nt2:hi")
         XCTAssertTrue(post.head.hasPrefix("HTTP/1.1 204 "), post.head)
         server.topics.publish("news", text: "headline")
-        usleep(100_000)
-        let poll = try http(server.port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(String(decoding: poll.body, as: UTF8.self), "t6:got hit8:headline", "reply, then the topic's message")
+        var delivered = ""
+        for _ in 0..<10 where !delivered.contains("headline") {  // the publish crosses the loop's queue
+            delivered += String(decoding: try http(server.port, "GET \(url) HTTP/1.1\r\nHost: x\r\n\r\n").body, as: UTF8.self)
+        }
+        XCTAssertEqual(delivered, "t6:got hit8:headline", "reply, then the topic's message")
 
-        usleep(1_600_000)  // no request attached for longer than the session timeout
+        // No request attached for longer than the session timeout (1 s; ticks every 250 ms).
+        for _ in 0..<50 where handler.events.withLock({ $0.count }) < 3 { usleep(100_000) }
         XCTAssertEqual(handler.events.withLock { $0 }, [
             "open longPolling user=true addr=true query=room=lobby",
             "message hi written buffered=true",
