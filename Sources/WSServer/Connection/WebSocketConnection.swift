@@ -140,7 +140,7 @@ public final class WebSocketConnection: EventHandler {
                     updateInterest()
                     return
                 }
-                if n < buffer.count { flush(); return }  // the socket is drained
+                if n < buffer.count && tls?.hasPendingBytes != true { flush(); return }  // the socket is drained
             case .wantRead:
                 flush()
                 return
@@ -610,7 +610,7 @@ public final class WebSocketConnection: EventHandler {
         phase = .closed
         pendingInput = nil
         loop.unregisterClosing(fd: fd)
-        Glibc.close(fd)
+        if let tls { tls.close() } else { Glibc.close(fd) }  // TLS: close_notify, drain, close
         core.stats.openConnections.subtract(1)
         if wasWebSocket { notifyClose(.abnormal, "") }
         route = nil
