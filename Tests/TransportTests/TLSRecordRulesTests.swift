@@ -169,6 +169,22 @@ final class TLSRecordRulesTests: XCTestCase {
         XCTAssertEqual(c.readSequence, 1, "the client followed both updates")
     }
 
+    /// §5.4: content + type + padding may not exceed 2^14 + 1 bytes (tlsfuzzer's "too big
+    /// plaintext, 2**14 - 8 with 9 bytes of padding": OpenSSL accepts it, we do not).
+    func testInnerPlaintextLimitCountsPadding() throws {
+        var (c, s) = pair()
+        var out = [UInt8](repeating: 0, count: 1 << 15)
+        var n = [UInt8](repeating: 1, count: (1 << 14) - 8).withUnsafeBytes { p in
+            out.withUnsafeMutableBytes { c.write.seal(type: 23, p, into: $0.baseAddress!, padding: 9) }
+        }
+        assertError(s, Array(out[0..<n]), alert: 22)
+        (c, s) = pair()
+        n = [UInt8](repeating: 1, count: (1 << 14) - 8).withUnsafeBytes { p in
+            out.withUnsafeMutableBytes { c.write.seal(type: 23, p, into: $0.baseAddress!, padding: 8) }
+        }
+        XCTAssertEqual(try open(s, Array(out[0..<n])).data.count, (1 << 14) - 8, "exactly 2^14 + 1: fine")
+    }
+
     func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
         guard needle.count <= hay.count else { return false }
         return (0...(hay.count - needle.count)).contains { Array(hay[$0..<($0 + needle.count)]) == needle }

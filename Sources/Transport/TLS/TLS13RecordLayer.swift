@@ -84,6 +84,9 @@ public final class TLS13RecordLayer {
             guard type == 23 else { throw .unexpectedMessage("unprotected record of type \(type) after the handshake") }
             guard length <= plaintextLimit + 256 else { throw .recordOverflow }
             guard input.count - off >= 5 + length else { break }
+            // §5.4: TLSInnerPlaintext (content, type, padding) is at most 2^14 + 1 bytes (or the
+            // agreed fragment limit + 1); the tag is 16 bytes.
+            guard length <= plaintextLimit + 1 + 16 else { throw .recordOverflow }
             let header = input.baseAddress! + off
             let body = UnsafeRawBufferPointer(start: header + 5, count: length)
             let dest = out.baseAddress! + produced

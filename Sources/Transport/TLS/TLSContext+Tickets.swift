@@ -26,7 +26,10 @@ extension TLSContext {
         guard let ssl, let name, let iv, let cipher, let mac, let sslCtx = SSL_get_SSL_CTX(ssl),
               let p = SSL_CTX_get_ex_data(sslCtx, 0) else { return -1 }
         let keys = Unmanaged<TLSTicketKeys>.fromOpaque(p).takeUnretainedValue()
-        return keys.crypt(name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1)
+        let r = keys.crypt(name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1)
+        // Accepted: always ask for a fresh ticket (2). In TLS 1.3 OpenSSL sends one on a resumed
+        // handshake only then, and a client should use each ticket once (RFC 8446 §C.4).
+        return enc == 1 || r != 1 ? r : 2
     }
 
     /// Runs once per NewSessionTicket OpenSSL makes (each goes out as one record).
