@@ -109,6 +109,19 @@ final class TLSStreamTests: XCTestCase {
         XCTAssertEqual(close(fd), 0)
     }
 
+    /// An orderly close towards a peer that is gone: OpenSSL's close_notify write fails with
+    /// EPIPE, and must not kill a process that does not ignore SIGPIPE (this test process).
+    func testCloseTowardsAVanishedPeerRaisesNoSIGPIPE() throws {
+        let p = try Pair(try context(native: false))
+        let peer = dup(p.fds[1])
+        shutdown(peer, Int32(SHUT_RDWR))
+        close(peer)
+        let old = signal(SIGPIPE, SIG_DFL)
+        defer { signal(SIGPIPE, old) }
+        p.server.close()  // survives
+        XCTAssertTrue(p.server.isEstablished)
+    }
+
     /// RFC 6066 §4: the client asked for 512-byte fragments; OpenSSL agreed, so our records
     /// carry at most 512 bytes (OpenSSL's client fails with record_overflow otherwise).
     func testMaxFragmentLengthIsHonoured() throws {

@@ -33,8 +33,26 @@ extension TLSStream {
         guard let ssl, isEstablished, !alertSent else { return }
         alertSent = true
         ERR_clear_error()
-        _ = SSL_shutdown(ssl)  // close_notify; we do not wait for the peer's
+        // close_notify; we do not wait for the peer's. OpenSSL writes with write(2): a peer
+        // that is gone must not raise SIGPIPE in a process that did not ignore it.
+        Self.withoutSIGPIPE { _ = SSL_shutdown(ssl) }
         _ = drainErrorQueue()
+    }
+
+    /// Runs `body` with SIGPIPE blocked on this thread, consuming one it raised.
+    static func withoutSIGPIPE(_ body: () -> Void) {
+        var pipe = sigset_t(), old = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, &old)
+        body()
+        var pending = sigset_t()
+        sigpending(&pending)
+        if sigismember(&pending, SIGPIPE) == 1 {
+            var zero = timespec()
+            _ = sigtimedwait(&pipe, nil, &zero)
+        }
+        pthread_sigmask(SIG_SETMASK, &old, nil)
     }
 
     /// close_notify after whatever is still queued (best effort, like SSL_shutdown), then FIN;
