@@ -5,7 +5,7 @@ CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
 .PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
-        conformance-deflate conformance-full fuzz fuzz-replay tlsfuzz testssl sanitize sanitize-address sanitize-thread bench clean
+        conformance-deflate conformance-full fuzz fuzz-replay tlsfuzz testssl bench-resumption sanitize sanitize-address sanitize-thread bench clean
 
 all: build
 
@@ -64,10 +64,14 @@ conformance-full: build
 tlsfuzz: build
 	WSS_SERVER=$(BIN) python3 Tests/tlsfuzz/run.py
 
-## testssl.sh (Debian package) against the server, bounded to 10 minutes: no "potentially
-## vulnerable" line, only AEAD suites for TLS 1.2 (slow: a manual target, not in CI).
+## testssl.sh (Debian package) against the server, bounded to 10 minutes (~40 s here): no
+## "VULNERABLE" / "potentially vulnerable" line, only AEAD suites for TLS 1.2. A CI stage.
 testssl: build
 	WSS_SERVER=$(BIN) Tests/tlsfuzz/testssl.sh
+
+## Server CPU per TLS 1.3 connection, full vs resumed handshake (a measurement, printed).
+bench-resumption: build
+	WSS_SERVER=$(BIN) python3 Tests/tlsfuzz/handshake_cpu.py 2000
 
 ## libFuzzer + ASan on the HTTP head parser, handshake validator and frame decoder, 60 s each
 ## (FUZZ_RUNS=N FUZZ_SEED=S for a reproducible run of N inputs, as CI does).

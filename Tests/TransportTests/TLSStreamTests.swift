@@ -122,6 +122,34 @@ final class TLSStreamTests: XCTestCase {
         XCTAssertTrue(p.server.isEstablished)
     }
 
+    /// A certificate reload replaces the context while handshakes made from it are still
+    /// running: they finish, ticket included (the stream holds the ticket keys, not the
+    /// context; under ASan a dangling key pointer shows here).
+    func testHandshakeOutlivesItsReplacedContext() throws {
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        defer { close(fds[0]); close(fds[1]) }
+        var ctx: TLSContext? = try context()
+        weak let gone = ctx
+        let server = try XCTUnwrap(ctx?.makeStream(fd: fds[0], scratch: Self.scratch))
+        ctx = nil
+        XCTAssertNil(gone, "the context is released")
+        let cctx = try XCTUnwrap(SSL_CTX_new(TLS_client_method()))
+        defer { SSL_CTX_free(cctx) }
+        let client = try XCTUnwrap(SSL_new(cctx))
+        defer { SSL_free(client) }
+        SSL_set_fd(client, fds[1])
+        SSL_set_connect_state(client)
+        var done = (false, false)
+        for _ in 0..<1000 where !(done.0 && done.1) {
+            if !done.1 { done.1 = SSL_do_handshake(client) == 1 }
+            if !done.0, case .done = server.handshake() { done.0 = true }
+        }
+        XCTAssertTrue(done.0 && done.1)
+        XCTAssertEqual(server.ticketsSent, 1)
+    }
+
     /// RFC 6066 §4: the client asked for 512-byte fragments; OpenSSL agreed, so our records
     /// carry at most 512 bytes (OpenSSL's client fails with record_overflow otherwise).
     func testMaxFragmentLengthIsHonoured() throws {

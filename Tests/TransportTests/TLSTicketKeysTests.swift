@@ -10,8 +10,9 @@ final class TLSTicketKeysTests: XCTestCase {
     func crypt(_ keys: TLSTicketKeys, encrypt: Bool, name: [UInt8], at now: UInt64) -> (Int32, [UInt8]) {
         var name = name, iv = [UInt8](repeating: 7, count: 16)
         let cipher = EVP_CIPHER_CTX_new()!
-        let mac = EVP_MAC_CTX_new(EVP_MAC_fetch(nil, "HMAC", nil))!
-        defer { EVP_CIPHER_CTX_free(cipher); EVP_MAC_CTX_free(mac) }
+        let hmac = EVP_MAC_fetch(nil, "HMAC", nil)
+        let mac = EVP_MAC_CTX_new(hmac)!
+        defer { EVP_CIPHER_CTX_free(cipher); EVP_MAC_CTX_free(mac); EVP_MAC_free(hmac) }
         let r = keys.crypt(name: &name, iv: &iv, cipher: cipher, mac: mac, encrypt: encrypt, now: now)
         return (r, name)
     }

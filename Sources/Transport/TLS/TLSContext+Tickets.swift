@@ -15,7 +15,6 @@ extension TLSContext {
         _ = SSL_CTX_set_num_tickets(ctx, Self.ticketsPerHandshake)
         // Ticket lifetime (and hint): one rotation period; a ticket is accepted for one to two.
         _ = SSL_CTX_set_timeout(ctx, Int(ticketKeys.rotationSeconds))
-        _ = SSL_CTX_set_ex_data(ctx, 0, Unmanaged.passUnretained(ticketKeys).toOpaque())
         _ = SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, Self.ticketKeyCallback)
         _ = SSL_CTX_set_session_ticket_cb(ctx, Self.ticketGenerated, nil, nil)
         if nativeRecords { SSL_CTX_set_keylog_callback(ctx, TLSStream.keyLogCallback) }
@@ -23,9 +22,9 @@ extension TLSContext {
 
     static let ticketKeyCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?,
                                                   OpaquePointer?, OpaquePointer?, Int32) -> Int32 = { ssl, name, iv, cipher, mac, enc in
-        guard let ssl, let name, let iv, let cipher, let mac, let sslCtx = SSL_get_SSL_CTX(ssl),
-              let p = SSL_CTX_get_ex_data(sslCtx, 0) else { return -1 }
-        let keys = Unmanaged<TLSTicketKeys>.fromOpaque(p).takeUnretainedValue()
+        // The keys come through the stream, which holds them during its handshake: a context
+        // replaced by a certificate reload may be gone while its last handshakes finish.
+        guard let name, let iv, let cipher, let mac, let keys = TLSStream.stream(of: ssl)?.ticketKeys else { return -1 }
         let r = keys.crypt(name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1)
         // Accepted: always ask for a fresh ticket (2). In TLS 1.3 OpenSSL sends one on a resumed
         // handshake only then, and a client should use each ticket once (RFC 8446 §C.4).

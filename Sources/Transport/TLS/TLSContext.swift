@@ -118,7 +118,9 @@ public final class TLSContext: @unchecked Sendable {
         guard let ssl = SSL_new(ctx) else { _ = drainErrorQueue(); return nil }
         SSL_set_fd(ssl, fd)
         SSL_set_accept_state(ssl)
-        return TLSStream(fd: fd, ssl: ssl, role: .server, scratch: nativeRecords ? scratch : nil, counters: Self.handshakes)
+        let stream = TLSStream(fd: fd, ssl: ssl, role: .server, scratch: nativeRecords ? scratch : nil, counters: Self.handshakes)
+        stream.ticketKeys = ticketKeys
+        return stream
     }
 
     /// Serial number of the leaf certificate, as hex (for logs and reload checks).

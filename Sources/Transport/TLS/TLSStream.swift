@@ -33,6 +33,8 @@ public final class TLSStream: ByteStream {
     private var serverSecret: [UInt8] = []
     /// NewSessionTickets OpenSSL sealed under the server's application key before the handover.
     var ticketsSent: UInt64 = 0
+    /// The context's session-ticket keys, held during the handshake only (server streams).
+    var ticketKeys: TLSTicketKeys?
     /// A partial record left over from the last read (allocated only then).
     var carry: [UInt8] = []
     /// Sealed bytes the socket did not take yet (allocated only then).
@@ -113,6 +115,7 @@ public final class TLSStream: ByteStream {
             isEstablished = true
             protocolVersion = String(cString: SSL_get_version(ssl))
             resumedSession = SSL_session_reused(ssl) == 1
+            ticketKeys = nil
             counters?.count(resumed: resumedSession)
             takeOverRecords(ssl)
             return .done(0)
