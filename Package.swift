@@ -1,4 +1,6 @@
 // swift-tools-version:6.0
+// wss-server: a secure WebSocket server, library and tools for Linux.
+// Licensed under the Apache License, Version 2.0 (Apache-2.0); see LICENSE.
 import PackageDescription
 
 let package = Package(
@@ -29,30 +31,40 @@ let package = Package(
         ),
         // Linux headers Glibc's module map leaves out (epoll, eventfd).
         .systemLibrary(name: "CLinux"),
+        // liburing (Debian liburing-dev) behind a small C API of fixed-width types, for the io_uring
+        // ring wrapper (Transport/Loop/URing*.swift). liburing.h defines _GNU_SOURCE and pulls in
+        // system headers, which clashes with Glibc's Swift module if Swift imports it directly.
+        .target(name: "CLiburing", linkerSettings: [.linkedLibrary("uring")]),
         // Sans-IO protocol core: HTTP head parser, handshake, frames, messages, close codes.
         .target(name: "WebSocket", dependencies: ["COpenSSL", "CZlib"]),
         // epoll event loops, sockets, TLS streams.
         .target(name: "Transport", dependencies: [
-            "COpenSSL", "CLinux",
+            "COpenSSL", "CLinux", "CLiburing",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Version and git commit of the build, generated offline before every build (VERSION +
+        // `git describe`), for --version and wss_build_info.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "WSSBuildInfo", plugins: ["BuildInfoPlugin"]),
         // Server, connections, handlers, HTTP fallback, topics.
         .target(name: "WSServer", dependencies: [
-            "WebSocket", "Transport",
+            "WebSocket", "Transport", "WSSBuildInfo",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // WebSocket client on the same loops and protocol core (ws and wss).
         .target(name: "WSClient", dependencies: ["WebSocket", "Transport"]),
         .executableTarget(name: "wss-server", dependencies: [
-            "WSServer",
+            "WSServer", "WSSBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Load generator and benchmark client (ws and wss), built on WSClient.
         .executableTarget(name: "wss-bench", dependencies: [
-            "WSClient", "Transport",
+            "WSClient", "Transport", "WSSBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Raw TCP echo on io_uring: the completion-loop ceiling next to tools/tcpecho (make bench-peers).
+        .executableTarget(name: "uring-echo", dependencies: ["Transport"], path: "Tests/bench/uring-echo"),
         // Examples (built in CI so they keep compiling against the API).
         .executableTarget(name: "chat-room-example", dependencies: ["WSServer"], path: "Examples/ChatRoom"),
         .executableTarget(name: "async-client-example", dependencies: ["WSClient"], path: "Examples/AsyncClient"),
@@ -60,6 +72,6 @@ let package = Package(
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "CMallocCounter"]),
-        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CMallocCounter"]),
+        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter"]),
     ]
 )

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Logging
+import WSSBuildInfo
 import WSServer
 import WebSocket
 
@@ -13,7 +14,8 @@ enum AppName: String, ExpressibleByArgument, CaseIterable {
 struct WSSServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wss-server",
-        abstract: "A secure WebSocket server: wss:// and https:// on one port (or ws:// and http:// without --cert).")
+        abstract: "A secure WebSocket server: wss:// and https:// on one port (or ws:// and http:// without --cert).",
+        version: BuildInfo.versionLine("wss-server"))
 
     @Option(help: "Address to listen on (IPv4, IPv6 or a name). '::' serves IPv6 and IPv4.")
     var host: String = "::"
@@ -143,7 +145,7 @@ struct WSSServerCommand: ParsableCommand {
         config.certificateFile = cert
         config.keyFile = key
         config.threads = threads
-        config.limits = .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments,
+        config.limits = try .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments,
                               maxQueuedPongs: maxQueuedPongs)
         config.maxConnections = maxConnections
         config.highWaterMark = highWaterMark
@@ -153,7 +155,7 @@ struct WSSServerCommand: ParsableCommand {
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
         config.tlsNativeRecords = !opensslRecords
-        config.deflate = DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
+        config.deflate = try DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
                                         serverNoContextTakeover: deflateNoContextTakeover,
                                         clientNoContextTakeover: deflateNoContextTakeover,
                                         memLevel: deflateMemLevel, compressionLevel: deflateLevel,
@@ -180,7 +182,7 @@ struct WSSServerCommand: ParsableCommand {
             }
             server.route("/chatsocket", handler)
             server.route("/", handler)
-            server.page("/", Page(html: ChatPage.html))
+            server.page("/", Page(html: ChatPage.html(app: app.rawValue)))
             server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
             try server.start()
         } catch {
