@@ -88,7 +88,7 @@ class Servers:
             wait_listening(port, proc, log)
             return proc, port
         cmd = [self.binary, "--host", "127.0.0.1", "--port", "0", "--cert", crt, "--key", k,
-               "--log-level", "info"] + (["--openssl-records"] if target == "openssl-records" else [])
+               "--log-level", "info", "--no-page"] + (["--openssl-records"] if target == "openssl-records" else [])
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=out, stdin=subprocess.DEVNULL, text=True)
         line = proc.stdout.readline().strip()
         m = re.match(r"listening on wss://127\.0\.0\.1:(\d+)$", line)
