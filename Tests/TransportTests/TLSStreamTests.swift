@@ -179,6 +179,9 @@ final class TLSStreamTests: XCTestCase {
         XCTAssertNotNil(second.server.records)
         XCTAssertGreaterThan(TLSContext.handshakes.resumed, resumedBefore)
         XCTAssertEqual(hello.withUnsafeBytes { second.server.write($0) }, .done(5))
+        // A certificate reload makes a new context: tickets issued before stay valid.
+        let reloaded = try Pair(try context(), session: session)
+        XCTAssertTrue(reloaded.server.resumedSession, "the process-wide ticket keys survive a reload")
         XCTAssertEqual(second.clientRead(5).bytes, hello)
         second.clientWrite("again")
         var got: [UInt8] = []

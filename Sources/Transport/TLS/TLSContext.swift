@@ -30,7 +30,7 @@ public final class TLSContext: @unchecked Sendable {
     /// `keyFile` if given, else the certificate file itself if it holds a private key, else
     /// `key.pem` beside the certificate.
     public init(certificateFile: String, keyFile: String? = nil, nativeRecords: Bool = true,
-                ticketKeys: TLSTicketKeys = TLSTicketKeys()) throws(TLSError) {
+                ticketKeys: TLSTicketKeys = .processWide) throws(TLSError) {
         try Self.checkReadable(certificateFile, what: "certificate")
         let key = keyFile ?? Self.defaultKeyFile(forCertificate: certificateFile)
         try Self.checkReadable(key, what: "private key")

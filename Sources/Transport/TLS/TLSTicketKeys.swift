@@ -19,6 +19,9 @@ import Synchronization
 public final class TLSTicketKeys: @unchecked Sendable {
     public let rotationSeconds: UInt64
     private let master: UnsafeMutableRawPointer
+    /// The default of every server context in this process: a certificate reload (a new
+    /// TLSContext) keeps the tickets already issued valid.
+    public static let processWide = TLSTicketKeys()
     static let secretLength = 32
 
     /// A random master secret from the OS CSPRNG (RAND_bytes).
