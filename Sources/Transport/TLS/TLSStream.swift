@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import COpenSSL
 
 /// TLS over a non-blocking socket. OpenSSL runs the handshake; afterwards a TLS 1.3
