@@ -42,6 +42,33 @@ public struct StreamDriver {
         return !tls.isEstablished
     }
 
+    /// What the first byte a client sent to a TLS port says it speaks.
+    public enum Opening: Equatable {
+        /// A TLS record (handshake, 0x16) or an SSLv2-style hello (high bit set): OpenSSL decides.
+        case tls
+        /// An ASCII capital letter: an HTTP request (`GET `, `POST `, ...) sent without TLS.
+        case plaintextHTTP
+        /// Anything else: not TLS, not HTTP.
+        case garbage
+        /// No byte yet.
+        case nothingYet
+    }
+
+    /// Looks at the first byte without consuming it (MSG_PEEK), once, before the TLS handshake.
+    public func peekOpening() -> Opening {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        guard n == 1 else { return n == 0 || (errno != EAGAIN && errno != EINTR) ? .garbage : .nothingYet }
+        if byte == 0x16 || byte & 0x80 != 0 { return .tls }
+        return (0x41...0x5A).contains(byte) ? .plaintextHTTP : .garbage
+    }
+
+    /// Writes bytes to the socket as they are, even on a TLS connection (the plaintext answer
+    /// to an HTTP request on a TLS port). Best effort: one non-blocking send.
+    public func writeBypassingTLS(_ bytes: UnsafeRawBufferPointer) {
+        _ = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+    }
+
     /// One step of the TLS handshake (plain TCP: done at once).
     public func handshake() -> IOResult { tls?.handshake() ?? .done(0) }
 
@@ -68,7 +95,8 @@ public struct StreamDriver {
             switch read(into: buffer) {
             case .done(let n):
                 guard deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])) else { return .stopped }
-                if n < buffer.count { return .drained }  // a short read: the socket is empty
+                // A short read: the socket is empty, unless TLS kept an error or bytes for the next read.
+                if n < buffer.count && !hasBufferedInput { return .drained }
             case .wantRead: return .drained
             case .wantWrite: return .writeBlocked
             case .eof: return .eof
@@ -83,7 +111,8 @@ public struct StreamDriver {
         return TCPStream.read(fd: fd, into: buffer)
     }
 
-    /// True if TLS holds decrypted bytes the loop will not signal (OpenSSL's records only).
+    /// True if TLS holds something for the next `read` the loop will not signal: decrypted bytes
+    /// (OpenSSL's records), or an error / end of stream found behind good bytes (both layers).
     public var hasBufferedInput: Bool { tls?.hasPendingBytes ?? false }
 
     // MARK: - Sending
@@ -183,10 +212,14 @@ public struct StreamDriver {
         }
     }
 
-    /// Unregisters and closes the descriptor (call once).
+    /// The peer closed TLS with close_notify (answer it with `shutdownWrite`); false for TCP.
+    public var peerSentCloseNotify: Bool { tls?.peerSentCloseNotify ?? false }
+
+    /// Unregisters and closes the descriptor (call once). TLS: close_notify if none went out
+    /// yet, the input already received dropped (FIN, not RST), then close (TLSStream.close).
     public func close(on loop: EventLoop) {
         loop.unregisterClosing(fd: fd)
-        _ = Glibc.close(fd)
+        if let tls { tls.close() } else { _ = Glibc.close(fd) }
     }
 
     /// The peer's "ip:port".
