@@ -105,6 +105,8 @@ struct WSSServerCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @OptionGroup(title: "Scale-out") var scaleOut: BackplaneOptions
+
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
@@ -172,7 +174,7 @@ struct WSSServerCommand: ParsableCommand {
 
         let server: Server
         do {
-            server = try Server(configuration: config, logger: logger)
+            server = try Server(configuration: config, logger: logger, backplane: scaleOut.makeBackplane(logger: logger))
             let handler: WebSocketHandler = switch app {
             case .reply: ReplyApp()
             case .echo: EchoApp()

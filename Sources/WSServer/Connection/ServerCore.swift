@@ -73,7 +73,7 @@ final class ServerCore: @unchecked Sendable {
         self.highWaterMark = configuration.highWaterMark
         self.maxBackpressure = configuration.maxBackpressure
         self.topics = Topics(loops: loops, backplane: backplane)
-        self.metrics = ServerMetrics(loopCount: loops.count)
+        self.metrics = ServerMetrics(loopCount: loops.count, backplane: backplane)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         handshakeTimeoutMillis = ms(configuration.handshakeTimeout)
         idleTimeoutMillis = ms(configuration.idleTimeout)

@@ -18,12 +18,15 @@ public protocol Backplane: AnyObject, Sendable {
     func topicDeactivated(_ topic: String)
     /// The server is stopping: release sockets and threads.
     func shutdown()
+    /// Extra lines for `/metrics` (Prometheus text format), e.g. the broker's counters.
+    func metricsText() -> String
 }
 
 extension Backplane {
     public func topicActivated(_ topic: String) {}
     public func topicDeactivated(_ topic: String) {}
     public func shutdown() {}
+    public func metricsText() -> String { "" }
 }
 
 /// Today's behaviour, the default: a publish goes to every loop of this process.

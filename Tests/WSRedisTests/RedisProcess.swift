@@ -1,0 +1,56 @@
+import Foundation
+import Transport
+
+/// A real redis-server for one test, on 127.0.0.1 and a port free at run time.
+final class RedisProcess {
+    let port: Int
+    private var process: Process?
+
+    /// A free port: bound to 0 by the kernel, then released for redis-server to take.
+    static func freePort() throws -> Int {
+        let l = try Listener(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { l.close() }
+        return l.port
+    }
+
+    init(port: Int? = nil, extra: [String] = []) throws {
+        self.port = try port ?? Self.freePort()
+        try start(extra: extra)
+    }
+
+    func start(extra: [String] = []) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        p.arguments = ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"] + extra
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        for _ in 0..<200 {
+            if Self.accepts(port) { return }
+            usleep(20_000)
+        }
+        throw NSError(domain: "redis-server did not listen on \(port)", code: 1)
+    }
+
+    func kill() {
+        guard let p = process else { return }
+        Foundation.kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    deinit { kill() }
+
+    static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(UInt16(port).bigEndian)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
