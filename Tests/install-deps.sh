@@ -12,6 +12,10 @@ fi
 need_apt=()
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+# Scale-out: hiredis headers (WSRedis), a real Redis and HAProxy for the cluster tests.
+dpkg -s libhiredis-dev >/dev/null 2>&1 || need_apt+=(libhiredis-dev)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)

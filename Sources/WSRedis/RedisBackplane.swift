@@ -46,7 +46,9 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         var messages = 0
         var sequences: [String: UInt64] = [:]
         var wakeQueued = false
-        var overflowLogged = false
+        /// When the last overflow line was logged (0: never); drops since then.
+        var overflowLoggedAt: UInt64 = 0
+        var droppedSinceLog = 0
     }
 
     public init(options: Options, logger: Logger = Logger(label: "wss-server.redis")) throws {
@@ -90,17 +92,24 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         let prefix = options.channelPrefix
         let limit = options.maxQueuedBytes
         let wake = outbox.withLock { o -> Bool in
+            // The sequence is taken even for a message that is then dropped: receivers see
+            // the gap and count the loss (never silent).
+            let seq = (o.sequences[topic] ?? 0) + 1
+            o.sequences[topic] = seq
             let size = payload.count + topic.utf8.count + prefix.utf8.count + BackplaneEnvelope.headerSize + 48
             if o.bytes.count + size > limit {
                 counters.dropped.add(1, ordering: .relaxed)
-                if !o.overflowLogged {
-                    o.overflowLogged = true
-                    logger.error("redis: outgoing queue full (\(limit) bytes waiting for Redis): messages are not forwarded to other instances until it drains (local delivery goes on; counted in wss_backplane_dropped_total)")
+                o.droppedSinceLog += 1
+                // One line per overflow episode: again only after a minute.
+                let now = monotonicMillis()
+                if o.overflowLoggedAt == 0 || now > o.overflowLoggedAt + 60_000 {
+                    let earlier = o.overflowLoggedAt == 0 ? "" : " (\(o.droppedSinceLog - 1) more dropped since the last such line)"
+                    o.overflowLoggedAt = now
+                    o.droppedSinceLog = 0
+                    logger.error("redis: outgoing queue full (\(limit) bytes waiting for Redis): messages are not forwarded to other instances until it drains (local delivery goes on; counted in wss_backplane_dropped_total)\(earlier)")
                 }
                 return false
             }
-            let seq = (o.sequences[topic] ?? 0) + 1
-            o.sequences[topic] = seq
             Self.appendPublish(&o.bytes, prefix: prefix, topic: topic,
                                envelope: BackplaneEnvelope(kind: kind, instance: instance, sequence: seq), payload: payload)
             o.messages += 1
@@ -139,7 +148,6 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
             let n = o.messages
             o.messages = 0
             o.wakeQueued = false
-            if n > 0 { o.overflowLogged = false }
             return n
         }
         guard count > 0 else { return }
