@@ -5,7 +5,7 @@ CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
 .PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
-        conformance-deflate conformance-full fuzz fuzz-replay sanitize sanitize-address sanitize-thread bench clean
+        conformance-deflate conformance-full fuzz fuzz-replay sanitize sanitize-address sanitize-thread bench bench-peers clean
 
 all: build
 
@@ -80,6 +80,11 @@ sanitize-thread:
 ## Benchmark matrix (server pinned to core 0, load on core 1), ws and wss, with tcpecho as ceiling.
 bench:
 	Tests/bench/bench.sh
+
+## Side by side with uWebSockets (built from ../shared/peers/uws into .build-uws/), both clients,
+## tcpecho as the ceiling; prints issue 16's table with ratios. PEERS_QUICK=1 for a short smoke run.
+bench-peers:
+	Tests/bench/peers.sh
 
 clean:
 	rm -rf .build reports

@@ -1,4 +1,6 @@
 // swift-tools-version:6.0
+// wss-server: a secure WebSocket server, library and tools for Linux.
+// Licensed under the Apache License, Version 2.0 (Apache-2.0); see LICENSE.
 import PackageDescription
 
 let package = Package(
@@ -44,9 +46,13 @@ let package = Package(
             "COpenSSL", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Version and git commit of the build, generated offline before every build (VERSION +
+        // `git describe`), for --version and wss_build_info.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "WSSBuildInfo", plugins: ["BuildInfoPlugin"]),
         // Server, connections, handlers, HTTP fallback, topics.
         .target(name: "WSServer", dependencies: [
-            "WebSocket", "Transport",
+            "WebSocket", "Transport", "WSSBuildInfo",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Redis client on our own event loop + the Redis backplane (and history) for Topics.
@@ -57,13 +63,13 @@ let package = Package(
         // WebSocket client on the same loops and protocol core (ws and wss).
         .target(name: "WSClient", dependencies: ["WebSocket", "Transport"]),
         .executableTarget(name: "wss-server", dependencies: [
-            "WSServer", "WSRedis",
+            "WSServer", "WSRedis", "WSSBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Load generator and benchmark client (ws and wss), built on WSClient.
         .executableTarget(name: "wss-bench", dependencies: [
-            "WSClient", "Transport",
+            "WSClient", "Transport", "WSSBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Examples (built in CI so they keep compiling against the API).

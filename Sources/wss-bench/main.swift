@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Transport
 import WSClient
+import WSSBuildInfo
 
 // wss-bench: the project's WebSocket benchmark client (ws and wss), built on WSClient.
 // Echo mode verifies every echo byte for byte, in order; handshakes mode measures full
@@ -33,7 +34,8 @@ struct WSSBench: ParsableCommand {
             wire per message (TCP payload of its sockets, from TCP_INFO) and, with --deflate, \
             compresses with permessage-deflate. Exit status: 0 ok, 1 mismatches/errors/nothing measured, \
             2 --deflate not accepted by the server, 3 safety timeout.
-            """)
+            """,
+        version: BuildInfo.versionLine("wss-bench"))
 
     @Argument(help: "ws://host:port/path or wss://host:port/path")
     var url: String

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Logging
+import WSSBuildInfo
 import WSServer
 import WebSocket
 
@@ -13,7 +14,8 @@ enum AppName: String, ExpressibleByArgument, CaseIterable {
 struct WSSServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wss-server",
-        abstract: "A secure WebSocket server: wss:// and https:// on one port (or ws:// and http:// without --cert).")
+        abstract: "A secure WebSocket server: wss:// and https:// on one port (or ws:// and http:// without --cert).",
+        version: BuildInfo.versionLine("wss-server"))
 
     @Option(help: "Address to listen on (IPv4, IPv6 or a name). '::' serves IPv6 and IPv4.")
     var host: String = "::"

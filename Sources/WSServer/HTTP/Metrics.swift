@@ -4,6 +4,7 @@ import Glibc
 import Synchronization
 import Transport
 import WebSocket
+import WSSBuildInfo
 
 /// Per-message counters of one loop. Plain integers, touched only by that loop's thread (no
 /// atomics on the message path); the loop publishes a copy every tick for `/metrics`.
@@ -61,6 +62,8 @@ final class ServerMetrics: Sendable {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for (labels, value) in lines { out += "\(name)\(labels) \(value)\n" }
         }
+        metric("wss_build_info", "gauge", "Version and git commit of this build (value always 1).",
+               [("{version=\"\(BuildInfo.version)\",commit=\"\(BuildInfo.describe)\"}", "1")])
         let snaps = loops.map { $0.published.withLock { $0 } }
         metric("wss_connections_open", "gauge", "Open connections per event loop (updated every 250 ms).",
                snaps.enumerated().map { ("{loop=\"\($0.offset)\"}", "\($0.element.connections)") })
