@@ -11,6 +11,7 @@ final class BackplaneCounters: Sendable {
     let malformed = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
     let resubscribes = Atomic<Int>(0)
+    let unconfirmed = Atomic<Int>(0)
 
     func render() -> String {
         var out = ""
@@ -25,6 +26,7 @@ final class BackplaneCounters: Sendable {
         counter("wss_backplane_duplicates_total", "Repeated messages dropped (sequence not new).", duplicates)
         counter("wss_backplane_malformed_total", "Channel messages without a valid envelope (ignored).", malformed)
         counter("wss_backplane_redis_errors_total", "Error replies from Redis to our commands.", errors)
+        counter("wss_backplane_unconfirmed_total", "History publishes sent but unanswered when the Redis connection dropped.", unconfirmed)
         counter("wss_backplane_resubscribes_total", "Times the subscription connection (re)subscribed its topics.", resubscribes)
         return out
     }

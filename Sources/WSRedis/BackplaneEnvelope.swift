@@ -6,9 +6,12 @@ import WebSocket
 ///     offset  size  field
 ///     0       1     'W' (0x57), magic
 ///     1       1     version, 1
-///     2       1     kind: 1 text, 2 binary
+///     2       1     kind: 1 text, 2 binary; flag 0x80: the sequence is the topic's stream
+///                   offset (history on); flag 0x40: the publishing server delivered it to
+///                   its own subscribers already
 ///     3       16    instance id of the publishing server (OS CSPRNG, new at each start)
-///     19      8     sequence number, big-endian, per (instance, topic), from 1
+///     19      8     sequence number, big-endian: per (instance, topic) from 1, or with
+///                   flag 0x80 the offset in the topic's Redis Stream (set by the script)
 ///     27      …     payload
 ///
 /// The instance id lets a server skip its own messages (it delivered them locally already);
@@ -21,11 +24,18 @@ public struct BackplaneEnvelope: Equatable, Sendable {
     public var kind: Message.Kind
     public var instance: InstanceID
     public var sequence: UInt64
+    /// Flag 0x80: `sequence` is the topic's stream offset.
+    public var isStreamOffset: Bool
+    /// Flag 0x40: the publisher's own subscribers have it already.
+    public var deliveredAtOrigin: Bool
 
-    public init(kind: Message.Kind, instance: InstanceID, sequence: UInt64) {
+    public init(kind: Message.Kind, instance: InstanceID, sequence: UInt64,
+                isStreamOffset: Bool = false, deliveredAtOrigin: Bool = false) {
         self.kind = kind
         self.instance = instance
         self.sequence = sequence
+        self.isStreamOffset = isStreamOffset
+        self.deliveredAtOrigin = deliveredAtOrigin
     }
 
     /// Writes the header into `out` (27 bytes).
@@ -33,7 +43,7 @@ public struct BackplaneEnvelope: Equatable, Sendable {
         precondition(out.count >= Self.headerSize)
         out[0] = Self.magic
         out[1] = Self.version
-        out[2] = kind == .text ? 1 : 2
+        out[2] = (kind == .text ? 1 : 2) | (isStreamOffset ? 0x80 : 0) | (deliveredAtOrigin ? 0x40 : 0)
         withUnsafeBytes(of: instance.high.bigEndian) { out.baseAddress!.advanced(by: 3).copyMemory(from: $0.baseAddress!, byteCount: 8) }
         withUnsafeBytes(of: instance.low.bigEndian) { out.baseAddress!.advanced(by: 11).copyMemory(from: $0.baseAddress!, byteCount: 8) }
         withUnsafeBytes(of: sequence.bigEndian) { out.baseAddress!.advanced(by: 19).copyMemory(from: $0.baseAddress!, byteCount: 8) }
@@ -45,13 +55,14 @@ public struct BackplaneEnvelope: Equatable, Sendable {
         guard bytes[0] == magic else { return .failure(.notAnEnvelope) }
         guard bytes[1] == version else { return .failure(.unknownVersion(bytes[1])) }
         let kind: Message.Kind
-        switch bytes[2] {
+        switch bytes[2] & 0x3F {
         case 1: kind = .text
         case 2: kind = .binary
         default: return .failure(.unknownKind(bytes[2]))
         }
         func u64(_ at: Int) -> UInt64 { bytes[at..<at + 8].reduce(0) { $0 << 8 | UInt64($1) } }
-        let envelope = BackplaneEnvelope(kind: kind, instance: InstanceID(high: u64(3), low: u64(11)), sequence: u64(19))
+        let envelope = BackplaneEnvelope(kind: kind, instance: InstanceID(high: u64(3), low: u64(11)), sequence: u64(19),
+                                         isStreamOffset: bytes[2] & 0x80 != 0, deliveredAtOrigin: bytes[2] & 0x40 != 0)
         return .success((envelope, UnsafeRawBufferPointer(rebasing: bytes[headerSize...])))
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import Logging
 import Synchronization
 import Transport
@@ -13,6 +12,11 @@ import WebSocket
 /// <prefix><topic> <envelope>`; messages from other instances arrive on a SUBSCRIBE
 /// connection and enter `Topics.deliverLocally`, the same per-loop queues. Both Redis
 /// connections live on one dedicated event loop: no server loop ever waits for Redis.
+///
+/// With `history`, a publish runs a script that appends it to the topic's Redis Stream and
+/// publishes it with its offset; local subscribers then get it back from Redis like every
+/// instance (so every delivery has its offset, in stream order), except while Redis is
+/// down, when it is delivered locally at once and forwarded later.
 public final class RedisBackplane: Backplane, @unchecked Sendable {
     public struct Options: Sendable {
         public var endpoint: RedisEndpoint
@@ -22,6 +26,8 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         /// Bytes waiting for Redis beyond which publishes are not forwarded (counted and
         /// logged). 16 MiB: about 100,000 chat-size messages, several seconds of a stall.
         public var maxQueuedBytes = 16 << 20
+        /// Keep each topic's last messages in a Redis Stream for recovery (nil: off).
+        public var history: HistoryOptions?
         public init(endpoint: RedisEndpoint) { self.endpoint = endpoint }
     }
 
@@ -31,15 +37,25 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     let loop: EventLoop
     let commands: RedisConnection
     let subscriber: RedisConnection
-    private let timer: LoopTimer
+    let timer: LoopTimer
+    let scripts: HistoryScripts?
     /// Written once by `attach`, before the server's loops run.
-    private var topics: Topics?
-    let outbox: Locked<Outbox>
+    var topics: Topics?
+    let outbox = Locked(Outbox())
     let counters = BackplaneCounters()
-    /// Backplane-loop state: the channels SUBSCRIBEd on the current connection, and per topic
-    /// the last sequence seen from each other instance.
-    private var subscribed: Set<String> = []
-    private var lastSeen: [String: [InstanceID: UInt64]] = [:]
+    /// The publish connection is up (read by publishers to decide on local delivery).
+    let redisUp = Atomic<Bool>(false)
+    /// Backplane-loop state: channels SUBSCRIBEd on the current connection; per topic the
+    /// last sequence seen from each other instance (or the stream offset, keyed `.zero`);
+    /// what each reply on the publish connection answers.
+    var subscribed: Set<String> = []
+    var lastSeen: [String: [InstanceID: UInt64]] = [:]
+    var replies = ReplyQueue()
+    /// SUBSCRIBE confirmations still to come after a (re)subscribe. The backlog waits for
+    /// them: with history our own subscribers get our messages back from Redis, so the
+    /// subscription must be in place before they are published.
+    var subscribeAcksPending = 0
+    var subscriptionSettled: Bool { subscriber.state == .ready && subscribeAcksPending == 0 }
 
     struct Outbox {
         var bytes: [UInt8] = []
@@ -58,17 +74,16 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         commands = RedisConnection(loop: loop, endpoint: options.endpoint, name: "publish", logger: logger)
         subscriber = RedisConnection(loop: loop, endpoint: options.endpoint, name: "subscribe", logger: logger)
         timer = try LoopTimer(loop: loop)
-        outbox = Locked(Outbox())
-        var reserve = Outbox()
-        reserve.bytes.reserveCapacity(64 << 10)
-        outbox.withLock { $0 = reserve }
+        scripts = options.history.map { HistoryScripts(options: $0) }
+        outbox.withLock { $0.bytes.reserveCapacity(64 << 10) }
     }
 
     public func attach(to topics: Topics) {
         self.topics = topics
-        commands.onReady = { [unowned self] in self.drainOutbox() }
+        commands.onReady = { [unowned self] in self.publishConnectionUp() }
         commands.onDrained = { [unowned self] in self.drainOutbox() }
         commands.onReply = { [unowned self] in self.commandReply($0) }
+        commands.onDown = { [unowned self] _ in self.publishConnectionDown() }
         subscriber.onReady = { [unowned self] in self.resubscribe() }
         subscriber.onReply = { [unowned self] in self.subscriberReply($0) }
         subscriber.onDown = { [unowned self] in self.subscriptionLost(wasReady: $0) }
@@ -87,31 +102,29 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     // MARK: - Publishing (any thread)
 
     public func publish(_ topic: String, kind: Message.Kind, payload: UnsafeRawBufferPointer) {
-        topics?.deliverLocally(topic, kind: kind, payload: payload)
         counters.published.add(1, ordering: .relaxed)
-        let prefix = options.channelPrefix
-        let limit = options.maxQueuedBytes
+        // Without history, or with Redis away, local subscribers get it now; with history and
+        // Redis up they get it from Redis with its offset.
+        let deliveredHere = scripts == nil || !redisUp.load(ordering: .relaxed)
+        if deliveredHere { topics?.deliverLocally(topic, kind: kind, payload: payload) }
         let wake = outbox.withLock { o -> Bool in
             // The sequence is taken even for a message that is then dropped: receivers see
             // the gap and count the loss (never silent).
             let seq = (o.sequences[topic] ?? 0) + 1
             o.sequences[topic] = seq
-            let size = payload.count + topic.utf8.count + prefix.utf8.count + BackplaneEnvelope.headerSize + 48
-            if o.bytes.count + size > limit {
-                counters.dropped.add(1, ordering: .relaxed)
-                o.droppedSinceLog += 1
-                // One line per overflow episode: again only after a minute.
-                let now = monotonicMillis()
-                if o.overflowLoggedAt == 0 || now > o.overflowLoggedAt + 60_000 {
-                    let earlier = o.overflowLoggedAt == 0 ? "" : " (\(o.droppedSinceLog - 1) more dropped since the last such line)"
-                    o.overflowLoggedAt = now
-                    o.droppedSinceLog = 0
-                    logger.error("redis: outgoing queue full (\(limit) bytes waiting for Redis): messages are not forwarded to other instances until it drains (local delivery goes on; counted in wss_backplane_dropped_total)\(earlier)")
-                }
+            let size = payload.count + 3 * (topic.utf8.count + options.channelPrefix.utf8.count) + BackplaneEnvelope.headerSize + 160
+            if o.bytes.count + size > options.maxQueuedBytes {
+                overflow(&o)
+                if !deliveredHere { topics?.deliverLocally(topic, kind: kind, payload: payload) }
                 return false
             }
-            Self.appendPublish(&o.bytes, prefix: prefix, topic: topic,
-                               envelope: BackplaneEnvelope(kind: kind, instance: instance, sequence: seq), payload: payload)
+            let envelope = BackplaneEnvelope(kind: kind, instance: instance, sequence: seq,
+                                             isStreamOffset: scripts != nil, deliveredAtOrigin: deliveredHere && scripts != nil)
+            if let scripts {
+                appendHistoryPublish(&o.bytes, scripts, topic: topic, envelope: envelope, payload: payload)
+            } else {
+                appendPublish(&o.bytes, topic: topic, envelope: envelope, payload: payload)
+            }
             o.messages += 1
             if o.wakeQueued { return false }
             o.wakeQueued = true
@@ -120,25 +133,44 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         if wake { loop.execute { [self] in drainOutbox() } }
     }
 
-    static func appendPublish(_ out: inout [UInt8], prefix: String, topic: String,
-                              envelope: BackplaneEnvelope, payload: UnsafeRawBufferPointer) {
+    private func overflow(_ o: inout Outbox) {
+        counters.dropped.add(1, ordering: .relaxed)
+        o.droppedSinceLog += 1
+        // One line per overflow episode: again only after a minute.
+        let now = monotonicMillis()
+        guard o.overflowLoggedAt == 0 || now > o.overflowLoggedAt + 60_000 else { return }
+        let earlier = o.overflowLoggedAt == 0 ? "" : " (\(o.droppedSinceLog - 1) more dropped since the last such line)"
+        o.overflowLoggedAt = now
+        o.droppedSinceLog = 0
+        logger.error("redis: outgoing queue full (\(options.maxQueuedBytes) bytes waiting for Redis): messages are not forwarded to other instances until it drains (local delivery goes on; counted in wss_backplane_dropped_total)\(earlier)")
+    }
+
+    /// Runs `body` with the UTF-8 bytes of the prefix and the topic (no copies).
+    func withNames<R>(_ topic: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> R) -> R {
+        var p = options.channelPrefix, t = topic
+        return p.withUTF8 { pb in t.withUTF8 { tb in body(UnsafeRawBufferPointer(pb), UnsafeRawBufferPointer(tb)) } }
+    }
+
+    func withHeader<R>(_ envelope: BackplaneEnvelope, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         var header: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes on the stack
-        withUnsafeMutableBytes(of: &header) { h in
+        return withUnsafeMutableBytes(of: &header) { h in
             let head = UnsafeMutableRawBufferPointer(rebasing: h[0..<BackplaneEnvelope.headerSize])
             envelope.writeHeader(into: head)
-            var p = prefix, t = topic
-            p.withUTF8 { pb in
-                t.withUTF8 { tb in
-                    RedisCommand.appendPublish(to: &out, prefix: UnsafeRawBufferPointer(pb), channel: UnsafeRawBufferPointer(tb),
-                                               header: UnsafeRawBufferPointer(head), payload: payload)
-                }
+            return body(UnsafeRawBufferPointer(head))
+        }
+    }
+
+    func appendPublish(_ out: inout [UInt8], topic: String, envelope: BackplaneEnvelope, payload: UnsafeRawBufferPointer) {
+        withHeader(envelope) { header in
+            withNames(topic) { prefix, name in
+                RedisCommand.appendPublish(to: &out, prefix: prefix, channel: name, header: header, payload: payload)
             }
         }
     }
 
     /// Moves everything queued to the publish connection once it has written the last batch.
-    private func drainOutbox() {
-        guard commands.state == .ready, commands.unsentCount == 0 else {
+    func drainOutbox() {
+        guard commands.state == .ready, commands.unsentCount == 0, subscriptionSettled else {
             outbox.withLock { $0.wakeQueued = false }
             return
         }
@@ -152,85 +184,38 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         }
         guard count > 0 else { return }
         counters.forwarded.add(count, ordering: .relaxed)
+        replies.push(.publishes(count))
         commands.send(batch)
         batch.removeAll(keepingCapacity: true)
         outbox.withLock { o in if o.bytes.isEmpty && o.bytes.capacity < batch.capacity { swap(&batch, &o.bytes) } }
     }
 
+    private func publishConnectionUp() {
+        if let scripts {
+            replies.push(.ignore(2))
+            commands.send(scripts.load)
+        }
+        redisUp.store(true, ordering: .relaxed)
+        drainOutbox()
+    }
+
+    private func publishConnectionDown() {
+        redisUp.store(false, ordering: .relaxed)
+        let (unconfirmed, recoveries) = replies.drain()
+        if scripts != nil && unconfirmed > 0 {
+            counters.unconfirmed.add(unconfirmed, ordering: .relaxed)
+            logger.warning("redis: \(unconfirmed) publish(es) were sent but not confirmed when the connection dropped; they may be missing from history and other instances")
+        }
+        for r in recoveries { r.completion(Recovery(messages: [], position: nil, recovered: false)) }
+    }
+
     private func commandReply(_ value: RESPValue) {
         if case .error(let why) = value {
-            counters.errors.add(1, ordering: .relaxed)
-            logger.error("redis: command refused: \(why)")
-        }
-    }
-
-    // MARK: - Subscriptions (backplane loop)
-
-    public func topicActivated(_ topic: String) { loop.execute { [self] in reconcile(topic) } }
-    public func topicDeactivated(_ topic: String) { loop.execute { [self] in reconcile(topic) } }
-
-    /// Subscribes or unsubscribes `topic` to match whether it has local subscribers now
-    /// (activation events from two loops may arrive in either order; the truth is read here).
-    private func reconcile(_ topic: String) {
-        guard subscriber.state == .ready, let topics else { return }
-        let wanted = topics.activeTopics.contains(topic)
-        if wanted && !subscribed.contains(topic) {
-            subscribed.insert(topic)
-            subscriber.send(RedisCommand.format("SUBSCRIBE", options.channelPrefix + topic))
-        } else if !wanted && subscribed.contains(topic) {
-            subscribed.remove(topic)
-            lastSeen[topic] = nil
-            subscriber.send(RedisCommand.format("UNSUBSCRIBE", options.channelPrefix + topic))
-        }
-    }
-
-    private func resubscribe() {
-        subscribed = Set(topics?.activeTopics ?? [])
-        guard !subscribed.isEmpty else { return }
-        subscriber.send(RedisCommand.format([Array("SUBSCRIBE".utf8)] + subscribed.map { Array((options.channelPrefix + $0).utf8) }))
-        logger.notice("redis: subscribed to \(subscribed.count) active topic(s)")
-        counters.resubscribes.add(1, ordering: .relaxed)
-    }
-
-    private func subscriptionLost(wasReady: Bool) {
-        if wasReady && !subscribed.isEmpty {
-            logger.warning("redis: subscription connection lost with \(subscribed.count) active topic(s); messages other instances publish until it is back cannot reach this instance (counted in wss_backplane_lost_total when detected)")
-        }
-        subscribed = []
-    }
-
-    private func subscriberReply(_ value: RESPValue) {
-        guard case .array(let items) = value, items.count == 3, items[0].string == "message",
-              case .bulk(let channel) = items[1], case .bulk(let message) = items[2] else { return }
-        let prefix = options.channelPrefix.utf8
-        guard channel.starts(with: prefix) else { return }
-        let topic = String(decoding: channel[prefix.count...], as: UTF8.self)
-        message.withUnsafeBytes { receive(topic: topic, $0) }
-    }
-
-    private func receive(topic: String, _ bytes: UnsafeRawBufferPointer) {
-        switch BackplaneEnvelope.parse(bytes) {
-        case .failure(let why):
-            if counters.malformed.add(1, ordering: .relaxed).oldValue == 0 {
-                logger.warning("redis: ignoring a message on topic '\(topic)': \(why) (logged once; counted in wss_backplane_malformed_total)")
+            if counters.errors.add(1, ordering: .relaxed).oldValue % 1000 == 0 {
+                logger.error("redis: command refused: \(why) (every 1000th such error is logged; counted in wss_backplane_redis_errors_total)")
             }
-        case .success(let (envelope, payload)):
-            if envelope.instance == instance { return }  // ours: delivered locally already
-            let last = lastSeen[topic]?[envelope.instance]
-            if let last, envelope.sequence <= last {
-                counters.duplicates.add(1, ordering: .relaxed)
-                return
-            }
-            if let last, envelope.sequence > last + 1 { reportLoss(topic, envelope, missed: envelope.sequence - last - 1) }
-            lastSeen[topic, default: [:]][envelope.instance] = envelope.sequence
-            counters.received.add(1, ordering: .relaxed)
-            topics?.deliverLocally(topic, kind: envelope.kind, payload: payload)
         }
-    }
-
-    private func reportLoss(_ topic: String, _ envelope: BackplaneEnvelope, missed: UInt64) {
-        counters.lost.add(Int(missed), ordering: .relaxed)
-        logger.warning("redis: \(missed) message(s) from instance \(envelope.instance) on topic '\(topic)' never arrived (Redis outage or overflow); clients of this instance missed them")
+        if case .recovery(let request)? = replies.pop() { finishRecovery(request, value) }
     }
 
     // MARK: - Lifecycle

@@ -37,16 +37,29 @@ public enum RedisCommand {
     /// of its own.
     public static func appendPublish(to out: inout [UInt8], prefix: UnsafeRawBufferPointer, channel: UnsafeRawBufferPointer,
                                      header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) {
-        appendASCII(&out, "*3\r\n$7\r\nPUBLISH\r\n$")
-        appendDecimal(&out, prefix.count + channel.count)
+        appendArrayHeader(&out, 3)
+        appendASCII(&out, "$7\r\nPUBLISH\r\n")
+        appendBulk(&out, prefix, channel)
+        appendBulk(&out, header, payload)
+    }
+
+    /// `*<n>\r\n`: a command of `n` arguments follows.
+    public static func appendArrayHeader(_ out: inout [UInt8], _ n: Int) {
+        out.append(UInt8(ascii: "*"))
+        appendDecimal(&out, n)
         appendASCII(&out, "\r\n")
-        out.append(contentsOf: prefix)
-        out.append(contentsOf: channel)
-        appendASCII(&out, "\r\n$")
-        appendDecimal(&out, header.count + payload.count)
+    }
+
+    /// One bulk-string argument made of up to three parts laid end to end.
+    public static func appendBulk(_ out: inout [UInt8], _ a: UnsafeRawBufferPointer,
+                                  _ b: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0),
+                                  _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
+        out.append(UInt8(ascii: "$"))
+        appendDecimal(&out, a.count + b.count + c.count)
         appendASCII(&out, "\r\n")
-        out.append(contentsOf: header)
-        out.append(contentsOf: payload)
+        out.append(contentsOf: a)
+        out.append(contentsOf: b)
+        out.append(contentsOf: c)
         appendASCII(&out, "\r\n")
     }
 
@@ -56,6 +69,7 @@ public enum RedisCommand {
     }
 
     static func appendDecimal(_ out: inout [UInt8], _ value: Int) {
+        if value < 0 { out.append(UInt8(ascii: "-")); appendDecimal(&out, -value); return }
         if value == 0 { out.append(UInt8(ascii: "0")); return }
         var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
                      UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =

@@ -21,6 +21,14 @@ final class EnvelopeTests: XCTestCase {
         }
     }
 
+    func testFlagsTravelInTheKindByte() throws {
+        let e = BackplaneEnvelope(kind: .binary, instance: InstanceID(high: 1, low: 2), sequence: 7, isStreamOffset: true, deliveredAtOrigin: true)
+        var bytes = [UInt8](repeating: 0, count: BackplaneEnvelope.headerSize)
+        bytes.withUnsafeMutableBytes { e.writeHeader(into: $0) }
+        XCTAssertEqual(bytes[2], 0xC2)
+        try bytes.withUnsafeBytes { XCTAssertEqual(try BackplaneEnvelope.parse($0).get().0, e) }
+    }
+
     func testForeignOrDamagedMessagesAreRejectedWithAReason() {
         var good = [UInt8](repeating: 0, count: 27)
         good[0] = 0x57; good[1] = 1; good[2] = 1

@@ -20,20 +20,6 @@ final class RedisBackplaneTests: XCTestCase {
         return (server, backplane)
     }
 
-    func connect(_ server: Server, _ path: String = "/chat") async throws -> WebSocketClient {
-        try await WebSocketClient.connect(to: "ws://127.0.0.1:\(server.port)\(path)")
-    }
-
-    func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> OwnedMessage? {
-        try await withThrowingTaskGroup(of: OwnedMessage?.self) { group in
-            group.addTask { var it = client.messages.makeAsyncIterator(); return await it.next() }
-            group.addTask { try await Task.sleep(for: .seconds(timeout)); throw CancellationError() }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
-        }
-    }
-
     /// Waits until `server`'s backplane has subscribed (the metrics say so) or fails.
     func waitForSubscription(_ backplane: RedisBackplane, resubscribes: Int = 1, seconds: Double = 5) async throws {
         let deadline = Date().addingTimeInterval(seconds)
@@ -42,13 +28,6 @@ final class RedisBackplaneTests: XCTestCase {
             try await Task.sleep(for: .milliseconds(20))
         }
         XCTFail("backplane did not subscribe within \(seconds) s")
-    }
-
-    func metric(_ backplane: RedisBackplane, _ name: String) -> Int {
-        for line in backplane.metricsText().split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Int(line.split(separator: " ")[1]) ?? -1
-        }
-        return -1
     }
 
     func testMessagesCrossInstancesOnceInOrderByteForByte() async throws {

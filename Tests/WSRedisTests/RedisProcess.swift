@@ -1,5 +1,9 @@
 import Foundation
 import Transport
+import WSClient
+import WSRedis
+import WSServer
+import XCTest
 
 /// A real redis-server for one test, on 127.0.0.1 and a port free at run time.
 final class RedisProcess {
@@ -53,4 +57,29 @@ final class RedisProcess {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
+}
+
+/// Client-side helpers shared by the Redis tests.
+extension XCTestCase {
+    func connect(_ server: Server, _ path: String = "/chat") async throws -> WebSocketClient {
+        try await WebSocketClient.connect(to: "ws://127.0.0.1:\(server.port)\(path)")
+    }
+
+    func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> OwnedMessage? {
+        try await withThrowingTaskGroup(of: OwnedMessage?.self) { group in
+            group.addTask { var it = client.messages.makeAsyncIterator(); return await it.next() }
+            group.addTask { try await Task.sleep(for: .seconds(timeout)); throw CancellationError() }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+    }
+
+    func metric(_ backplane: RedisBackplane, _ name: String) -> Int {
+        for line in backplane.metricsText().split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Int(line.split(separator: " ")[1]) ?? -1
+        }
+        return -1
+    }
+
 }
