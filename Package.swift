@@ -39,11 +39,15 @@ let package = Package(
         ),
         // Linux headers Glibc's module map leaves out (epoll, eventfd).
         .systemLibrary(name: "CLinux"),
+        // liburing (Debian liburing-dev) behind a small C API of fixed-width types, for the io_uring
+        // ring wrapper (Transport/Loop/URing*.swift). liburing.h defines _GNU_SOURCE and pulls in
+        // system headers, which clashes with Glibc's Swift module if Swift imports it directly.
+        .target(name: "CLiburing", linkerSettings: [.linkedLibrary("uring")]),
         // Sans-IO protocol core: HTTP head parser, handshake, frames, messages, close codes.
         .target(name: "WebSocket", dependencies: ["COpenSSL", "CZlib"]),
         // epoll event loops, sockets, TLS streams.
         .target(name: "Transport", dependencies: [
-            "COpenSSL", "CLinux",
+            "COpenSSL", "CLinux", "CLiburing",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Version and git commit of the build, generated offline before every build (VERSION +
@@ -72,6 +76,8 @@ let package = Package(
             "WSClient", "Transport", "WSSBuildInfo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Raw TCP echo on io_uring: the completion-loop ceiling next to tools/tcpecho (make bench-peers).
+        .executableTarget(name: "uring-echo", dependencies: ["Transport"], path: "Tests/bench/uring-echo"),
         // Examples (built in CI so they keep compiling against the API).
         .executableTarget(name: "chat-room-example", dependencies: ["WSServer"], path: "Examples/ChatRoom"),
         .executableTarget(name: "async-client-example", dependencies: ["WSClient"], path: "Examples/AsyncClient"),
@@ -80,6 +86,6 @@ let package = Package(
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "CMallocCounter"]),
         .testTarget(name: "WSRedisTests", dependencies: ["WSRedis", "WSServer", "WSClient", "WebSocket", "Transport"]),
-        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CMallocCounter"]),
+        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter"]),
     ]
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need, only what is missing: Debian packages (OpenSSL headers,
-# Chromium + chromedriver + NSS tools + a CJK font for the browser test) and Python packages
+# Chromium + chromedriver + Firefox ESR + NSS tools + a CJK font for the browser test) and Python packages
 # (websockets, selenium, pytest). Needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ fi
 need_apt=()
 dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+dpkg -s liburing-dev >/dev/null 2>&1 || need_apt+=(liburing-dev)
 # Scale-out: hiredis headers (WSRedis), a real Redis and HAProxy for the cluster tests.
 dpkg -s libhiredis-dev >/dev/null 2>&1 || need_apt+=(libhiredis-dev)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
@@ -19,6 +20,7 @@ command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+[ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)  # page test over WebDriver BiDi
 command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
 dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || need_apt+=(fonts-wqy-microhei)
 

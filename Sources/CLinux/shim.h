@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/random.h>  /* getrandom(2): fallback session ids */
 
 /* glibc declares accept4 only under _GNU_SOURCE. */
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import CLinux
 import Transport
 @_exported import WebSocket
 
@@ -19,65 +15,10 @@ extension ClientDelegate {
     public func client(_ client: ClientConnection, didReceivePong payload: UnsafeRawBufferPointer) {}
 }
 
-/// Where and how to connect.
-public struct ClientOptions: Sendable {
-    public var host: String
-    public var port: Int
-    public var path: String = "/"
-    /// TLS (wss://) when set.
-    public var tls: TLSClientContext?
-    /// Name checked against the certificate and sent as SNI (default: `host`).
-    public var serverName: String?
-    public var subprotocols: [String] = []
-    public var origin: String?
-    public var limits = WebSocketProtocol.Limits()
-    /// Offer permessage-deflate (RFC 7692); used if the server accepts.
-    public var offerDeflate = false
-    /// Our compressor's settings when deflate is negotiated.
-    public var deflateOptions = DeflateOptions()
-    /// Milliseconds allowed for TCP connect + TLS + upgrade.
-    public var connectTimeoutMillis: UInt64 = 10_000
-
-    public init(host: String, port: Int, path: String = "/", tls: TLSClientContext? = nil) {
-        self.host = host
-        self.port = port
-        self.path = path
-        self.tls = tls
-    }
-
-    /// Parses "ws://host:port/path" or "wss://…" (TLS context supplied separately).
-    public init?(url: String, tls: TLSClientContext? = nil) {
-        let secure: Bool
-        var rest: Substring
-        if url.hasPrefix("wss://") { secure = true; rest = url.dropFirst(6) }
-        else if url.hasPrefix("ws://") { secure = false; rest = url.dropFirst(5) }
-        else { return nil }
-        var path = "/"
-        if let slash = rest.firstIndex(of: "/") { path = String(rest[slash...]); rest = rest[..<slash] }
-        var host = String(rest)
-        var port = secure ? 443 : 80
-        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-            host = String(rest[rest.index(after: rest.startIndex)..<close])
-            let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { return nil }; port = p }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = String(rest[..<colon])
-            guard let p = Int(rest[rest.index(after: colon)...]) else { return nil }
-            port = p
-        }
-        if secure && tls == nil { return nil }
-        self.init(host: host, port: port, path: path, tls: secure ? tls : nil)
-    }
-
-    var hostHeader: String {
-        let h = host.contains(":") ? "[\(host)]" : host
-        let defaultPort = tls == nil ? 80 : 443
-        return port == defaultPort ? h : "\(h):\(port)"
-    }
-}
-
 /// A WebSocket client connection on an event loop: TCP connect, TLS, the opening handshake,
-/// then the same sans-IO protocol core the server uses, in the client role (masking).
+/// then the same sans-IO protocol core the server uses, in the client role (masking). Socket
+/// and TLS go through the same `StreamDriver` as the server's connections, deadlines through
+/// the same `ConnectionPolicy`.
 public final class ClientConnection: EventHandler {
     /// Where the connection is in its life: TCP connect, TLS, HTTP upgrade, open, closing, closed.
     public enum Phase: UInt8 { case connecting, tlsHandshake, upgrading, open, closing, closed }
@@ -93,18 +34,18 @@ public final class ClientConnection: EventHandler {
     /// Application data.
     public var userData: AnyObject?
     @exclusivity(unchecked) public var proto: WebSocketProtocol
-    let stream: ByteStream
-    private let fd: Int32
+    let driver: StreamDriver
+    @exclusivity(unchecked) private var policy: ConnectionPolicy
+    /// Connect timeout, and the close wait of the close in progress.
+    private var settings: ConnectionPolicy.Settings
     private var handshake: ClientHandshake
     private var responseParser = HTTPHeadParser()
     @exclusivity(unchecked) private var flushQueued = false
     @exclusivity(unchecked) private var writeBlocked = false
-    @exclusivity(unchecked) private var interest: UInt32 = EPOLLOUT.rawValue
+    @exclusivity(unchecked) private var interest: Interest = .write
     private var closeNotified = false
-    /// Drop TCP if the server has not answered our close by then (loop ms; 0 = none).
-    private var closeDeadline: UInt64 = 0
-    /// Give up if not open by then (loop ms).
-    private var setupDeadline: UInt64 = 0
+    private var lastCloseCode: CloseCode = .abnormal
+    private var lastCloseReason = ""
 
     /// Starts connecting; must be called on `loop`'s thread.
     public init(loop: EventLoop, options: ClientOptions, delegate: ClientDelegate?) throws {
@@ -115,18 +56,20 @@ public final class ClientConnection: EventHandler {
         self.handshake = ClientHandshake(host: options.hostHeader, path: options.path,
                                          subprotocols: options.subprotocols, origin: options.origin,
                                          offerDeflate: options.offerDeflate)
-        fd = try connectTCP(host: options.host, port: options.port)
-        if let tls = options.tls {
-            guard let s = tls.makeStream(fd: fd, serverName: options.serverName ?? options.host, scratch: loop.scratchBuffer) else {
-                Glibc.close(fd)
+        settings = ConnectionPolicy.Settings(handshakeMillis: options.connectTimeoutMillis, idleMillis: 0,
+                                             closeMillis: 3000, lingerMillis: 0, highWaterMark: .max)
+        policy = ConnectionPolicy(now: loop.now, settings: settings)
+        let fd = try connectTCP(host: options.host, port: options.port)
+        var tls: TLSStream?
+        if let context = options.tls {
+            tls = context.makeStream(fd: fd, serverName: options.serverName ?? options.host, scratch: loop.scratchBuffer)
+            if tls == nil {
+                StreamDriver(fd: fd, tls: nil).close(on: loop)
                 throw TLSError.drain("SSL_new")
             }
-            stream = s
-        } else {
-            stream = TCPStream(fd: fd)
         }
-        setupDeadline = loop.now + options.connectTimeoutMillis
-        try loop.register(fd: fd, handler: self, events: EPOLLOUT.rawValue)
+        driver = StreamDriver(fd: fd, tls: tls)
+        try driver.register(on: loop, handler: self, interest: .write)
     }
 
     public var isOpen: Bool { phase == .open && proto.state == .open }
@@ -166,42 +109,45 @@ public final class ClientConnection: EventHandler {
             return
         }
         proto.close(code: code, reason: reason)
-        phase = .closing
-        closeDeadline = loop.now + timeoutMillis
+        closing(waitMillis: timeoutMillis)
         scheduleFlush()
     }
 
     /// Drops the connection without a close handshake.
     public func abort() { finish(code: .abnormal, reason: "", error: "aborted") }
 
+    private func closing(waitMillis: UInt64) {
+        phase = .closing
+        settings.closeMillis = waitMillis
+        policy.closeSent(now: loop.now, settings: settings)
+    }
+
     // MARK: - Event loop
 
-    public func handleEvent(_ events: UInt32) {
+    public func handleEvent(_ events: IOEvents) {
         switch phase {
         case .connecting:
-            let err = connectResult(fd: fd)
+            let err = connectResult(fd: driver.fd)
             if err != 0 { return finish(code: .abnormal, reason: "", error: "connect: \(errnoDescription(err))") }
-            if stream.isEstablished {
-                startUpgrade()
-            } else {
+            if driver.needsHandshake {
                 phase = .tlsHandshake
                 advanceTLS()
+            } else {
+                startUpgrade()
             }
         case .tlsHandshake:
             advanceTLS()
         default:
-            if events & EPOLLOUT.rawValue != 0 { flush() }
-            if phase != .closed && events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
-                readAvailable()
-            }
+            if events.contains(.writable) { flush() }
+            if phase != .closed && events.wantsRead { readAvailable() }
         }
     }
 
     private func advanceTLS() {
-        switch stream.handshake() {
+        switch driver.handshake() {
         case .done: startUpgrade()
-        case .wantRead: setInterest(EPOLLIN.rawValue)
-        case .wantWrite: setInterest(EPOLLIN.rawValue | EPOLLOUT.rawValue)
+        case .wantRead: driver.update(&interest, to: .read, on: loop)
+        case .wantWrite: driver.update(&interest, to: [.read, .write], on: loop)
         case .eof: finish(code: .abnormal, reason: "", error: "server closed during TLS handshake")
         case .error(let why): finish(code: .abnormal, reason: "", error: why)
         }
@@ -210,50 +156,34 @@ public final class ClientConnection: EventHandler {
     private func startUpgrade() {
         phase = .upgrading
         proto.outbound.append(handshake.request)
-        setInterest(EPOLLIN.rawValue)
+        driver.update(&interest, to: .read, on: loop)
         flush()
     }
 
     private func readAvailable() {
-        let buffer = loop.readBuffer
-        while phase != .closed {
-            switch stream.read(into: buffer) {
-            case .done(let n):
-                received(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
-                if n < buffer.count { flush(); return }
-            case .wantRead: flush(); return
-            case .wantWrite: writeBlocked = true; updateInterest(); return
-            case .eof:
-                let clean = proto.state == .closed
-                return finish(code: clean ? lastCloseCode : .abnormal, reason: lastCloseReason,
-                              error: clean ? nil : "server closed TCP without a close handshake")
-            case .error(let why): return finish(code: .abnormal, reason: "", error: why)
-            }
+        let end = driver.receive(into: loop.readBuffer) { bytes in
+            received(bytes)
+            return phase != .closed
+        }
+        switch end {
+        case .drained: flush()
+        case .stopped: break
+        case .writeBlocked:
+            writeBlocked = true
+            updateInterest()
+        case .eof:
+            let clean = proto.state == .closed
+            finish(code: clean ? lastCloseCode : .abnormal, reason: lastCloseReason,
+                   error: clean ? nil : "server closed TCP without a close handshake")
+        case .error(let why): finish(code: .abnormal, reason: "", error: why)
         }
     }
-
-    private var lastCloseCode: CloseCode = .abnormal
-    private var lastCloseReason = ""
 
     private func received(_ bytes: UnsafeMutableRawBufferPointer) {
         var start = 0
         if phase == .upgrading {
-            do {
-                guard let (head, consumed) = try responseParser.feedResponse(UnsafeRawBufferPointer(bytes)) else { return }
-                switch handshake.accept(head) {
-                case .failure(let e): return finish(code: .abnormal, reason: "", error: "\(e)")
-                case .success(let accepted):
-                    subprotocol = accepted.subprotocol
-                    if let params = accepted.deflate {
-                        proto.deflate = PerMessageDeflate(role: .client, parameters: params, options: options.deflateOptions)
-                    }
-                }
-                phase = .open
-                start = consumed
-                delegate?.clientDidOpen(self)
-            } catch {
-                return finish(code: .abnormal, reason: "", error: "bad handshake response: \(error)")
-            }
+            guard let consumed = receivedResponse(bytes) else { return }
+            start = consumed
         }
         var cursor = start
         while let event = proto.next(bytes, cursor: &cursor) {
@@ -265,18 +195,40 @@ public final class ClientConnection: EventHandler {
             case .close(let code, let reason):
                 lastCloseCode = code ?? .noStatus
                 lastCloseReason = String(decoding: reason, as: UTF8.self)
-                phase = .closing
-                if closeDeadline == 0 { closeDeadline = loop.now + 3000 }
+                closing(waitMillis: 3000)
             case .fragment:
                 break  // the client does not enable streamsMessages
             case .failed(let err):
                 lastCloseCode = err.closeCode
                 lastCloseReason = err.reason
-                phase = .closing
-                closeDeadline = loop.now + 1000
+                closing(waitMillis: 1000)
             }
         }
         if !proto.outbound.isEmpty { scheduleFlush() }
+    }
+
+    /// The server's answer to the upgrade: bytes it used, or nil (more needed, or failed).
+    private func receivedResponse(_ bytes: UnsafeMutableRawBufferPointer) -> Int? {
+        do {
+            guard let (head, consumed) = try responseParser.feedResponse(UnsafeRawBufferPointer(bytes)) else { return nil }
+            switch handshake.accept(head) {
+            case .failure(let e):
+                finish(code: .abnormal, reason: "", error: "\(e)")
+                return nil
+            case .success(let accepted):
+                subprotocol = accepted.subprotocol
+                if let params = accepted.deflate {
+                    proto.deflate = PerMessageDeflate(role: .client, parameters: params, options: options.deflateOptions)
+                }
+            }
+            phase = .open
+            policy.opened(now: loop.now)
+            delegate?.clientDidOpen(self)
+            return consumed
+        } catch {
+            finish(code: .abnormal, reason: "", error: "bad handshake response: \(error)")
+            return nil
+        }
     }
 
     // MARK: - Output
@@ -295,37 +247,31 @@ public final class ClientConnection: EventHandler {
 
     private func flush() {
         let out = proto.outbound
-        while !out.isEmpty || stream.hasPendingOutput {
-            switch stream.write(out.readableBytes) {
-            case .done(let n): out.consume(n)
-            case .wantWrite: writeBlocked = true; updateInterest(); return
-            case .wantRead: return
-            case .eof: return finish(code: .abnormal, reason: "", error: "server closed while we were writing")
-            case .error(let why): return finish(code: .abnormal, reason: "", error: why)
-            }
+        switch driver.flush(pending: { out.readableBytes }, consumed: { out.consume($0) }) {
+        case .drained:
+            writeBlocked = false
+            proto.outboundDrained()
+            updateInterest()
+            out.releaseIfEmpty(threshold: 64 << 10)
+        case .writeBlocked:
+            writeBlocked = true
+            updateInterest()
+        case .readBlocked: break
+        case .eof: finish(code: .abnormal, reason: "", error: "server closed while we were writing")
+        case .error(let why): finish(code: .abnormal, reason: "", error: why)
         }
-        writeBlocked = false
-        proto.outboundDrained()
-        updateInterest()
-        out.releaseIfEmpty(threshold: 64 << 10)
     }
 
     private func updateInterest() {
-        setInterest(EPOLLIN.rawValue | (writeBlocked ? EPOLLOUT.rawValue : 0))
-    }
-
-    private func setInterest(_ events: UInt32) {
-        if events != interest && phase != .closed {
-            interest = events
-            loop.modify(fd: fd, events: events)
-        }
+        guard phase != .closed else { return }
+        driver.update(&interest, to: writeBlocked ? [.read, .write] : .read, on: loop)
     }
 
     private func finish(code: CloseCode, reason: String, error: String?) {
         guard phase != .closed else { return }
         phase = .closed
-        loop.unregister(fd: fd)
-        stream.close()
+        policy.closed()
+        driver.close(on: loop)
         if !closeNotified {
             closeNotified = true
             delegate?.clientDidClose(self, code: code, reason: reason, error: error)
@@ -339,12 +285,13 @@ public final class ClientConnection: EventHandler {
     }
 
     public func tick(now: UInt64) {
-        if phase.rawValue < Phase.open.rawValue && now >= setupDeadline {
-            return finish(code: .abnormal, reason: "", error: "timed out in \(phase) after \(options.connectTimeoutMillis) ms")
-        }
-        if closeDeadline != 0 && now >= closeDeadline && phase != .closed {
-            finish(code: lastCloseCode, reason: lastCloseReason,
-                   error: proto.state == .closed ? nil : "close timeout")
+        let protocolOpen = phase != .closing && proto.state == .open
+        switch policy.tick(now: now, protocolOpen: protocolOpen, settings: settings) {
+        case .drop(.handshakeTimeout):
+            finish(code: .abnormal, reason: "", error: "timed out in \(phase) after \(options.connectTimeoutMillis) ms")
+        case .drop:
+            finish(code: lastCloseCode, reason: lastCloseReason, error: proto.state == .closed ? nil : "close timeout")
+        default: break
         }
     }
 }

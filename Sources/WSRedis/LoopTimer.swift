@@ -18,7 +18,7 @@ final class LoopTimer: EventHandler {
     }
 
     func register() {
-        try? loop.register(fd: fd, handler: self, events: EPOLLIN.rawValue)
+        try? loop.register(fd: fd, handler: self, interest: .read)
     }
 
     func close() {
@@ -29,7 +29,7 @@ final class LoopTimer: EventHandler {
         onTick = nil
     }
 
-    func handleEvent(_ events: UInt32) {}
+    func handleEvent(_ events: IOEvents) {}
     func tick(now: UInt64) { onTick?(now) }
     func flushScheduled() {}
     func loopStopped() { close() }

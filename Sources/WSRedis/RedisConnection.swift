@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import Logging
 import Transport
 
@@ -80,7 +79,7 @@ final class RedisConnection: EventHandler {
             Glibc.close(s)
             failed(why); return
         }
-        do { try loop.register(fd: s, handler: self, events: EPOLLIN.rawValue | EPOLLOUT.rawValue) } catch {
+        do { try loop.register(fd: s, handler: self, interest: [.read, .write]) } catch {
             Glibc.close(s)
             failed("\(error)"); return
         }
@@ -129,18 +128,18 @@ final class RedisConnection: EventHandler {
         }
     }
 
-    func handleEvent(_ events: UInt32) {
+    func handleEvent(_ events: IOEvents) {
         if state == .connecting {
             var err: Int32 = 0
             var len = socklen_t(4)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
             if err != 0 { close(reason: errnoDescription(err)); return }
-            if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { close(reason: "connection refused"); return }
+            if events.contains(.hangup) { close(reason: "connection refused"); return }
             if handshakeReplies == 0 { becameReady() } else { state = .loggingIn; flush() }
             if fd < 0 { return }
         }
-        if events & EPOLLIN.rawValue != 0 || events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { readAvailable() }
-        if fd >= 0, events & EPOLLOUT.rawValue != 0 { flush() }
+        if events.wantsRead { readAvailable() }
+        if fd >= 0, events.contains(.writable) { flush() }
     }
 
     private func becameReady() {
@@ -192,7 +191,7 @@ final class RedisConnection: EventHandler {
             switch r {
             case .done(let n): sent += n
             case .wantRead, .wantWrite:
-                loop.modify(fd: fd, events: EPOLLIN.rawValue | EPOLLOUT.rawValue); return
+                loop.modify(fd: fd, interest: [.read, .write]); return
             case .eof: close(reason: "Redis closed the connection"); return
             case .error(let why): close(reason: why); return
             }
@@ -201,7 +200,7 @@ final class RedisConnection: EventHandler {
         if sent == out.count {
             out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
             sent = 0
-            if state != .connecting { loop.modify(fd: fd, events: EPOLLIN.rawValue) }
+            if state != .connecting { loop.modify(fd: fd, interest: .read) }
             onDrained?()
         }
     }

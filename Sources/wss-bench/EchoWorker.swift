@@ -349,7 +349,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     }
 
     // EventHandler, used only for the end-of-iteration hook that forgets the cached clock.
-    func handleEvent(_ events: UInt32) {}
+    func handleEvent(_ events: IOEvents) {}
     func tick(now: UInt64) {}
     func flushScheduled() {
         shared.pointee.clockHookQueued = false

@@ -136,7 +136,7 @@ final class HandshakeWorker: SetupOwner, EventHandler, @unchecked Sendable {
     }
 
     // EventHandler: used only for the end-of-iteration hook.
-    func handleEvent(_ events: UInt32) {}
+    func handleEvent(_ events: IOEvents) {}
     func tick(now: UInt64) {}
     func flushScheduled() {
         refillQueued = false
@@ -297,7 +297,7 @@ final class IdleWorker: SetupOwner, EventHandler, @unchecked Sendable {
         }
     }
 
-    func handleEvent(_ events: UInt32) {}
+    func handleEvent(_ events: IOEvents) {}
     func tick(now: UInt64) {}
     func flushScheduled() {
         refillQueued = false

@@ -149,7 +149,7 @@ final class RateTimer: EventHandler {
     unowned(unsafe) let worker: PubSubWorker
     let fd: Int32
     init(worker: PubSubWorker, fd: Int32) { self.worker = worker; self.fd = fd }
-    func handleEvent(_ events: UInt32) {
+    func handleEvent(_ events: IOEvents) {
         var v: UInt64 = 0
         _ = Glibc.read(fd, &v, 8)
         worker.pump(now: nowNanos())
@@ -259,7 +259,7 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
         }
     }
 
-    func handleEvent(_ events: UInt32) {}
+    func handleEvent(_ events: IOEvents) {}
     func tick(now: UInt64) {}
     func flushScheduled() {
         shared.pointee.hookQueued = false

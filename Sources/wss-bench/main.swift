@@ -172,7 +172,7 @@ struct WSSBench: ParsableCommand {
         guard var options = ClientOptions(url: url, tls: tls) else {
             throw ValidationError("cannot parse URL '\(url)'")
         }
-        options.limits = .init(maxMessageSize: max(16 << 20, size + 1024))
+        options.limits = try .init(maxMessageSize: max(16 << 20, size + 1024))
         options.offerDeflate = deflate
 
         var settings = RunSettings(options: options, size: size, depth: depth,

@@ -147,7 +147,7 @@ struct WSSServerCommand: ParsableCommand {
         config.certificateFile = cert
         config.keyFile = key
         config.threads = threads
-        config.limits = .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments,
+        config.limits = try .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments,
                               maxQueuedPongs: maxQueuedPongs)
         config.maxConnections = maxConnections
         config.highWaterMark = highWaterMark
@@ -157,7 +157,7 @@ struct WSSServerCommand: ParsableCommand {
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
         config.tlsNativeRecords = !opensslRecords
-        config.deflate = DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
+        config.deflate = try DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
                                         serverNoContextTakeover: deflateNoContextTakeover,
                                         clientNoContextTakeover: deflateNoContextTakeover,
                                         memLevel: deflateMemLevel, compressionLevel: deflateLevel,
@@ -184,7 +184,7 @@ struct WSSServerCommand: ParsableCommand {
             }
             server.route("/chatsocket", handler)
             server.route("/", handler)
-            server.page("/", Page(html: ChatPage.html))
+            server.page("/", Page(html: ChatPage.html(app: app.rawValue)))
             server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
             try server.start()
         } catch {

@@ -19,13 +19,13 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
         XCTAssertEqual(a?.parameters.clientMaxWindowBits, 15)
         // Configured smaller client window: answered.
         let b = DeflateNegotiation.negotiate(["permessage-deflate; client_max_window_bits"],
-                                             options: DeflateOptions(clientMaxWindowBits: 12))
+                                             options: try! DeflateOptions(clientMaxWindowBits: 12))
         XCTAssertEqual(b?.responseHeader, "permessage-deflate; client_max_window_bits=12")
         XCTAssertEqual(b?.parameters.clientMaxWindowBits, 12)
     }
 
     func testDisabled() {
-        XCTAssertNil(negotiate(["permessage-deflate"], DeflateOptions(enabled: false)))
+        XCTAssertNil(negotiate(["permessage-deflate"], try! DeflateOptions(enabled: false)))
         XCTAssertNil(negotiate([]))
         XCTAssertNil(negotiate(["x-webkit-deflate-frame"]))
     }
@@ -33,9 +33,9 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
     func testClientMaxWindowBitsWithValue() {
         XCTAssertEqual(negotiate(["permessage-deflate; client_max_window_bits=10"]),
                        "permessage-deflate; client_max_window_bits=10")
-        XCTAssertEqual(negotiate(["permessage-deflate; client_max_window_bits=10"], DeflateOptions(clientMaxWindowBits: 12)),
+        XCTAssertEqual(negotiate(["permessage-deflate; client_max_window_bits=10"], try! DeflateOptions(clientMaxWindowBits: 12)),
                        "permessage-deflate; client_max_window_bits=10")
-        XCTAssertEqual(negotiate(["permessage-deflate; client_max_window_bits=14"], DeflateOptions(clientMaxWindowBits: 12)),
+        XCTAssertEqual(negotiate(["permessage-deflate; client_max_window_bits=14"], try! DeflateOptions(clientMaxWindowBits: 12)),
                        "permessage-deflate; client_max_window_bits=12")
         XCTAssertEqual(negotiate(["permessage-deflate; client_max_window_bits=15"]), "permessage-deflate")
         // 8 is fine for the client's window: we only inflate with it.
@@ -46,9 +46,9 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
 
     func testClientWindowConfiguredButNotAdvertised() {
         // The client did not say it can limit its window: decline that offer, take the next.
-        XCTAssertNil(negotiate(["permessage-deflate"], DeflateOptions(clientMaxWindowBits: 12)))
+        XCTAssertNil(negotiate(["permessage-deflate"], try! DeflateOptions(clientMaxWindowBits: 12)))
         XCTAssertEqual(negotiate(["permessage-deflate, permessage-deflate; client_max_window_bits"],
-                                 DeflateOptions(clientMaxWindowBits: 12)),
+                                 try! DeflateOptions(clientMaxWindowBits: 12)),
                        "permessage-deflate; client_max_window_bits=12")
     }
 
@@ -57,10 +57,10 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
         XCTAssertEqual(a?.responseHeader, "permessage-deflate; server_max_window_bits=10")
         XCTAssertEqual(a?.parameters.serverMaxWindowBits, 10)
         // Configured lower than offered: ours, answered.
-        XCTAssertEqual(negotiate(["permessage-deflate; server_max_window_bits=13"], DeflateOptions(serverMaxWindowBits: 11)),
+        XCTAssertEqual(negotiate(["permessage-deflate; server_max_window_bits=13"], try! DeflateOptions(serverMaxWindowBits: 11)),
                        "permessage-deflate; server_max_window_bits=11")
         // Not offered but configured below 15: announced.
-        XCTAssertEqual(negotiate(["permessage-deflate"], DeflateOptions(serverMaxWindowBits: 12)),
+        XCTAssertEqual(negotiate(["permessage-deflate"], try! DeflateOptions(serverMaxWindowBits: 12)),
                        "permessage-deflate; server_max_window_bits=12")
         XCTAssertEqual(negotiate(["permessage-deflate; server_max_window_bits=15"]),
                        "permessage-deflate; server_max_window_bits=15")
@@ -84,8 +84,10 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
                        "permessage-deflate; server_max_window_bits=8")
         XCTAssertEqual(negotiate(["permessage-deflate; server_max_window_bits=9"]),
                        "permessage-deflate; server_max_window_bits=9")
-        // Configuration cannot ask for 8.
-        XCTAssertEqual(DeflateOptions(serverMaxWindowBits: 8).serverMaxWindowBits, 9)
+        // Configuration cannot ask for 8 (rejected, not raised to 9).
+        XCTAssertThrowsError(try DeflateOptions(serverMaxWindowBits: 8)) {
+            XCTAssertEqual(($0 as? ConfigurationError)?.setting, "serverMaxWindowBits")
+        }
     }
 
     func testServerWindowBits8Connection() throws {
@@ -132,7 +134,7 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
         XCTAssertEqual(negotiate(["permessage-deflate; client_no_context_takeover"]),
                        "permessage-deflate; client_no_context_takeover")
         // Configured: always answered.
-        XCTAssertEqual(negotiate(["permessage-deflate"], DeflateOptions(serverNoContextTakeover: true, clientNoContextTakeover: true)),
+        XCTAssertEqual(negotiate(["permessage-deflate"], try! DeflateOptions(serverNoContextTakeover: true, clientNoContextTakeover: true)),
                        "permessage-deflate; server_no_context_takeover; client_no_context_takeover")
         // A value on a flag declines the offer.
         XCTAssertNil(negotiate(["permessage-deflate; server_no_context_takeover=1"]))
@@ -142,7 +144,7 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
     func testEverythingAtOnceExactResponse() {
         let header = "permessage-deflate; client_max_window_bits=11; server_max_window_bits=12; "
             + "client_no_context_takeover; server_no_context_takeover"
-        let a = DeflateNegotiation.negotiate([header], options: DeflateOptions(serverMaxWindowBits: 14, clientMaxWindowBits: 13))
+        let a = DeflateNegotiation.negotiate([header], options: try! DeflateOptions(serverMaxWindowBits: 14, clientMaxWindowBits: 13))
         XCTAssertEqual(a?.responseHeader,
                        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
                        + "server_max_window_bits=12; client_max_window_bits=11")
@@ -212,7 +214,7 @@ final class PerMessageDeflateNegotiationTests: XCTestCase {
         // What the server negotiates drives both ends consistently.
         let a = try XCTUnwrap(DeflateNegotiation.negotiate(
             ["permessage-deflate; client_max_window_bits; server_max_window_bits=10; client_no_context_takeover"],
-            options: DeflateOptions(clientMaxWindowBits: 11)))
+            options: try! DeflateOptions(clientMaxWindowBits: 11)))
         let s = PerMessageDeflate(role: .server, parameters: a.parameters)
         let c = PerMessageDeflate(role: .client, parameters: a.parameters)
         XCTAssertEqual(s.compressWindowBits, 10)

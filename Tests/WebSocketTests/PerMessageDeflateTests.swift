@@ -137,7 +137,7 @@ final class PerMessageDeflateTests: XCTestCase {
         for level in [0, 1, 9] {
             for memLevel in [1, 5, 9] {
                 try roundTrip(DeflateParameters(serverMaxWindowBits: 10, clientMaxWindowBits: 12),
-                              DeflateOptions(memLevel: memLevel, compressionLevel: level), messages: messages)
+                              try! DeflateOptions(memLevel: memLevel, compressionLevel: level), messages: messages)
             }
         }
     }
@@ -218,7 +218,7 @@ final class PerMessageDeflateTests: XCTestCase {
         XCTAssertLessThanOrEqual(out.readableCount, limit + 1)
         XCTAssertLessThan(out.allocatedBytes, 4 * limit)
         XCTAssertLessThan(s.inflaterTotalIn, bomb.count / 5)
-        XCTAssertEqual(DeflateError.messageTooLarge(limit: limit).closeCode, .messageTooBig)
+        XCTAssertEqual(DeflateError.messageTooLarge(limit: limit).protocolError.closeCode, .messageTooBig)
     }
 
     func testLimitIsOnDecompressedSizeAcrossFragments() throws {
@@ -246,7 +246,7 @@ final class PerMessageDeflateTests: XCTestCase {
         // BTYPE 11 is reserved.
         XCTAssertThrowsError(try server().decompress([0xff, 0xff, 0xff], limit: 100)) {
             XCTAssertEqual($0 as? DeflateError, .invalidCompressedData)
-            XCTAssertEqual(($0 as? DeflateError)?.closeCode, .invalidPayload)
+            XCTAssertEqual(($0 as? DeflateError)?.protocolError.closeCode, .invalidPayload)
         }
         // A stored block whose NLEN is not the complement of LEN.
         XCTAssertThrowsError(try server().decompress([0x00, 0x05, 0x00, 0x00, 0x00, 0x48], limit: 100)) {
@@ -296,7 +296,7 @@ final class PerMessageDeflateTests: XCTestCase {
         // Measured vs. the static estimate, per setting (printed for the README).
         for (bits, mem) in [(15, 8), (15, 9), (12, 5), (10, 4), (9, 1)] {
             let s = server(DeflateParameters(serverMaxWindowBits: bits, clientMaxWindowBits: bits),
-                           DeflateOptions(memLevel: mem))
+                           try! DeflateOptions(memLevel: mem))
             _ = s.compress(repetitive(100))
             let deflate = s.allocatedBytes
             _ = try? s.decompress(client(DeflateParameters(serverMaxWindowBits: bits, clientMaxWindowBits: bits)).compress(repetitive(100)), limit: 100)

@@ -92,7 +92,7 @@ final class ProtocolTests: XCTestCase {
     }
 
     func testSizeLimitsDecidedAtHeader() {
-        let limits = WebSocketProtocol.Limits(maxMessageSize: 100)
+        let limits = try! WebSocketProtocol.Limits(maxMessageSize: 100)
         // Only the header of a huge frame: rejected without any payload.
         let header: [UInt8] = [0x82, 0xFF, 0, 0, 0, 0x40, 0, 0, 0, 0, 1, 2, 3, 4]
         expectFailure(header, .frameTooLarge(limit: 100), code: 1009, limits: limits)
@@ -101,7 +101,7 @@ final class ProtocolTests: XCTestCase {
         expectFailure(parts, .messageTooLarge(limit: 100), code: 1009, limits: limits)
         XCTAssertEqual(run(frame(0x2, [UInt8](repeating: 1, count: 100)), limits: limits).0,
                        [.binary([UInt8](repeating: 1, count: 100))])
-        let few = WebSocketProtocol.Limits(maxMessageSize: 100, maxFragments: 2)
+        let few = try! WebSocketProtocol.Limits(maxMessageSize: 100, maxFragments: 2)
         expectFailure(frame(0x2, [], fin: false) + frame(0x0, [], fin: false) + frame(0x0, []),
                       .tooManyFragments(limit: 2), code: 1009, limits: few)
     }
@@ -201,7 +201,7 @@ final class ProtocolDeflateTests: XCTestCase {
 
         let client = PerMessageDeflate(role: .client, parameters: DeflateParameters())
         let bomb = client.compress([UInt8](repeating: 0, count: 1 << 20))
-        var q = WebSocketProtocol(role: .server, limits: .init(maxMessageSize: 64 << 10))
+        var q = WebSocketProtocol(role: .server, limits: try! .init(maxMessageSize: 64 << 10))
         q.deflate = PerMessageDeflate(role: .server, parameters: DeflateParameters())
         XCTAssertLessThan(bomb.count, 64 << 10)  // small on the wire…
         XCTAssertEqual(feed(&q, frame(0x2, bomb, rsv: 4)), [.failed(.messageTooLarge(limit: 64 << 10))])  // …too big inflated
@@ -239,7 +239,7 @@ final class ProtocolDeflateTests: XCTestCase {
 
 final class PingFloodTests: XCTestCase {
     func testQueuedPongsAreBoundedUntilOutputDrains() {
-        var p = WebSocketProtocol(role: .server, limits: .init(maxQueuedPongs: 4))
+        var p = WebSocketProtocol(role: .server, limits: try! .init(maxQueuedPongs: 4))
         var flood: [UInt8] = []
         for i in 0..<10 { flood += frame(0x9, [UInt8(i)]) }
         let events = feed(&p, flood)
@@ -269,7 +269,7 @@ final class StreamingTests: XCTestCase {
     }
 
     func testStreamingStillEnforcesLimitsAndUTF8() {
-        var p = WebSocketProtocol(role: .server, limits: .init(maxMessageSize: 4))
+        var p = WebSocketProtocol(role: .server, limits: try! .init(maxMessageSize: 4))
         p.streamsMessages = true
         XCTAssertEqual(feed(&p, frame(0x2, [1, 2, 3], fin: false) + frame(0x0, [4, 5])),
                        [.fragment(2, [1, 2, 3], true, false), .failed(.messageTooLarge(limit: 4))])

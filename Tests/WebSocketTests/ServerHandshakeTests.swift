@@ -24,7 +24,7 @@ final class ServerHandshakeTests: XCTestCase {
         return nil
     }
 
-    let plain = ServerHandshake(deflate: DeflateOptions(enabled: false), secure: false)
+    let plain = ServerHandshake(deflate: try! DeflateOptions(enabled: false), secure: false)
 
     func testAcceptWithOfferedSubprotocol() throws {
         var seen: [String] = []
@@ -107,11 +107,11 @@ final class ServerHandshakeTests: XCTestCase {
             .accept(subprotocol: nil)
         }))
         // The same origin over TLS is https.
-        let tls = ServerHandshake(deflate: DeflateOptions(enabled: false), secure: true)
+        let tls = ServerHandshake(deflate: try! DeflateOptions(enabled: false), secure: true)
         XCTAssertNotNil(rejection(tls.respond(to: try head(good + ["Origin: http://example.com"])) { _ in .accept(subprotocol: nil) }))
         XCTAssertNotNil(accepted(tls.respond(to: try head(good + ["Origin: https://example.com"])) { _ in .accept(subprotocol: nil) }))
         let listed = ServerHandshake(origins: OriginPolicy(allowed: ["http://evil.example"]),
-                                     deflate: DeflateOptions(enabled: false), secure: false)
+                                     deflate: try! DeflateOptions(enabled: false), secure: false)
         XCTAssertNotNil(accepted(listed.respond(to: try head(good + ["Origin: http://evil.example"])) { _ in .accept(subprotocol: nil) }))
     }
 

@@ -7,7 +7,8 @@
 # tools/tcpecho — and drives them from core 1, ours and uWebSockets alternately (the order flips
 # every repetition), with both clients (wss-bench and tools/wsload):
 #   echo 64 B text ×100 conns depth 1 and depth 16, 1 MiB binary ×4 conns depth 1 (ws and wss);
-#   tcpecho under wsload for the 64 B scenarios (the syscall ceiling, in the same repetition);
+#   tcpecho under wsload for the 64 B scenarios (the syscall ceiling, in the same repetition), and
+#   uring-echo (Tests/bench/uring-echo: the same raw echo on io_uring) beside it;
 #   handshakes (connect + TLS + upgrade + close, 32 at once) with both clients;
 #   RSS per idle connection (wsload --idle, fresh servers);
 #   `openssl speed -evp aes-128-gcm` on core 0 (the AES-GCM limit for 1 MiB wss).
@@ -88,7 +89,8 @@ if [[ ! -x "$UWS_OUT/echo_ws" || ! -x "$UWS_OUT/echo_wss" || "$PEERS/build.sh" -
 fi
 say "bench-peers: building release…"
 swift build -c release >"$SCRATCH/build.log" 2>&1 || { tail -30 "$SCRATCH/build.log" >&2; die "swift build failed"; }
-[[ -x "$SERVER" && -x "$BENCH" ]] || die "missing $SERVER or $BENCH after the build"
+URING_ECHO="$ROOT/.build/release/uring-echo"
+[[ -x "$SERVER" && -x "$BENCH" && -x "$URING_ECHO" ]] || die "missing $SERVER, $BENCH or $URING_ECHO after the build"
 gcc -O2 -o "$SCRATCH/wsload" "$TOOLS/wsload/wsload.c" -lssl -lcrypto -lpthread 2>"$SCRATCH/gcc.log" \
     || { cat "$SCRATCH/gcc.log" >&2; die "could not build wsload"; }
 gcc -O2 -o "$SCRATCH/tcpecho" "$TOOLS/tcpecho/tcpecho.c" 2>>"$SCRATCH/gcc.log" \
@@ -134,6 +136,7 @@ start_peer() {
             ws)  cmd=("$UWS_OUT/echo_ws" "$SRV_PORT"); pattern=READY ;;
             wss) cmd=("$UWS_OUT/echo_wss" "$SRV_PORT" "$KEY" "$CERT"); pattern=READY ;;
             tcp) cmd=("$SCRATCH/tcpecho" "$SRV_PORT"); pattern=listening ;;
+            uring) cmd=("$URING_ECHO" "$SRV_PORT"); pattern=listening ;;
         esac
         : >"$log"
         "${PIN_SERVER[@]}" "${cmd[@]}" >"$log" 2>&1 &
@@ -154,6 +157,12 @@ start_all() {
     start_peer uws-ws ws;    PID_OF[uws|ws]=$SRV_PID;   URL_OF[uws|ws]="ws://127.0.0.1:$SRV_PORT/"
     start_peer uws-wss wss;  PID_OF[uws|wss]=$SRV_PID;  URL_OF[uws|wss]="wss://127.0.0.1:$SRV_PORT/"
     start_peer tcpecho tcp;  PID_OF[tcp|tcp]=$SRV_PID;  URL_OF[tcp|tcp]="tcp://127.0.0.1:$SRV_PORT"
+    # The io_uring raw echo, when this kernel allows io_uring (it says why not and exits 1).
+    if ! "$URING_ECHO" --probe >"$SCRATCH/uring-probe.log" 2>&1; then
+        say "bench-peers: $(cat "$SCRATCH/uring-probe.log"): no uring-echo row"
+    else
+        start_peer uring-echo uring; PID_OF[uring|tcp]=$SRV_PID; URL_OF[uring|tcp]="tcp://127.0.0.1:$SRV_PORT"
+    fi
 }
 
 # ---- runs -------------------------------------------------------------------------------------
@@ -193,7 +202,10 @@ if want echo || want handshakes; then
             for client in wss-bench wsload; do
                 for rep in $(seq "$REPS"); do
                     # The ceiling in the same repetition (wsload only: wss-bench speaks WebSocket).
-                    [[ "$client" == wsload && "$scen" == 64B* ]] && run "$scen" wsload tcp tcp "$rep" "${args[@]}" "${TIMING[@]}"
+                    if [[ "$client" == wsload && "$scen" == 64B* ]]; then
+                        run "$scen" wsload tcp tcp "$rep" "${args[@]}" "${TIMING[@]}"
+                        [[ -n "${PID_OF[uring|tcp]:-}" ]] && run "$scen" wsload tcp uring "$rep" "${args[@]}" "${TIMING[@]}"
+                    fi
                     for tr in ws wss; do pair "$scen" "$client" "$tr" "$rep" "${args[@]}" "${TIMING[@]}"; done
                 done
             done

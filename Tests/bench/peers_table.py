@@ -135,6 +135,13 @@ def echo_rows(runs):
         d1, d16 = (runs.eff(s, "wsload", "tcp", "tcp", "msgs") for s in ("64B d1", "64B d16"))
         row(["tcpecho ceiling (raw TCP echo): depth 1 / depth 16", "wsload", fmt_rate(d1), fmt_rate(d16),
              "-", "-", "-", "-", "ceiling"])
+    if runs.has("64B d1", "wsload") and runs.by.get(("64B d1", "wsload", "tcp", "uring")):
+        # Same raw echo on io_uring: its ratio to tcpecho is what a completion loop buys here.
+        u1, u16 = (runs.eff(s, "wsload", "tcp", "uring", "msgs") for s in ("64B d1", "64B d16"))
+        t1, t16 = (runs.eff(s, "wsload", "tcp", "tcp", "msgs") for s in ("64B d1", "64B d16"))
+        row(["uring-echo (raw TCP echo on io_uring): depth 1 / depth 16; ratio = ÷ tcpecho", "wsload",
+             fmt_rate(u1), fmt_rate(u16), f"{fmt_ratio(ratio(u1, t1))} / {fmt_ratio(ratio(u16, t16))}",
+             "-", "-", "-", "io_uring vs epoll"])
 
 
 def handshake_rows(runs):

@@ -283,8 +283,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size >= 1 else { return 0 }
     let flags = data[0]
     let limits = flags & 1 == 0
-        ? WebSocketProtocol.Limits(maxMessageSize: 1 << 16)
-        : WebSocketProtocol.Limits(maxMessageSize: 1000, maxFrameSize: 300, maxFragments: 8)
+        ? try! WebSocketProtocol.Limits(maxMessageSize: 1 << 16)
+        : try! WebSocketProtocol.Limits(maxMessageSize: 1000, maxFrameSize: 300, maxFragments: 8)
     let closeAfter: Int? = flags & 2 != 0 ? Int((flags >> 2) & 3) : nil
     let deflate: DeflateParameters? = flags & 0x10 == 0 ? nil
         : flags & 1 == 0 ? DeflateParameters()

@@ -101,7 +101,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMut
 func checkDeflateNegotiation(_ head: HTTPRequestHead) {
     let values = head.values("Sec-WebSocket-Extensions")
     let optionSets = [DeflateOptions(),
-                      DeflateOptions(serverMaxWindowBits: 9, clientMaxWindowBits: 8, serverNoContextTakeover: true,
+                      try! DeflateOptions(serverMaxWindowBits: 9, clientMaxWindowBits: 8, serverNoContextTakeover: true,
                                      clientNoContextTakeover: true, memLevel: 1, compressionLevel: 9, minSizeToCompress: 0)]
     for options in optionSets {
         guard let accepted = DeflateNegotiation.negotiate(values, options: options) else { continue }

@@ -6,8 +6,8 @@ import CLinux
 
 /// Something registered on a loop for one file descriptor.
 public protocol EventHandler: AnyObject {
-    /// epoll readiness bits (EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP).
-    func handleEvent(_ events: UInt32)
+    /// The descriptor is ready (readable, writable, hung up).
+    func handleEvent(_ events: IOEvents)
     /// Called about every `EventLoop.tickMillis` with the loop's clock, for deadlines.
     func tick(now: UInt64)
     /// Called at the end of a loop iteration if the handler asked with `scheduleFlush`.
@@ -80,6 +80,24 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: - Registration (loop thread only)
 
+    public func register(fd: Int32, handler: EventHandler, interest: Interest) throws(TransportError) {
+        assertInLoop()
+        try register(fd: fd, handler: handler, events: interest.epollBits)
+    }
+
+    /// Changes what the loop reports for `fd`.
+    public func modify(fd: Int32, interest: Interest) {
+        assertInLoop()
+        modify(fd: fd, events: interest.epollBits)
+    }
+
+    /// Debug builds: traps when a loop-only call comes from another thread (before the loop
+    /// runs, e.g. in tests that build connections by hand, any thread may set things up).
+    @inline(__always) public func assertInLoop(_ file: StaticString = #file, _ line: UInt = #line) {
+        assert(ownerThread.load(ordering: .relaxed) == 0 || isCurrent, "loop-only call off loop \(index)", file: file, line: line)
+    }
+
+    /// Registers `fd` with a raw epoll mask (the listener and the benchmark's timers).
     public func register(fd: Int32, handler: EventHandler, events: UInt32) throws(TransportError) {
         let i = Int(fd)
         if i >= handlers.count {
@@ -189,7 +207,7 @@ public final class EventLoop: @unchecked Sendable {
                 let idx = Int(fd)
                 if idx < handlers.count, generations[idx] == UInt32(truncatingIfNeeded: tag >> 32),
                    let h = handlers[idx] {
-                    h.handleEvent(events[i].events)
+                    h.handleEvent(IOEvents(rawValue: events[i].events))
                 }
             }
             if now >= nextTick {

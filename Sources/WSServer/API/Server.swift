@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 import Logging
 import Transport
 import WebSocket
@@ -146,7 +145,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
 
     func register() {
         do {
-            try loop.register(fd: listener.fd, handler: self, events: EPOLLIN.rawValue)
+            try loop.register(fd: listener.fd, handler: self, interest: .read)
         } catch {
             core.logger.critical("cannot watch listener: \(error)")
         }
@@ -177,14 +176,14 @@ final class Acceptor: EventHandler, @unchecked Sendable {
         }
     }
 
-    func handleEvent(_ events: UInt32) {
+    func handleEvent(_ events: IOEvents) {
         // Bounded batch so one loop's accept storm cannot starve its open connections.
         for _ in 0..<64 {
             if closed { return }
             guard let fd = listener.accept() else {
                 if errno == EMFILE || errno == ENFILE {
                     core.logger.warning("accept: out of file descriptors; pausing accepts for 1 s")
-                    loop.modify(fd: listener.fd, events: 0)
+                    loop.modify(fd: listener.fd, interest: [])
                     pausedUntil = loop.now + 1000
                 }
                 return
@@ -211,7 +210,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
             let id = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
             let connection = WebSocketConnection(id: id, loop: loop, fd: fd, tls: tlsStream, core: core)
             do {
-                try loop.register(fd: fd, handler: connection, events: EPOLLIN.rawValue)
+                try connection.driver.register(on: loop, handler: connection, interest: .read)
             } catch {
                 core.logger.error("cannot register connection: \(error)")
                 core.stats.openConnections.subtract(1)
@@ -224,7 +223,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
         core.metrics.loops[loop.index].publish(connections: loop.registeredCount - (closed ? 0 : 1))
         if pausedUntil != 0 && now >= pausedUntil && !closed {
             pausedUntil = 0
-            loop.modify(fd: listener.fd, events: EPOLLIN.rawValue)
+            loop.modify(fd: listener.fd, interest: .read)
         }
     }
 

@@ -48,7 +48,7 @@ public struct ServerConfiguration: Sendable {
     /// permessage-deflate (RFC 7692): on by default; see README for the memory each setting costs.
     /// Default: 12-bit window and memLevel 5 for our compressor, as python-websockets chooses:
     /// about 39 KiB per connection instead of 268 KiB for 15/8, for a few percent of ratio.
-    public var deflate = DeflateOptions(serverMaxWindowBits: 12, memLevel: 5)
+    public var deflate = try! DeflateOptions(serverMaxWindowBits: 12, memLevel: 5)  // constants in range
     /// Serve `GET /metrics` (Prometheus text format).
     public var metricsEnabled = true
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.

@@ -41,12 +41,8 @@ final class ServerCore: @unchecked Sendable {
     var tls: TLSContext? { tlsContext.withLock { $0 } }
     let isTLS: Bool
     let nextID = Atomic<UInt64>(1)
-    let handshakeTimeoutMillis: UInt64
-    let idleTimeoutMillis: UInt64
-    let closeTimeoutMillis: UInt64
-    /// After our last bytes and FIN, how long we read and discard before closing.
-    let lingerMillis: UInt64 = 2000
-    let highWaterMark: Int
+    /// Deadlines and water marks of every connection's `ConnectionPolicy`.
+    let policySettings: ConnectionPolicy.Settings
     let maxBackpressure: Int
     /// True once a graceful shutdown began: loops refuse new work.
     let shuttingDown = Atomic<Bool>(false)
@@ -70,14 +66,15 @@ final class ServerCore: @unchecked Sendable {
         self.logger = logger
         self.tlsContext = Locked(tls)
         self.isTLS = tls != nil
-        self.highWaterMark = configuration.highWaterMark
         self.maxBackpressure = configuration.maxBackpressure
         self.topics = Topics(loops: loops, backplane: backplane)
         self.metrics = ServerMetrics(loopCount: loops.count, backplane: backplane)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
-        handshakeTimeoutMillis = ms(configuration.handshakeTimeout)
-        idleTimeoutMillis = ms(configuration.idleTimeout)
-        closeTimeoutMillis = max(1, ms(configuration.closeTimeout))
+        // After our last bytes and FIN, 2 s of reading and discarding before the close.
+        policySettings = ConnectionPolicy.Settings(
+            handshakeMillis: ms(configuration.handshakeTimeout), idleMillis: ms(configuration.idleTimeout),
+            closeMillis: max(1, ms(configuration.closeTimeout)), lingerMillis: 2000,
+            highWaterMark: configuration.highWaterMark)
     }
 }
 

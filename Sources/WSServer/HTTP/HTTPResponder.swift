@@ -34,7 +34,7 @@ enum HTTPResponder {
                     connection.respondError(status: 403, reason: "origin not allowed")
                     return
                 }
-                let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.fd)
+                let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.driver.fd)
                 switch route.handler.shouldUpgrade(upgrade) {
                 case .reject(let status, let reason):
                     log.info("upgrade rejected by the application: \(status) \(reason)", metadata: connection.meta)
@@ -47,19 +47,19 @@ enum HTTPResponder {
                                     metadata: connection.meta)
                         chosen = nil
                     }
-                    connection.userData = userData
                     // A malformed or unacceptable offer only means no compression (RFC 7692 §5).
                     var extensions: String?
+                    var deflate: PerMessageDeflate?
                     if core.configuration.deflate.enabled, !request.extensions.isEmpty,
                        let accepted = DeflateNegotiation.negotiate(request.extensions, options: core.configuration.deflate) {
                         extensions = accepted.responseHeader
-                        connection.proto.deflate = PerMessageDeflate(role: .server, parameters: accepted.parameters,
-                                                                     options: core.configuration.deflate)
+                        deflate = PerMessageDeflate(role: .server, parameters: accepted.parameters,
+                                                    options: core.configuration.deflate)
                     }
                     connection.upgrade(route: route,
                                        response: Handshake.response(acceptingKey: request.key, subprotocol: chosen,
                                                                     extensions: extensions),
-                                       subprotocol: chosen)
+                                       subprotocol: chosen, deflate: deflate, userData: userData)
                 }
             }
             return
@@ -68,18 +68,17 @@ enum HTTPResponder {
             && (head.versionMajor > 1 || head.versionMinor >= 1)
         if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil {
             let body = Array(core.metrics.render(stats: core.stats).utf8)
-            connection.writeHTTP(okHead(contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                        length: body.count, keepAlive: keepAlive),
-                                 body: head.method == "HEAD" ? [] : body)
-            if !keepAlive { connection.afterFlush = .linger }
+            let text = okHead(contentType: "text/plain; version=0.0.4; charset=utf-8", length: body.count,
+                              keepAlive: keepAlive)
+            let sent = head.method == "HEAD" ? [] : body
+            if keepAlive { connection.writeHTTP(text, body: sent) } else { connection.writeFinalHTTP(text, body: sent) }
             return
         }
         if let page = core.pages[path] {
             log.debug("GET \(path) -> 200", metadata: connection.meta)
             let body = head.method == "HEAD" ? [] : page.body
-            connection.writeHTTP(okHead(contentType: page.contentType, length: page.body.count, keepAlive: keepAlive),
-                                 body: body)
-            if !keepAlive { connection.afterFlush = .linger }
+            let text = okHead(contentType: page.contentType, length: page.body.count, keepAlive: keepAlive)
+            if keepAlive { connection.writeHTTP(text, body: body) } else { connection.writeFinalHTTP(text, body: body) }
             return
         }
         if core.routes[path] != nil {

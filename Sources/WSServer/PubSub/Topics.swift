@@ -20,12 +20,16 @@ public final class Topics: @unchecked Sendable {
         backplane.attach(to: self)
     }
 
-    func subscribe(_ c: WebSocketConnection, to topic: String) {
-        if perLoop[c.loop.index].add(c, topic) { loopActivity(topic, +1) }
+    /// Call on `c`'s loop.
+    func subscribe(_ c: TopicSubscriber, to topic: String) {
+        loops[c.loopIndex].assertInLoop()
+        if perLoop[c.loopIndex].add(c, topic) { loopActivity(topic, +1) }
     }
 
-    func unsubscribe(_ c: WebSocketConnection, from topic: String) {
-        if perLoop[c.loop.index].remove(c, topic) { loopActivity(topic, -1) }
+    /// Call on `c`'s loop.
+    func unsubscribe(_ c: TopicSubscriber, from topic: String) {
+        loops[c.loopIndex].assertInLoop()
+        if perLoop[c.loopIndex].remove(c, topic) { loopActivity(topic, -1) }
     }
 
     private func loopActivity(_ topic: String, _ delta: Int) {
@@ -72,19 +76,39 @@ public final class Topics: @unchecked Sendable {
     }
 }
 
+/// Anything that can be subscribed to topics: a WebSocket connection, or a fallback session
+/// standing behind one. It gets the frame built once for all subscribers; a transport that
+/// does not speak WebSocket takes the payload (`PreparedFrame.withPayload`) instead.
+protocol TopicSubscriber: AnyObject {
+    /// The loop it lives on; deliveries come on that loop's thread.
+    var loopIndex: Int { get }
+    func receive(_ frame: PreparedFrame) -> SendStatus
+}
+
+extension PreparedFrame {
+    /// The message kind and payload inside the frame (server frames are unmasked: the
+    /// payload is the frame's tail).
+    func withPayload<R>(_ body: (Message.Kind, UnsafeRawBufferPointer) -> R) -> R {
+        bytes.withUnsafeBytes { raw in
+            let kind: Message.Kind = raw[0] & 0x0F == Opcode.text.rawValue ? .text : .binary
+            return body(kind, UnsafeRawBufferPointer(rebasing: raw[(raw.count - payloadCount)...]))
+        }
+    }
+}
+
 /// One loop's subscriptions. Loop-confined.
 final class LoopTopics: @unchecked Sendable {
-    private var subscribers: [String: [ObjectIdentifier: WebSocketConnection]] = [:]
+    private var subscribers: [String: [ObjectIdentifier: TopicSubscriber]] = [:]
 
     /// True if `c` is this loop's first subscriber of `topic`.
-    func add(_ c: WebSocketConnection, _ topic: String) -> Bool {
+    func add(_ c: TopicSubscriber, _ topic: String) -> Bool {
         let first = subscribers[topic] == nil
         subscribers[topic, default: [:]][ObjectIdentifier(c)] = c
         return first
     }
 
     /// True if `c` was this loop's last subscriber of `topic`.
-    func remove(_ c: WebSocketConnection, _ topic: String) -> Bool {
+    func remove(_ c: TopicSubscriber, _ topic: String) -> Bool {
         guard subscribers[topic]?.removeValue(forKey: ObjectIdentifier(c)) != nil else { return false }
         if subscribers[topic]?.isEmpty == true { subscribers[topic] = nil; return true }
         return false
@@ -92,8 +116,6 @@ final class LoopTopics: @unchecked Sendable {
 
     func deliver(_ topic: String, _ frame: PreparedFrame) {
         guard let subs = subscribers[topic] else { return }
-        frame.bytes.withUnsafeBytes { bytes in
-            for c in subs.values { _ = c.sendPrepared(bytes, payloadCount: frame.payloadCount) }
-        }
+        for c in subs.values { _ = c.receive(frame) }
     }
 }

@@ -1,76 +1,3 @@
-/// Server configuration for permessage-deflate (RFC 7692).
-///
-/// Window bits and memLevel trade memory per connection for compression ratio; see
-/// `PerMessageDeflate.deflateMemory(windowBits:memLevel:)` and `inflateMemory(windowBits:)`.
-/// Out-of-range values are clamped by `init`.
-public struct DeflateOptions: Sendable, Equatable {
-    /// Whether to accept permessage-deflate offers at all.
-    public var enabled: Bool
-    /// Largest LZ77 window the server compresses with (9–15). 8 is not allowed: zlib cannot
-    /// build a raw deflate compressor with a 256-byte window (see `DeflateNegotiation`).
-    public var serverMaxWindowBits: Int
-    /// Largest window the server asks the client to compress with (8–15); bounds the
-    /// server's inflate window. Below 15, offers that do not advertise
-    /// `client_max_window_bits` are declined (the client could not be held to it).
-    public var clientMaxWindowBits: Int
-    /// Always answer `server_no_context_takeover`: the compressor forgets its window after
-    /// each message (worse ratio; its memory can be released between messages).
-    public var serverNoContextTakeover: Bool
-    /// Always answer `client_no_context_takeover`: the client must reset after each message,
-    /// so the server's inflater holds no state between messages.
-    public var clientNoContextTakeover: Bool
-    /// zlib memLevel (1–9): hash table and pending buffer size of the compressor.
-    public var memLevel: Int
-    /// zlib compression level (0–9). 6 is zlib's default and what python-websockets and Node's
-    /// `ws` use, so ratios match what peers expect; for WebSocket-sized messages (mostly
-    /// under a few KiB) the CPU difference to level 1 is small next to per-call overhead.
-    public var compressionLevel: Int
-    /// Messages shorter than this are sent uncompressed (RSV1 clear), which permessage-deflate
-    /// allows per message. Below ~64 bytes the deflate block overhead (a few bytes of block
-    /// header plus the byte-aligning flush) eats most of the gain, and such a frame already
-    /// has the 2-byte length form.
-    public var minSizeToCompress: Int
-
-    public init(enabled: Bool = true,
-                serverMaxWindowBits: Int = 15,
-                clientMaxWindowBits: Int = 15,
-                serverNoContextTakeover: Bool = false,
-                clientNoContextTakeover: Bool = false,
-                memLevel: Int = 8,
-                compressionLevel: Int = 6,
-                minSizeToCompress: Int = 64) {
-        self.enabled = enabled
-        self.serverMaxWindowBits = min(max(serverMaxWindowBits, 9), 15)
-        self.clientMaxWindowBits = min(max(clientMaxWindowBits, 8), 15)
-        self.serverNoContextTakeover = serverNoContextTakeover
-        self.clientNoContextTakeover = clientNoContextTakeover
-        self.memLevel = min(max(memLevel, 1), 9)
-        self.compressionLevel = min(max(compressionLevel, 0), 9)
-        self.minSizeToCompress = max(minSizeToCompress, 0)
-    }
-}
-
-/// The agreed parameters of one connection (RFC 7692 §7.1), as both sides must apply them.
-public struct DeflateParameters: Sendable, Equatable {
-    /// The server resets its compressor after each message.
-    public var serverNoContextTakeover: Bool
-    /// The client resets its compressor after each message.
-    public var clientNoContextTakeover: Bool
-    /// Largest window the server compresses with (8–15; 15 when not negotiated). 8 means the
-    /// server never compresses (zlib cannot honour it), see `DeflateNegotiation`.
-    public var serverMaxWindowBits: Int
-    /// Largest window the client compresses with (8–15; 15 when not negotiated).
-    public var clientMaxWindowBits: Int
-
-    public init(serverNoContextTakeover: Bool = false, clientNoContextTakeover: Bool = false,
-                serverMaxWindowBits: Int = 15, clientMaxWindowBits: Int = 15) {
-        self.serverNoContextTakeover = serverNoContextTakeover
-        self.clientNoContextTakeover = clientNoContextTakeover
-        self.serverMaxWindowBits = serverMaxWindowBits
-        self.clientMaxWindowBits = clientMaxWindowBits
-    }
-}
-
 /// permessage-deflate negotiation, server side (RFC 7692 §5, §7.1).
 ///
 /// Offers are taken in order (across all `Sec-WebSocket-Extensions` headers); the first
@@ -144,11 +71,11 @@ public enum DeflateNegotiation {
                 guard value == nil else { return nil }
                 clientNoContextTakeover = true
             case "server_max_window_bits":
-                guard let value, let bits = windowBits(value) else { return nil }
+                guard let value, let bits = DeflateParameters.windowBits(value) else { return nil }
                 serverMaxWindowBits = bits
             case "client_max_window_bits":
                 if let value {
-                    guard let bits = windowBits(value) else { return nil }
+                    guard let bits = DeflateParameters.windowBits(value) else { return nil }
                     clientMaxWindowBits = .some(bits)
                 } else {
                     clientMaxWindowBits = .some(nil)
@@ -193,23 +120,10 @@ public enum DeflateNegotiation {
         return Accepted(parameters: parameters, responseHeader: response)
     }
 
-    /// RFC 7692 §7.1.2.1: `%x38-39 / "1" %x30-35` — 8 to 15, no leading zeros, no sign.
-    static func windowBits(_ value: String) -> Int? {
-        let u = Array(value.utf8)
-        switch u.count {
-        case 1 where u[0] == UInt8(ascii: "8") || u[0] == UInt8(ascii: "9"):
-            return Int(u[0] - UInt8(ascii: "0"))
-        case 2 where u[0] == UInt8(ascii: "1") && (UInt8(ascii: "0")...UInt8(ascii: "5")).contains(u[1]):
-            return 10 + Int(u[1] - UInt8(ascii: "0"))
-        default:
-            return nil
-        }
-    }
-
     // MARK: - Header grammar
 
-    /// Parses `Sec-WebSocket-Extensions` values (RFC 6455 §9.1, with RFC 7230 list rules: OWS
-    /// around separators, empty list elements ignored):
+    /// Parses `Sec-WebSocket-Extensions` values (RFC 6455 §9.1, with RFC 9110 list rules
+    /// through `HeaderLexer`: OWS around separators, empty list elements ignored):
     ///
     ///     extension-list = 1#extension
     ///     extension      = token *( OWS ";" OWS extension-param )
@@ -219,92 +133,40 @@ public enum DeflateNegotiation {
     public static func parse(_ headerValues: [String]) -> [Offer]? {
         var offers: [Offer] = []
         for value in headerValues {
-            var p = Parser(Array(value.utf8))
-            guard p.parseList(into: &offers) else { return nil }
+            var malformed = false
+            let complete = HeaderLexer.forEachElement(of: Substring(value)) { element in
+                guard !malformed else { return }
+                if let offer = parseExtension(element) { offers.append(offer) } else { malformed = true }
+            }
+            if malformed || !complete { return nil }
         }
         return offers
     }
 
-    struct Parser {
-        let b: [UInt8]
-        var i = 0
-        init(_ bytes: [UInt8]) { b = bytes }
-
-        var atEnd: Bool { i >= b.count }
-
-        mutating func skipOWS() {
-            while i < b.count, b[i] == 0x20 || b[i] == 0x09 { i += 1 }
-        }
-
-        static func isTChar(_ c: UInt8) -> Bool {
-            switch c {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return Array("!#$%&'*+-.^_`|~".utf8).contains(c)
-            }
-        }
-
-        mutating func token() -> String? {
-            let start = i
-            while i < b.count, Parser.isTChar(b[i]) { i += 1 }
-            return i > start ? String(decoding: b[start..<i], as: UTF8.self) : nil
-        }
-
-        /// quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE (RFC 7230 §3.2.6).
-        mutating func quotedString() -> String? {
-            guard i < b.count, b[i] == UInt8(ascii: "\"") else { return nil }
-            i += 1
-            var out: [UInt8] = []
-            while i < b.count {
-                let c = b[i]
-                if c == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
-                if c == UInt8(ascii: "\\") {
-                    i += 1
-                    guard i < b.count, b[i] == 0x09 || (b[i] >= 0x20 && b[i] != 0x7F) else { return nil }
-                    out.append(b[i]); i += 1
-                    continue
+    /// One list element: `token *( OWS ";" OWS extension-param )`, all of it.
+    static func parseExtension(_ element: Substring) -> Offer? {
+        var lexer = HeaderLexer(element)
+        guard let name = lexer.token() else { return nil }
+        var parameters: [(name: String, value: String?)] = []
+        lexer.skipOWS()
+        while lexer.skip(UInt8(ascii: ";")) {
+            lexer.skipOWS()
+            guard let parameter = lexer.token() else { return nil }
+            lexer.skipOWS()
+            var value: String?
+            if lexer.skip(UInt8(ascii: "=")) {
+                lexer.skipOWS()
+                if lexer.peek == UInt8(ascii: "\"") {
+                    guard let quoted = lexer.quotedString() else { return nil }
+                    value = quoted
+                } else {
+                    guard let token = lexer.token() else { return nil }
+                    value = String(token)
                 }
-                guard c == 0x09 || (c >= 0x20 && c != 0x7F) else { return nil }
-                out.append(c); i += 1
+                lexer.skipOWS()
             }
-            return nil  // unterminated
+            parameters.append((String(parameter), value))
         }
-
-        mutating func parseList(into offers: inout [Offer]) -> Bool {
-            while true {
-                skipOWS()
-                if atEnd { return true }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }  // empty element
-                guard let name = token() else { return false }
-                var params: [(name: String, value: String?)] = []
-                skipOWS()
-                while !atEnd, b[i] == UInt8(ascii: ";") {
-                    i += 1
-                    skipOWS()
-                    guard let pname = token() else { return false }
-                    skipOWS()
-                    var pvalue: String?
-                    if !atEnd, b[i] == UInt8(ascii: "=") {
-                        i += 1
-                        skipOWS()
-                        if !atEnd, b[i] == UInt8(ascii: "\"") {
-                            guard let q = quotedString() else { return false }
-                            pvalue = q
-                        } else {
-                            guard let t = token() else { return false }
-                            pvalue = t
-                        }
-                        skipOWS()
-                    }
-                    params.append((pname, pvalue))
-                }
-                offers.append(Offer(name: name, parameters: params))
-                if atEnd { return true }
-                guard b[i] == UInt8(ascii: ",") else { return false }
-                i += 1
-            }
-        }
+        return lexer.atEnd ? Offer(name: String(name), parameters: parameters) : nil
     }
 }

@@ -1,103 +1,5 @@
 import CZlib
 
-/// Why decompressing a message failed. RFC 7692 only says to _Fail the WebSocket Connection_;
-/// each case carries the close code to fail it with (RFC 6455 §7.4.1). After a throw the
-/// instance must not be used again: the connection is failing.
-///
-/// Kept separate from `ProtocolError` until that enum gains a case for invalid compressed data;
-/// the intended mapping is `.messageTooLarge(l)` → `ProtocolError.messageTooLarge(limit: l)`,
-/// `.invalidCompressedData` → a new `ProtocolError.invalidCompressedData` (1007),
-/// `.internalError` → `ProtocolError.internalError`.
-public enum DeflateError: Error, Equatable, Sendable {
-    /// The decompressed message would exceed the limit (zip bomb or just too big). 1009.
-    case messageTooLarge(limit: Int)
-    /// Not a valid DEFLATE stream, data after a final block, or a message that does not end
-    /// on a block boundary. 1007, as Node's `ws` does (python-websockets uses 1002): the
-    /// payload is inconsistent with the message's (compressed) type.
-    case invalidCompressedData
-    /// zlib failed for a reason that is not the peer's fault. 1011.
-    case internalError
-
-    public var closeCode: CloseCode {
-        switch self {
-        case .messageTooLarge: return .messageTooBig        // 1009
-        case .invalidCompressedData: return .invalidPayload  // 1007
-        case .internalError: return .internalError          // 1011
-        }
-    }
-
-    public var reason: String {
-        switch self {
-        case .messageTooLarge(let l): return "message larger than \(l) bytes"
-        case .invalidCompressedData: return "invalid compressed data"
-        case .internalError: return "internal error"
-        }
-    }
-}
-
-/// One zlib stream (deflate or inflate) with its allocations counted.
-///
-/// zlib allocates through `zalloc`/`zfree`, routed here to Swift's allocator with a 16-byte
-/// size header, so `allocatedBytes` is exact.
-final class ZStream {
-    enum Kind { case deflate, inflate }
-    let kind: Kind
-    let strm: UnsafeMutablePointer<z_stream>
-    /// Bytes zlib currently holds (excluding the z_stream itself).
-    let counter: UnsafeMutablePointer<Int>
-
-    private init(kind: Kind) {
-        self.kind = kind
-        strm = .allocate(capacity: 1)
-        strm.initialize(to: z_stream())
-        counter = .allocate(capacity: 1)
-        counter.initialize(to: 0)
-        strm.pointee.opaque = UnsafeMutableRawPointer(counter)
-        strm.pointee.zalloc = { opaque, items, size in
-            let n = Int(items) * Int(size)
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: n + 16, alignment: 16)
-            raw.storeBytes(of: n, as: Int.self)
-            opaque!.assumingMemoryBound(to: Int.self).pointee += n
-            return raw + 16
-        }
-        strm.pointee.zfree = { opaque, address in
-            guard let address else { return }
-            let raw = address - 16
-            opaque!.assumingMemoryBound(to: Int.self).pointee -= raw.load(as: Int.self)
-            raw.deallocate()
-        }
-    }
-
-    /// A raw deflate compressor (negative window bits: no zlib header or trailer).
-    static func deflater(level: Int, windowBits: Int, memLevel: Int) -> ZStream {
-        let z = ZStream(kind: .deflate)
-        let rc = wss_deflateInit2(z.strm, Int32(level), -Int32(windowBits), Int32(memLevel))
-        // Parameters are validated before we get here; only a zlib header/library mismatch
-        // (Z_VERSION_ERROR) could fail, which is a broken installation.
-        precondition(rc == Z_OK, "deflateInit2 failed: \(rc)")
-        return z
-    }
-
-    /// A raw inflater, nil if zlib refuses (out of memory).
-    static func inflater(windowBits: Int) -> ZStream? {
-        let z = ZStream(kind: .inflate)
-        guard wss_inflateInit2(z.strm, -Int32(windowBits)) == Z_OK else { return nil }
-        return z
-    }
-
-    var allocatedBytes: Int { counter.pointee + MemoryLayout<z_stream>.size }
-
-    deinit {
-        switch kind {
-        case .deflate: deflateEnd(strm)
-        case .inflate: inflateEnd(strm)
-        }
-        strm.deinitialize(count: 1)
-        strm.deallocate()
-        counter.deallocate()
-    }
-}
-
 /// permessage-deflate for one connection (RFC 7692 §6–§7), sans-IO.
 ///
 /// Sending: `compress(_:into:final:)` turns a message (or its fragments in order) into the
@@ -109,14 +11,15 @@ public final class PerMessageDeflate {
     public let role: WebSocketProtocol.Role
     public let parameters: DeflateParameters
     public let options: DeflateOptions
-    /// Window we compress with (our side's negotiated max; 8 means we never compress).
-    public let compressWindowBits: Int
-    /// Window we inflate with: the peer's negotiated max, raised to 9 (see `DeflateNegotiation`).
-    public let decompressWindowBits: Int
+    // Derived from `parameters` for our role (see `DeflateParameters` for the names).
+    /// Our side's window (8 means we never compress).
+    package let compressWindowBits: Int
+    /// The peer's window, raised to 9 for inflating (see `DeflateNegotiation`).
+    let decompressWindowBits: Int
     /// Our side's no_context_takeover: reset the compressor after each message.
-    public let compressNoContextTakeover: Bool
+    package let compressNoContextTakeover: Bool
     /// The peer's no_context_takeover: reset the inflater after each message.
-    public let decompressNoContextTakeover: Bool
+    let decompressNoContextTakeover: Bool
 
     private var deflater: ZStream?
     private var inflater: ZStream?
@@ -135,13 +38,10 @@ public final class PerMessageDeflate {
         self.role = role
         self.parameters = parameters
         self.options = options
-        let ours = role == .server ? parameters.serverMaxWindowBits : parameters.clientMaxWindowBits
-        let theirs = role == .server ? parameters.clientMaxWindowBits : parameters.serverMaxWindowBits
-        precondition((8...15).contains(ours) && (8...15).contains(theirs), "window bits outside 8–15")
-        compressWindowBits = ours
-        decompressWindowBits = max(theirs, 9)
-        compressNoContextTakeover = role == .server ? parameters.serverNoContextTakeover : parameters.clientNoContextTakeover
-        decompressNoContextTakeover = role == .server ? parameters.clientNoContextTakeover : parameters.serverNoContextTakeover
+        compressWindowBits = parameters.maxWindowBits(of: role)
+        decompressWindowBits = max(parameters.maxWindowBits(of: role.peer), 9)
+        compressNoContextTakeover = parameters.noContextTakeover(of: role)
+        decompressNoContextTakeover = parameters.noContextTakeover(of: role.peer)
     }
 
     /// False when our window was limited to 8 bits: send everything uncompressed.

@@ -33,17 +33,6 @@ public struct CloseCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public var description: String { String(rawValue) }
 }
 
-extension DeflateError {
-    /// The same failure in the protocol's one mapping to close codes.
-    public var protocolError: ProtocolError {
-        switch self {
-        case .messageTooLarge(let l): return .messageTooLarge(limit: l)
-        case .invalidCompressedData: return .invalidCompressedData
-        case .internalError: return .internalError
-        }
-    }
-}
-
 /// Every way a peer can break the protocol, each mapped to its close code in ONE place.
 public enum ProtocolError: Error, Equatable, Sendable {
     case reservedOpcode(UInt8)
@@ -63,6 +52,8 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case invalidCloseCode(UInt16)
     case invalidCloseReason
     /// permessage-deflate data that does not inflate (RFC 7692 §6.2: fail the connection).
+    /// 1007, as Node's `ws` does (python-websockets uses 1002): the payload is inconsistent
+    /// with the message's (compressed) type.
     case invalidCompressedData
     case internalError
 

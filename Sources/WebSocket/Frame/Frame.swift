@@ -8,7 +8,11 @@ public enum Opcode: UInt8, Sendable {
     case ping = 0x9
     case pong = 0xA
 
-    public var isControl: Bool { rawValue & 0x8 != 0 }
+    @inlinable public var isControl: Bool { rawValue & 0x8 != 0 }
+
+    /// Compares the raw bytes (the synthesized `==` went through the Equatable witness table
+    /// on the receive path: measured with callgrind).
+    @inlinable public static func == (a: Opcode, b: Opcode) -> Bool { a.rawValue == b.rawValue }
 }
 
 /// A decoded frame header (RFC 6455 §5.2). 24 bytes.

@@ -102,17 +102,8 @@ public struct HTTPHeadParser: Sendable {
         return try result.get()
     }
 
-    static func isTokenChar(_ c: UInt8) -> Bool {
-        // RFC 9110 §5.6.2 tchar
-        switch c {
-        case 48...57, 65...90, 97...122: return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default: return false
-        }
-    }
+    /// RFC 9110 §5.6.2 tchar (method and field names are tokens).
+    static func isTokenChar(_ c: UInt8) -> Bool { HeaderLexer.isTokenChar(c) }
 
     static func splitLines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
         var lines: [ArraySlice<UInt8>] = []

@@ -95,18 +95,11 @@ extension HTTPHeaderFields {
         return found
     }
 
-    /// Calls `body` with each non-empty, OWS-trimmed token of the header's fields. Splits on
-    /// the comma byte: a comma followed by a combining mark is one Character.
+    /// Calls `body` with each element of the header's comma lists (RFC 9110 §5.6.1, through
+    /// `HeaderLexer`: OWS trimmed, empty elements skipped, commas inside quoted strings kept).
     func forEachToken(_ name: String, _ body: (Substring.UTF8View) -> Void) {
         for h in headers where asciiCaseInsensitiveEquals(h.name, name) {
-            let u = h.value.utf8
-            var start = u.startIndex
-            while start < u.endIndex {  // one pass over the bytes, no array of pieces
-                let end = u[start...].firstIndex(of: UInt8(ascii: ",")) ?? u.endIndex
-                let t = trimOWS(Substring(u[start..<end])).utf8
-                if !t.isEmpty { body(t) }
-                start = end < u.endIndex ? u.index(after: end) : end
-            }
+            HeaderLexer.forEachElement(of: Substring(h.value)) { body($0.utf8) }
         }
     }
 }

@@ -77,24 +77,27 @@ public struct ClientHandshake: Sendable {
     static func deflateResponse(_ values: [String]) -> DeflateParameters? {
         guard let offers = DeflateNegotiation.parse(values), offers.count == 1,
               offers[0].name.lowercased() == DeflateNegotiation.extensionName else { return nil }
-        var p = DeflateParameters()
+        var flags: Set<String> = []
+        var bits: [String: Int] = [:]
         var seen = Set<String>()
         for (name, value) in offers[0].parameters {
             let n = name.lowercased()
             guard seen.insert(n).inserted else { return nil }
-            func bits() -> Int? {
-                guard let v = value, let b = Int(v), (8...15).contains(b) else { return nil }
-                return b
-            }
             switch n {
-            case "server_no_context_takeover": guard value == nil else { return nil }; p.serverNoContextTakeover = true
-            case "client_no_context_takeover": guard value == nil else { return nil }; p.clientNoContextTakeover = true
-            case "server_max_window_bits": guard let b = bits() else { return nil }; p.serverMaxWindowBits = b
-            case "client_max_window_bits": guard let b = bits() else { return nil }; p.clientMaxWindowBits = b
-            default: return nil
+            case "server_no_context_takeover", "client_no_context_takeover":
+                guard value == nil else { return nil }
+                flags.insert(n)
+            case "server_max_window_bits", "client_max_window_bits":
+                guard let value, let b = DeflateParameters.windowBits(value) else { return nil }
+                bits[n] = b
+            default:
+                return nil
             }
         }
-        return p
+        return DeflateParameters(serverNoContextTakeover: flags.contains("server_no_context_takeover"),
+                                 clientNoContextTakeover: flags.contains("client_no_context_takeover"),
+                                 serverMaxWindowBits: bits["server_max_window_bits"] ?? 15,
+                                 clientMaxWindowBits: bits["client_max_window_bits"] ?? 15)
     }
 
     /// Checks the server's response (no extensions allowed); returns the chosen subprotocol.

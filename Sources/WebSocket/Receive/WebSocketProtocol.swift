@@ -25,41 +25,6 @@ public struct WebSocketProtocol {
         case failed
     }
 
-    /// Size limits enforced while receiving, decided at each frame header.
-    public struct Limits: Sendable {
-        /// Largest message payload, after reassembly. 16 MiB covers Autobahn section 9 and most
-        /// real payloads while bounding memory per connection. At most 2 GiB − 1.
-        public var maxMessageSize: Int {
-            get { Int(message) }
-            set { message = Int32(clamping: newValue) }
-        }
-        /// Largest single frame payload; defaults to the message limit.
-        public var maxFrameSize: Int {
-            get { Int(frame) }
-            set { frame = Int32(clamping: newValue) }
-        }
-        /// Most frames in one message; bounds per-fragment overhead from a peer that sends
-        /// millions of empty continuation frames.
-        public var maxFragments: Int {
-            get { Int(fragments) }
-            set { fragments = Int32(clamping: newValue) }
-        }
-        /// Most pongs waiting unsent in `outbound`; pings beyond get no pong until it drains
-        /// (1–255). 32 answers any sane keepalive and bounds a ping flood to ~4 KiB of pongs.
-        public var maxQueuedPongs: UInt8
-        // 32-bit storage: these live in every connection (12 bytes instead of 24).
-        private var message: Int32
-        private var frame: Int32
-        private var fragments: Int32
-        public init(maxMessageSize: Int = 16 << 20, maxFrameSize: Int? = nil, maxFragments: Int = 1 << 20,
-                    maxQueuedPongs: Int = 32) {
-            message = Int32(clamping: maxMessageSize)
-            frame = Int32(clamping: maxFrameSize ?? maxMessageSize)
-            fragments = Int32(clamping: maxFragments)
-            self.maxQueuedPongs = UInt8(clamping: max(1, maxQueuedPongs))
-        }
-    }
-
     /// What `next(_:cursor:)` found in the input.
     public enum Event {
         case text(UnsafeRawBufferPointer)
@@ -86,35 +51,22 @@ public struct WebSocketProtocol {
     public var limits: Limits
     /// permessage-deflate, once negotiated (RFC 7692). nil: RSV1 is a protocol error.
     public var deflate: PerMessageDeflate?
-    public private(set) var state: State = .open
+    public internal(set) var state: State = .open
     /// Frames waiting to be written to the peer.
     public let outbound: ByteBuffer
 
-    // Header bytes split across reads (at most 14).
-    private var scratch = (UInt64(0), UInt64(0))
-    private var scratchCount: Int { get { Int(scratchCount8) } set { scratchCount8 = UInt8(newValue) } }
-    private var scratchCount8: UInt8 = 0
-    // The frame whose payload is being read.
-    private var frame: FrameHeader?
-    private var frameRemaining: UInt64 = 0
-    private var maskPhase: Int { get { Int(maskPhase8) } set { maskPhase8 = UInt8(newValue) } }
-    private var maskPhase8: UInt8 = 0
-    // The message being assembled.
-    private var messageOpcode: Opcode?
-    private var messageSize = 0
-    private var fragments = 0
-    private var utf8 = UTF8Validator()
-    private var messageBuffer: ByteBuffer?
+    /// Where the receiver is in the current frame.
+    var receive = ReceiveState.idle
+    /// The data message being received, if one has started (see `MessageAssembly`).
+    var message: MessageAssembly?
+    /// Keeps the buffer of the payload just delivered alive until the next call to `next`.
+    private var delivered: ByteBuffer?
+    /// The payload so far of a control frame split across reads; non-nil only in `.control`.
     private var controlBuffer: ByteBuffer?
-    private var resetMessageOnNext = false
     /// Pongs written to `outbound` since the owner last called `outboundDrained()`.
-    private var queuedPongs: UInt8 = 0
-    /// RSV1 was set on the first frame of the message being received.
-    private var messageCompressed = false
-    /// A `.fragment` of the current message was delivered.
-    private var fragmentStarted = false
+    var queuedPongs: UInt8 = 0
 
-    private var rng: UInt64
+    var rng: UInt64
 
     public init(role: Role, limits: Limits = Limits(), outbound: ByteBuffer = ByteBuffer()) {
         self.role = role
@@ -126,11 +78,13 @@ public struct WebSocketProtocol {
     }
 
     /// True while a fragmented message or a frame is partially received.
-    public var isMidMessage: Bool { frame != nil || messageOpcode != nil || scratchCount > 0 }
+    public var isMidMessage: Bool { message != nil || receive.isInsideFrame }
 
     /// Bytes of heap held by the receive path (not counting `outbound`).
     public var bufferedBytes: Int {
-        (messageBuffer?.allocatedBytes ?? 0) + (controlBuffer?.allocatedBytes ?? 0)
+        var control = 0
+        control = controlBuffer?.allocatedBytes ?? 0
+        return (message?.buffer?.allocatedBytes ?? 0) + control
             + (deflate?.allocatedBytes ?? 0) + (deflate?.sendScratch?.allocatedBytes ?? 0)
     }
 
@@ -138,213 +92,166 @@ public struct WebSocketProtocol {
 
     /// Consumes bytes from `input[cursor...]`, unmasking in place, and returns the next event,
     /// or nil when the input is used up. Advances `cursor` past what it used.
+    ///
+    /// Each turn of the loop handles one state: a header (which checks the frame and may
+    /// deliver a frame that is whole in this read without copying it), or the next piece of a
+    /// data or control payload. Every path that returns nil has used all of the input.
     public mutating func next(_ input: UnsafeMutableRawBufferPointer, cursor: inout Int) -> Event? {
-        pendingControl = nil
-        if resetMessageOnNext {
-            resetMessageOnNext = false
-            endMessage()
-        }
+        delivered = nil
         while true {
             if state == .closed || state == .failed {
-                cursor = input.count
+                cursor = input.count  // the stream is over (or cannot be parsed): discard
                 return nil
             }
-            if frame == nil {
+            switch receive {
+            case .header(var partial):
                 let header: FrameHeader
                 do {
-                    guard let h = try readHeader(input, cursor: &cursor) else { return nil }
+                    let split = partial.count > 0
+                    guard let h = try partial.complete(input, cursor: &cursor) else {
+                        receive = .header(partial)
+                        return nil
+                    }
+                    if split { receive = .idle }
+                    try check(h)
                     header = h
-                    try check(header)
                 } catch {
                     return fail(error)
                 }
-                frame = header
-                frameRemaining = header.payloadLength
-                maskPhase = 0
-                if !header.opcode.isControl {
-                    if header.opcode != .continuation {
-                        messageOpcode = header.opcode
-                        messageCompressed = header.rsv & 4 != 0
-                        utf8.reset()
-                    }
-                    messageSize += Int(header.payloadLength)
-                    fragments += 1
-                    // Zero-copy fast path: a whole unfragmented message in this read.
-                    if header.fin, header.opcode != .continuation, messageBuffer == nil, !messageCompressed,
-                       !streamsMessages,
-                       UInt64(input.count - cursor) >= header.payloadLength {
-                        let n = Int(header.payloadLength)
-                        let payload = UnsafeMutableRawBufferPointer(rebasing: input[cursor..<(cursor + n)])
-                        cursor += n
-                        frame = nil
-                        if header.masked { Masking.apply(key: header.maskKey, phase: 0, to: payload) }
-                        if state == .closeSent { endMessage(); continue }
-                        if header.opcode == .text, !UTF8Validator.isValid(UnsafeRawBufferPointer(payload)) {
-                            return fail(.invalidUTF8)
-                        }
-                        resetMessageOnNext = true
-                        return header.opcode == .text ? .text(UnsafeRawBufferPointer(payload))
-                                                      : .binary(UnsafeRawBufferPointer(payload))
-                    }
-                }
-            }
-            // Payload of the current frame.
-            let header = frame!
-            let available = input.count - cursor
-            if available == 0 && frameRemaining > 0 { return nil }
-            let take = Int(min(UInt64(available), frameRemaining))
-            let chunk = UnsafeMutableRawBufferPointer(rebasing: input[cursor..<(cursor + take)])
-            cursor += take
-            frameRemaining -= UInt64(take)
-            if header.masked { maskPhase = Masking.apply(key: header.maskKey, phase: maskPhase, to: chunk) }
-
-            if header.opcode.isControl {
-                if take > 0 || header.payloadLength == 0 {
-                    // A control payload that is complete in this read needs no copy.
-                    if frameRemaining == 0 && controlBuffer == nil {
-                        frame = nil
-                        if let event = control(header.opcode, UnsafeRawBufferPointer(chunk)) { return event }
-                        continue
-                    }
-                    let buffer = controlBuffer ?? ByteBuffer(capacity: 128)
+                if let event = begin(header, input, &cursor) { return event }
+            case .data(var frame):
+                if cursor == input.count && !frame.isComplete { return nil }
+                let chunk = frame.take(input, cursor: &cursor)
+                receive = frame.isComplete ? .idle : .data(frame)
+                if let event = dataPiece(UnsafeRawBufferPointer(chunk), of: frame) { return event }
+                if !frame.isComplete { return nil }
+            case .control(var frame):
+                if cursor == input.count && !frame.isComplete { return nil }
+                let chunk = UnsafeRawBufferPointer(frame.take(input, cursor: &cursor))
+                let buffer = controlBuffer ?? ByteBuffer(capacity: 128)
+                buffer.append(chunk)
+                guard frame.isComplete else {
+                    receive = .control(frame)
                     controlBuffer = buffer
-                    buffer.append(UnsafeRawBufferPointer(chunk))
+                    return nil
                 }
-                if frameRemaining == 0 {
-                    frame = nil
-                    let buffer = controlBuffer!
-                    controlBuffer = nil
-                    // `buffer` stays alive until this function returns; the event is consumed
-                    // before the next call, and the pointer is documented as short-lived.
-                    let event = control(header.opcode, buffer.readableBytes)
-                    pendingControl = buffer
-                    if let event { return event }
-                }
-                continue
+                receive = .idle
+                controlBuffer = nil
+                delivered = buffer  // the event's payload points into it
+                if let event = control(frame.header.opcode, buffer.readableBytes) { return event }
             }
-
-            // Data frame payload, piecewise.
-            if state == .closeSent {
-                if frameRemaining == 0 { frame = nil; if header.fin { endMessage() } }
-                continue
-            }
-            if messageCompressed {
-                if let event = inflate(chunk, header) { return event }
-                continue
-            }
-            if streamsMessages {
-                if messageOpcode == .text, !utf8.validate(UnsafeRawBufferPointer(chunk)) { return fail(.invalidUTF8) }
-                let first = !fragmentStarted
-                let last = header.fin && frameRemaining == 0
-                if frameRemaining == 0 { frame = nil }
-                if last {
-                    if messageOpcode == .text, !utf8.isComplete { return fail(.invalidUTF8) }
-                    resetMessageOnNext = true
-                }
-                if take == 0 && !first && !last { continue }
-                fragmentStarted = true
-                return .fragment(messageOpcode!, UnsafeRawBufferPointer(chunk), first: first, last: last)
-            }
-            if messageOpcode == .text, !utf8.validate(UnsafeRawBufferPointer(chunk)) {
-                return fail(.invalidUTF8)  // fail fast, mid-frame (§8.1)
-            }
-            if take > 0 {
-                // Sized from the declared length (already checked against the limit) so a
-                // large message is copied once, not regrown; capped at 1 MiB so a peer that
-                // declares a big frame and sends slowly cannot make us reserve much.
-                let buffer = messageBuffer ?? ByteBuffer(capacity: min(messageSize, 1 << 20))
-                messageBuffer = buffer
-                buffer.append(UnsafeRawBufferPointer(chunk))
-            }
-            guard frameRemaining == 0 else { return nil }
-            frame = nil
-            guard header.fin else { continue }
-            if messageOpcode == .text, !utf8.isComplete { return fail(.invalidUTF8) }
-            let bytes = messageBuffer?.readableBytes ?? UnsafeRawBufferPointer(start: nil, count: 0)
-            let opcode = messageOpcode
-            resetMessageOnNext = true
-            return opcode == .text ? .text(bytes) : .binary(bytes)
         }
+    }
+
+    /// A checked header: starts the frame (and, for a first data frame, the message). A frame
+    /// whose payload is all in this read and needs no assembly is delivered from the input
+    /// without a copy. Returns the event to deliver, or nil to go on with the new state.
+    private mutating func begin(_ header: FrameHeader, _ input: UnsafeMutableRawBufferPointer,
+                                _ cursor: inout Int) -> Event? {
+        let whole = UInt64(input.count - cursor) >= header.payloadLength
+        if header.opcode.isControl {
+            guard whole else {
+                receive = .control(FramePayload(header))
+                return nil
+            }
+            let payload = unmaskWhole(header, input, &cursor)
+            return control(header.opcode, UnsafeRawBufferPointer(payload))
+        }
+        if header.opcode != .continuation {  // (`check`: no message was in progress)
+            let compressed = header.rsv & 4 != 0
+            // Zero-copy fast path: a whole unfragmented, uncompressed message in this read.
+            if whole, header.fin, !compressed, !streamsMessages {
+                let payload = UnsafeRawBufferPointer(unmaskWhole(header, input, &cursor))
+                if state == .closeSent { return nil }  // closing: data is dropped
+                if header.opcode == .text {
+                    return UTF8Validator.isValid(payload) ? .text(payload) : fail(.invalidUTF8)
+                }
+                return .binary(payload)
+            }
+            message = MessageAssembly(opcode: header.opcode, compressed: compressed)
+        }
+        message!.size += Int(header.payloadLength)
+        message!.fragments += 1
+        receive = .data(FramePayload(header))
+        return nil
+    }
+
+    private func unmaskWhole(_ header: FrameHeader, _ input: UnsafeMutableRawBufferPointer,
+                             _ cursor: inout Int) -> UnsafeMutableRawBufferPointer {
+        let n = Int(header.payloadLength)
+        let payload = UnsafeMutableRawBufferPointer(rebasing: input[cursor..<(cursor + n)])
+        cursor += n
+        if header.masked { Masking.apply(key: header.maskKey, phase: 0, to: payload) }
+        return payload
+    }
+
+    /// The next piece of a data frame's payload (`frame` already advanced past it). Returns the
+    /// event to deliver, or nil to keep reading.
+    private mutating func dataPiece(_ chunk: UnsafeRawBufferPointer, of frame: FramePayload) -> Event? {
+        if state == .closeSent {  // closing: data is parsed and dropped
+            if frame.endsMessage { message = nil }
+            return nil
+        }
+        if message!.compressed { return inflate(chunk, frame) }
+        if message!.isText, !message!.utf8.validate(chunk) {
+            return fail(.invalidUTF8)  // fail fast, mid-frame (§8.1)
+        }
+        let last = frame.endsMessage
+        if last, message!.isText, !message!.utf8.isComplete { return fail(.invalidUTF8) }
+        if streamsMessages {
+            let opcode = message!.opcode, first = !message!.streamed
+            if chunk.isEmpty && !first && !last { return nil }
+            if last { message = nil } else { message!.streamed = true }
+            return .fragment(opcode, chunk, first: first, last: last)
+        }
+        if !chunk.isEmpty {
+            // Sized from the declared length (already checked against the limit) so a
+            // large message is copied once, not regrown; capped at 1 MiB so a peer that
+            // declares a big frame and sends slowly cannot make us reserve much.
+            if message!.buffer == nil { message!.buffer = ByteBuffer(capacity: min(message!.size, 1 << 20)) }
+            message!.buffer!.append(chunk)
+        }
+        guard last else { return nil }
+        let isText = message!.isText
+        delivered = message!.buffer
+        message = nil
+        let bytes = delivered?.readableBytes ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        return isText ? .text(bytes) : .binary(bytes)
     }
 
     /// A piece of a compressed message: inflate it (bounded by the message limit, which applies
     /// to the decompressed size), validate the new text bytes, and finish at FIN. Returns the
     /// event to deliver, or nil to keep reading.
-    private mutating func inflate(_ chunk: UnsafeMutableRawBufferPointer, _ header: FrameHeader) -> Event? {
-        let buffer = messageBuffer ?? ByteBuffer(capacity: 1 << 12)
-        messageBuffer = buffer
+    private mutating func inflate(_ chunk: UnsafeRawBufferPointer, _ frame: FramePayload) -> Event? {
+        if message!.buffer == nil { message!.buffer = ByteBuffer(capacity: 1 << 12) }
+        let buffer = message!.buffer!
+        let isText = message!.isText
         var checked = buffer.readableCount
         do throws(DeflateError) {
-            try deflate!.decompress(UnsafeRawBufferPointer(chunk), into: buffer, limit: limits.maxMessageSize)
-            if messageOpcode == .text {
-                let fresh = UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])
-                if !utf8.validate(fresh) { return fail(.invalidUTF8) }
+            try deflate!.decompress(chunk, into: buffer, limit: limits.maxMessageSize)
+            if isText {
+                if !message!.utf8.validate(UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])) {
+                    return fail(.invalidUTF8)
+                }
                 checked = buffer.readableCount
             }
-            guard frameRemaining == 0 else { return nil }
-            frame = nil
-            guard header.fin else { return nil }
+            guard frame.endsMessage else { return nil }
             try deflate!.finishMessage(into: buffer, limit: limits.maxMessageSize)
         } catch {
             // Whatever inflated before the failure is checked first, so the answer does not
             // depend on how the bytes were split across reads (found by fuzzing).
-            if messageOpcode == .text,
-               !utf8.validate(UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])) {
+            if isText, !message!.utf8.validate(UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])) {
                 return fail(.invalidUTF8)
             }
             return fail(error.protocolError)
         }
-        if messageOpcode == .text {
+        if isText {
             let fresh = UnsafeRawBufferPointer(rebasing: buffer.readableBytes[checked...])
-            if !utf8.validate(fresh) || !utf8.isComplete { return fail(.invalidUTF8) }
+            if !message!.utf8.validate(fresh) || !message!.utf8.isComplete { return fail(.invalidUTF8) }
         }
-        resetMessageOnNext = true
-        return messageOpcode == .text ? .text(buffer.readableBytes) : .binary(buffer.readableBytes)
-    }
-
-    /// Keeps a finished control payload alive until the next call.
-    private var pendingControl: ByteBuffer?
-
-    private mutating func endMessage() {
-        messageOpcode = nil
-        messageCompressed = false
-        fragmentStarted = false
-        messageSize = 0
-        fragments = 0
-        messageBuffer = nil
-    }
-
-    private mutating func readHeader(_ input: UnsafeMutableRawBufferPointer,
-                                     cursor: inout Int) throws(ProtocolError) -> FrameHeader? {
-        let available = input.count - cursor
-        if available == 0 { return nil }
-        if scratchCount == 0 {
-            if let h = try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: input[cursor...])) {
-                cursor += h.headerLength
-                return h
-            }
-            // Keep the partial header (< 14 bytes) for the next read.
-            withUnsafeMutableBytes(of: &scratch) { s in
-                s.baseAddress!.copyMemory(from: input.baseAddress! + cursor, byteCount: available)
-            }
-            scratchCount = available
-            cursor = input.count
-            return nil
-        }
-        let take = min(14 - scratchCount, available)
-        let before = scratchCount
-        let parsed: FrameHeader? = try withUnsafeMutableBytes(of: &scratch) { (s) throws(ProtocolError) -> FrameHeader? in
-            if take > 0 { (s.baseAddress! + before).copyMemory(from: input.baseAddress! + cursor, byteCount: take) }
-            return try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: s[0..<(before + take)]))
-        }
-        if let h = parsed {
-            cursor += h.headerLength - before
-            scratchCount = 0
-            return h
-        }
-        scratchCount += take
-        cursor += take
-        return nil
+        message = nil
+        delivered = buffer
+        return isText ? .text(buffer.readableBytes) : .binary(buffer.readableBytes)
     }
 
     /// State-dependent header rules.
@@ -360,13 +267,15 @@ public struct WebSocketProtocol {
         }
         if h.opcode.isControl { return }
         if h.opcode == .continuation {
-            if messageOpcode == nil { throw .unexpectedContinuation }
-        } else if messageOpcode != nil {
+            if message == nil { throw .unexpectedContinuation }
+        } else if message != nil {
             throw .expectedContinuation
         }
         // Decided at the header, before any payload is buffered.
+        let size = h.opcode == .continuation ? message!.size : 0
+        let fragments = h.opcode == .continuation ? message!.fragments : 0
         if h.payloadLength > UInt64(limits.maxFrameSize) { throw .frameTooLarge(limit: limits.maxFrameSize) }
-        if UInt64(messageSize) + h.payloadLength > UInt64(limits.maxMessageSize) {
+        if UInt64(size) + h.payloadLength > UInt64(limits.maxMessageSize) {
             throw .messageTooLarge(limit: limits.maxMessageSize)
         }
         if fragments + 1 > limits.maxFragments { throw .tooManyFragments(limit: limits.maxFragments) }
@@ -378,7 +287,7 @@ public struct WebSocketProtocol {
             // §5.5.3 lets an endpoint answer only some pings when earlier pongs are still
             // unsent: past `maxQueuedPongs` (a ping flood from a peer that does not read),
             // further pings get no pong until the output drains.
-            if state == .open && queuedPongs < limits.maxQueuedPongs {
+            if state == .open && Int(queuedPongs) < limits.maxQueuedPongs {
                 writeFrame(.pong, payload)
                 queuedPongs += 1
             }
@@ -413,131 +322,9 @@ public struct WebSocketProtocol {
             writeClose(code: error.closeCode, reason: Array(error.reason.utf8))
         }
         state = .failed
-        frame = nil
-        endMessage()
+        receive = .idle
+        message = nil
+        controlBuffer = nil
         return .failed(error)
-    }
-
-    // MARK: - Sending
-
-    /// Tells the protocol that everything in `outbound` reached the peer's socket (resets the
-    /// count of queued pongs).
-    public mutating func outboundDrained() { queuedPongs = 0 }
-
-    /// Whether a send was queued.
-    public enum SendResult: Sendable, Equatable {
-        case queued
-        /// The connection is closing or closed; nothing was queued.
-        case closed
-    }
-
-    @discardableResult
-    public mutating func send(text: UnsafeRawBufferPointer) -> SendResult { send(.text, text) }
-
-    @discardableResult
-    public mutating func send(binary: UnsafeRawBufferPointer) -> SendResult { send(.binary, binary) }
-
-    @discardableResult
-    public mutating func send(text: String) -> SendResult {
-        var s = text
-        return s.withUTF8 { send(.text, UnsafeRawBufferPointer($0)) }
-    }
-
-    @discardableResult
-    public mutating func send(binary: [UInt8]) -> SendResult {
-        binary.withUnsafeBytes { send(.binary, $0) }
-    }
-
-    /// Sends one frame. `fin: false` starts or continues a fragmented message (pass
-    /// `.continuation` for the frames after the first). With permessage-deflate negotiated, a
-    /// whole (unfragmented) message is compressed when `compress` says so, or by default when
-    /// it is at least the configured minimum size; fragmented messages go uncompressed.
-    @discardableResult
-    public mutating func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
-                              compress: Bool? = nil) -> SendResult {
-        guard state == .open else { return .closed }
-        if let d = deflate, fin, opcode == .text || opcode == .binary, d.canCompress,
-           compress ?? d.shouldCompress(size: payload.count) {
-            let scratch = d.sendScratch ?? ByteBuffer(capacity: 1 << 12)
-            d.sendScratch = scratch
-            d.compress(payload, into: scratch, final: true)
-            writeFrame(opcode, scratch.readableBytes, fin: true, rsv: 4)
-            scratch.clear()
-            scratch.releaseIfEmpty(threshold: 1 << 16)
-            return .queued
-        }
-        writeFrame(opcode, payload, fin: fin)
-        return .queued
-    }
-
-    /// For a server that writes a large message straight from the application's buffer
-    /// (writev, or TLS records sealed from it) instead of copying it into `outbound`: writes
-    /// the frame header to `header` (room for 14 bytes) and returns its length, when the
-    /// message may go out that way now — open, server role (no masking), nothing queued
-    /// before it, no compression wanted. Nil: use `send`. Whatever the caller cannot write
-    /// at once it must append to `outbound` (header rest first), so frames stay in order.
-    public mutating func directFrameHeader(_ opcode: Opcode, count: Int, compress: Bool? = nil,
-                                           into header: UnsafeMutableRawPointer) -> Int? {
-        guard state == .open, role == .server, outbound.isEmpty, opcode == .text || opcode == .binary else { return nil }
-        if let d = deflate, d.canCompress, compress ?? d.shouldCompress(size: count) { return nil }
-        let h = FrameHeader(fin: true, rsv: 0, opcode: opcode, masked: false, maskKey: 0, payloadLength: UInt64(count))
-        return h.write(to: header)
-    }
-
-    /// Queues a ping (payload ≤ 125 bytes, truncated otherwise).
-    @discardableResult
-    public mutating func ping(_ payload: [UInt8] = []) -> SendResult {
-        guard state == .open else { return .closed }
-        payload.prefix(125).withUnsafeBytes { writeFrame(.ping, $0) }
-        return .queued
-    }
-
-    /// Starts the closing handshake (§7.1.2). The reason is truncated to fit 123 bytes on a
-    /// character boundary.
-    public mutating func close(code: CloseCode = .normal, reason: String = "") {
-        guard state == .open else { return }
-        writeClose(code: code, reason: Self.truncatedReason(reason))
-        state = .closeSent
-    }
-
-    static func truncatedReason(_ reason: String) -> [UInt8] {
-        var out: [UInt8] = []
-        for ch in reason.unicodeScalars {
-            let bytes = Array(String(ch).utf8)
-            if out.count + bytes.count > 123 { break }
-            out += bytes
-        }
-        return out
-    }
-
-    private mutating func writeClose(code: CloseCode?, reason: [UInt8]) {
-        var payload: [UInt8] = []
-        if let code, code != .noStatus {
-            payload = [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)] + reason.prefix(123)
-        }
-        payload.withUnsafeBytes { writeFrame(.close, $0) }
-    }
-
-    private mutating func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
-                                     rsv: UInt8 = 0) {
-        let masked = role == .client
-        var key: UInt32 = 0
-        if masked {
-            // xorshift64*: masks need to be unpredictable to intermediaries, not secret (§10.3).
-            rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27
-            key = UInt32(truncatingIfNeeded: (rng &* 2685821657736338717) >> 32)
-        }
-        let header = FrameHeader(fin: fin, rsv: rsv, opcode: opcode, masked: masked, maskKey: key,
-                                 payloadLength: UInt64(payload.count))
-        let dst = outbound.reserveWritable(header.headerLength + payload.count)
-        let h = header.write(to: dst)
-        if payload.count > 0 {
-            if masked {
-                Masking.copyMasked(payload, to: dst + h, key: key)  // one pass, not copy then mask
-            } else {
-                (dst + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
-            }
-        }
-        outbound.commitWrite(h + payload.count)
     }
 }

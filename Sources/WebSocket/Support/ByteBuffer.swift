@@ -58,7 +58,7 @@ public final class ByteBuffer {
 
     /// Makes room for `count` more bytes and returns a pointer to write them at;
     /// call `commitWrite(count)` afterwards with how many were actually written.
-    @inlinable public func reserveWritable(_ count: Int) -> UnsafeMutableRawPointer {
+    @inlinable @inline(__always) public func reserveWritable(_ count: Int) -> UnsafeMutableRawPointer {
         if writeIndex + count > capacity { grow(to: writeIndex - readIndex + count) }
         return storage! + writeIndex
     }
@@ -67,7 +67,7 @@ public final class ByteBuffer {
         writeIndex += count
     }
 
-    @inlinable public func append(_ bytes: UnsafeRawBufferPointer) {
+    @inlinable @inline(__always) public func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         let dst = reserveWritable(bytes.count)
         dst.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)

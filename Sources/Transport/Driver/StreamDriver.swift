@@ -1,0 +1,197 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one socket driver of every connection, server and client: a descriptor and, for TLS,
+/// its `TLSStream`. A plain connection has no object here (the driver is two words stored
+/// inline in its owner), and the owner never calls a socket function or names a backend
+/// constant itself.
+///
+/// ## Contract (what a backend other than readiness + syscalls must keep)
+/// - **Receive is push**: the owner calls `receive(into:_:)` when the loop reported its
+///   descriptor readable; the driver hands every chunk of plaintext it gets to the owner's
+///   closure, in order, until the socket has nothing more for now (`.drained`), the owner
+///   returns false (`.stopped`: backpressure or closed), or the stream ended (`.eof`,
+///   `.error`). A chunk is valid only during the call (it lives in the loop's buffer); the
+///   owner keeps what it does not consume. A completion backend (io_uring) calls the same
+///   closure from its completion with its provided buffer: the owner does not change.
+/// - **Send is pull**: `flush(pending:consumed:)` takes bytes from the owner's output
+///   queue until it is empty or the socket refuses (`.writeBlocked`: ask for `.write`
+///   interest). TLS may keep sealed bytes (`hasPendingOutput`); an empty queue still flushes
+///   them. `writeDirect(head:payload:)` sends a large frame straight from the caller's
+///   buffer and says how much was taken; the owner queues the rest.
+/// - **Interest** is an `Interest` set the owner computes from its state; `update` talks to
+///   the loop only when it changed.
+/// - **End**: `shutdownWrite` sends TLS close_notify (if TLS) and a TCP FIN but keeps the
+///   read side; `discardInput` reads and drops input while lingering; `close` unregisters
+///   and closes the descriptor (exactly once, by the owner).
+/// All calls are confined to the owner's loop thread.
+public struct StreamDriver {
+    public let fd: Int32
+    /// nil for plain TCP.
+    public let tls: TLSStream?
+
+    public init(fd: Int32, tls: TLSStream?) {
+        self.fd = fd
+        self.tls = tls
+    }
+
+    /// True while a TLS handshake still has to run before application bytes flow.
+    @inline(__always) public var needsHandshake: Bool {
+        guard let tls else { return false }
+        return !tls.isEstablished
+    }
+
+    /// One step of the TLS handshake (plain TCP: done at once).
+    public func handshake() -> IOResult { tls?.handshake() ?? .done(0) }
+
+    // MARK: - Receiving
+
+    public enum ReceiveEnd: Equatable {
+        /// Nothing more to read now; the loop reports the next bytes.
+        case drained
+        /// The owner returned false (stop reading: backpressure or closed).
+        case stopped
+        /// TLS needs to write before it can read (wait for `.write`).
+        case writeBlocked
+        /// The peer closed its side (or reset: treated the same).
+        case eof
+        case error(String)
+    }
+
+    /// Reads everything the socket has into `buffer`, handing each chunk to `deliver`
+    /// (push; see the contract above).
+    @inlinable
+    public func receive(into buffer: UnsafeMutableRawBufferPointer,
+                        _ deliver: (UnsafeMutableRawBufferPointer) -> Bool) -> ReceiveEnd {
+        while true {
+            switch read(into: buffer) {
+            case .done(let n):
+                guard deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])) else { return .stopped }
+                if n < buffer.count { return .drained }  // a short read: the socket is empty
+            case .wantRead: return .drained
+            case .wantWrite: return .writeBlocked
+            case .eof: return .eof
+            case .error(let why): return .error(why)
+            }
+        }
+    }
+
+    @inlinable @inline(__always)
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        if let tls { return tls.read(into: buffer) }
+        return TCPStream.read(fd: fd, into: buffer)
+    }
+
+    /// True if TLS holds decrypted bytes the loop will not signal (OpenSSL's records only).
+    public var hasBufferedInput: Bool { tls?.hasPendingBytes ?? false }
+
+    // MARK: - Sending
+
+    public enum FlushEnd: Equatable {
+        /// Everything was written.
+        case drained
+        /// The socket is full: ask for `.write` interest.
+        case writeBlocked
+        /// TLS must read first (the read side continues it).
+        case readBlocked
+        case eof
+        case error(String)
+    }
+
+    /// Sealed TLS bytes the socket has not taken yet.
+    @inline(__always) public var hasPendingOutput: Bool { tls?.hasPendingOutput ?? false }
+
+    /// Writes `pending()` until it is empty, reporting each write with `consumed`.
+    @inlinable
+    public func flush(pending: () -> UnsafeRawBufferPointer, consumed: (Int) -> Void) -> FlushEnd {
+        while true {
+            let bytes = pending()
+            if bytes.count == 0 && !hasPendingOutput { return .drained }
+            switch write(bytes) {
+            case .done(let n): consumed(n)
+            case .wantWrite: return .writeBlocked
+            case .wantRead: return .readBlocked
+            case .eof: return .eof
+            case .error(let why): return .error(why)
+            }
+        }
+    }
+
+    @inlinable @inline(__always)
+    public func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
+        if let tls { return tls.write(bytes) }
+        return TCPStream.write(fd: fd, bytes)
+    }
+
+    /// Sends a frame header and its payload without copying the payload: one writev (plain
+    /// TCP) or records sealed straight from `payload` (TLS). Returns how many bytes of
+    /// head + payload were taken; the caller queues the rest (and flushes if
+    /// `hasPendingOutput`).
+    public func writeDirect(head: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer) -> Int {
+        if let tls {
+            var written = 0
+            for part in [head, payload] {
+                var off = 0
+                while off < part.count, case .done(let n) = tls.write(UnsafeRawBufferPointer(rebasing: part[off...])) {
+                    off += n
+                    if tls.hasPendingOutput { break }
+                }
+                written += off
+                if off < part.count { break }
+            }
+            return written
+        }
+        var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress), iov_len: head.count),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count))
+        let n = withUnsafeMutablePointer(to: &iov) {
+            $0.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+        }
+        return max(0, n)
+    }
+
+    // MARK: - Loop and end
+
+    public func register(on loop: EventLoop, handler: EventHandler, interest: Interest) throws(TransportError) {
+        try loop.register(fd: fd, handler: handler, interest: interest)
+    }
+
+    /// Tells the loop the new interest if it differs from `registered`.
+    @inline(__always)
+    public func update(_ registered: inout Interest, to wanted: Interest, on loop: EventLoop) {
+        if wanted != registered {
+            registered = wanted
+            loop.modify(fd: fd, interest: wanted)
+        }
+    }
+
+    /// Our end of the stream: TLS close_notify (RFC 8446 §6.1), then a TCP FIN. Reading stays
+    /// possible (linger).
+    public func shutdownWrite() {
+        if let tls { tls.shutdownWrite() } else { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    }
+
+    /// While lingering: reads and drops whatever the peer still sends (closing with unread
+    /// input would turn our FIN or alert into an RST). True once the peer closed or the
+    /// socket failed: time to close.
+    public func discardInput(into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { continue }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return false }
+            return true
+        }
+    }
+
+    /// Unregisters and closes the descriptor (call once).
+    public func close(on loop: EventLoop) {
+        loop.unregisterClosing(fd: fd)
+        _ = Glibc.close(fd)
+    }
+
+    /// The peer's "ip:port".
+    public var remoteAddress: String { peerAddress(fd: fd) }
+
+    /// Frees what an idle TLS connection does not need (cipher contexts).
+    public func releaseIdleState() { tls?.releaseIdleState() }
+}

@@ -1,0 +1,137 @@
+import CLiburing
+
+/// One io_uring (liburing, through CLiburing), owned by one thread: the submission/completion
+/// rings an io_uring event loop runs on. Preparing a request only fills a submission slot;
+/// nothing reaches the kernel until `submit()` or `submitAndWait`, so every send a loop
+/// iteration prepares goes in with one `io_uring_enter`.
+///
+/// Not thread-safe (the ring is set up single-issuer when the kernel allows): confine it to its
+/// loop's thread.
+public final class URing {
+    /// One completion (CQE), copied out of the ring.
+    public struct Completion: Sendable, Equatable {
+        public let userData: UInt64
+        /// The request's result: bytes, a new descriptor, 0 (EOF), or -errno.
+        public let result: Int32
+        public let flags: UInt32
+
+        public init(userData: UInt64, result: Int32, flags: UInt32) {
+            self.userData = userData
+            self.result = result
+            self.flags = flags
+        }
+
+        /// A multishot request (accept, recv) stays armed and will complete again.
+        public var hasMore: Bool { flags & UInt32(WSS_CQE_F_MORE) != 0 }
+        /// The provided buffer a multishot recv filled (its id in the buffer group).
+        public var bufferID: UInt16? {
+            flags & UInt32(WSS_CQE_F_BUFFER) != 0
+                ? UInt16(truncatingIfNeeded: flags >> UInt32(WSS_CQE_BUFFER_SHIFT)) : nil
+        }
+        /// SEND_ZC's second completion: the kernel no longer needs the sent bytes.
+        public var isNotification: Bool { flags & UInt32(WSS_CQE_F_NOTIF) != 0 }
+        /// recv: the socket still had data after this completion.
+        public var socketNonEmpty: Bool { flags & UInt32(WSS_CQE_F_SOCK_NONEMPTY) != 0 }
+    }
+
+    let handle: OpaquePointer
+    public let entries: UInt32
+    /// The IORING_SETUP_* flags the kernel accepted.
+    public let setupFlags: UInt32
+
+    public init(entries: UInt32 = 256) throws(TransportError) {
+        var flags: UInt32 = 0
+        var err: Int32 = 0
+        guard let h = wss_uring_new(entries, &flags, &err) else { throw .syscall("io_uring_setup", -err) }
+        handle = h
+        self.entries = entries
+        setupFlags = flags
+    }
+
+    deinit { wss_uring_free(handle) }
+
+    /// The ring's descriptor.
+    public var fd: Int32 { wss_uring_fd(handle) }
+
+    // MARK: - Preparing requests (a full submission queue is submitted first)
+
+    /// Accepts connections on `listener` until cancelled or it fails: one completion per new
+    /// socket (result = its descriptor, non-blocking and close-on-exec).
+    public func prepareMultishotAccept(listener: Int32, userData: UInt64) {
+        wss_uring_prep_accept_multishot(handle, listener, userData)
+    }
+
+    /// Receives on `fd` into buffers of `group` as data arrives, until EOF, an error, or the
+    /// group runs out of buffers (-ENOBUFS without `hasMore`: prepare it again after recycling).
+    public func prepareMultishotRecv(fd: Int32, group: UInt16, userData: UInt64) {
+        wss_uring_prep_recv_multishot(handle, fd, group, userData)
+    }
+
+    /// One recv into the caller's buffer (which must stay valid until the completion).
+    public func prepareRecv(fd: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) {
+        wss_uring_prep_recv(handle, fd, buffer.baseAddress, buffer.count, userData)
+    }
+
+    /// One send of `bytes` (valid until the completion). MSG_NOSIGNAL: a closed peer is -EPIPE.
+    public func prepareSend(fd: Int32, _ bytes: UnsafeRawBufferPointer, userData: UInt64) {
+        wss_uring_prep_send(handle, fd, bytes.baseAddress, bytes.count, userData)
+    }
+
+    /// A zero-copy send: the kernel sends from `bytes` in place. Two completions: the result
+    /// (with `hasMore`), then a notification once `bytes` may be reused or freed.
+    public func prepareSendZeroCopy(fd: Int32, _ bytes: UnsafeRawBufferPointer, userData: UInt64) {
+        wss_uring_prep_send_zc(handle, fd, bytes.baseAddress, bytes.count, userData)
+    }
+
+    /// Cancels every request whose user data is `target` (they complete with -ECANCELED).
+    public func prepareCancel(userData target: UInt64, userData: UInt64) {
+        wss_uring_prep_cancel(handle, target, userData)
+    }
+
+    /// Closes `fd`.
+    public func prepareClose(fd: Int32, userData: UInt64) {
+        wss_uring_prep_close(handle, fd, userData)
+    }
+
+    // MARK: - Submitting and completing
+
+    /// Requests prepared and not yet submitted.
+    public var pending: UInt32 { wss_uring_sq_ready(handle) }
+
+    /// Submits everything prepared, in one io_uring_enter (none when nothing is queued).
+    /// Returns how many requests went in, or -errno.
+    @discardableResult
+    public func submit() -> Int32 {
+        pending == 0 ? 0 : wss_uring_submit(handle)
+    }
+
+    /// Submits, then waits until a completion is ready or `timeoutMillis` passed (< 0: no
+    /// limit); returns at once if completions are already waiting. Returns the count
+    /// submitted, or -ETIME (timeout), -EINTR.
+    @discardableResult
+    public func submitAndWait(timeoutMillis: Int) -> Int32 {
+        if ready > 0 { return submit() }
+        return wss_uring_submit_and_wait(handle, Int32(clamping: timeoutMillis))
+    }
+
+    /// Completions ready now.
+    public var ready: UInt32 { wss_uring_cq_ready(handle) }
+
+    /// Hands every ready completion to `body` (copied out and consumed in batches of 64, so
+    /// `body` may prepare and even submit new requests) and returns how many there were.
+    @discardableResult
+    public func drainCompletions(_ body: (Completion) -> Void) -> Int {
+        var total = 0
+        withUnsafeTemporaryAllocation(of: wss_cqe.self, capacity: 64) { batch in
+            while true {
+                let n = Int(wss_uring_reap(handle, batch.baseAddress, 64))
+                for i in 0..<n {
+                    body(Completion(userData: batch[i].user_data, result: batch[i].res, flags: batch[i].flags))
+                }
+                total += n
+                if n < 64 { break }
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,34 @@
+import CLiburing
+
+/// Whether this process can run an io_uring event loop: a ring can be created (the kernel has
+/// io_uring, and neither `kernel.io_uring_disabled` nor a seccomp filter forbids it), the
+/// operations the loop relies on exist, and a provided-buffer ring can be registered.
+public enum URingProbe {
+    public enum Outcome: Equatable, Sendable {
+        case available
+        /// Why not, in a few words (for the one log line of the fallback to epoll).
+        case unavailable(String)
+    }
+
+    /// Probes with a throwaway 4-entry ring and a 1-buffer group (well under a millisecond).
+    public static func check() -> Outcome {
+        let uring: URing
+        do { uring = try URing(entries: 4) } catch {
+            return .unavailable("\(error)")
+        }
+        var missing: UnsafePointer<CChar>?
+        let rc = wss_uring_probe_required(uring.handle, &missing)
+        if rc < 0 { return .unavailable("the kernel does not answer IORING_REGISTER_PROBE (Linux < 5.6)") }
+        if rc == 0 { return .unavailable("the kernel has no io_uring \(missing.map { String(cString: $0) } ?? "operation")") }
+        do { _ = try URingBufferRing(uring: uring, group: 0, count: 1, size: 64) } catch {
+            return .unavailable("no provided-buffer rings (Linux < 5.19): \(error)")
+        }
+        return .available
+    }
+
+    /// Whether the kernel has zero-copy send (IORING_OP_SEND_ZC, Linux 6.0).
+    public static func hasSendZeroCopy() -> Bool {
+        guard let uring = try? URing(entries: 4) else { return false }
+        return wss_uring_has_send_zc(uring.handle) != 0
+    }
+}

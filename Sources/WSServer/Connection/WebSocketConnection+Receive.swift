@@ -1,0 +1,186 @@
+import Logging
+import Transport
+import WebSocket
+
+/// What the connection does with received bytes: the HTTP request head before the upgrade,
+/// frames after it.
+extension WebSocketConnection {
+    // MARK: - HTTP
+
+    func receivedHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
+        guard let box = httpParser, afterFlush == .nothing else { return }
+        let result: HTTPHeadParser.Result
+        do {
+            result = try box.parser.feed(UnsafeRawBufferPointer(bytes))
+        } catch {
+            httpParser = nil
+            log.info("bad request head: \(error) -> \(error.status)", metadata: meta)
+            core.metrics.handshakeFailed(error.status == 431 ? "head_too_large" : "bad_request")
+            respondError(status: error.status, reason: "\(error)")
+            return
+        }
+        switch result {
+        case .needMore:
+            break
+        case .complete(let head, let consumed):
+            box.parser = HTTPHeadParser(limits: core.configuration.headLimits)
+            HTTPResponder.respond(to: head, on: self)
+            let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
+            if rest.count > 0 { received(rest) }
+        }
+    }
+
+    /// Queues a complete HTTP response.
+    func writeHTTP(_ text: String, body: [UInt8] = []) {
+        proto.outbound.append(text)
+        proto.outbound.append(body)
+        scheduleFlush()
+    }
+
+    /// Queues a complete HTTP response; the connection ends after it (FIN, then linger).
+    func writeFinalHTTP(_ text: String, body: [UInt8] = []) {
+        writeHTTP(text, body: body)
+        afterFlush = .linger
+    }
+
+    /// An error answer: then we send FIN and drain what the client still sends.
+    func respondError(status: Int, reason: String, extraHeaders: [(String, String)] = []) {
+        core.stats.httpErrors.add(1)
+        writeHTTP(HTTPResponder.errorResponse(status: status, reason: reason, extraHeaders: extraHeaders).head,
+                  body: Array((reason + "\n").utf8))
+        afterFlush = .linger
+        httpParser = nil
+    }
+
+    /// Switches to WebSocket: the 101 is queued, the handler takes over.
+    func upgrade(route: Route, response: String, subprotocol: String?, deflate: PerMessageDeflate?,
+                 userData: AnyObject?) {
+        proto.outbound.append(response)
+        scheduleFlush()
+        self.route = route
+        if let subprotocol { extrasBox.subprotocol = subprotocol }
+        self.userData = userData
+        proto.deflate = deflate
+        let handler = route.handler
+        proto.streamsMessages = handler.receivesFragments
+        httpParser = nil
+        policy.opened(now: loop.now)
+        core.stats.upgrades.add(1)
+        log.debug("upgraded on \(path)", metadata: meta)
+        handler.onOpen(self)
+    }
+
+    // MARK: - WebSocket frames
+
+    /// Runs frames through the protocol; whatever backpressure left unprocessed is kept.
+    func receivedFramesKeepingRest(_ bytes: UnsafeMutableRawBufferPointer) {
+        let used = receivedFrames(bytes, from: 0)
+        if used < bytes.count && policy.phase == .open {
+            let rest = pendingInput ?? ByteBuffer(capacity: bytes.count - used)
+            rest.append(UnsafeRawBufferPointer(rebasing: bytes[used...]))
+            pendingInput = rest
+        }
+    }
+
+    func processPendingInput() {
+        guard let pending = pendingInput else { return }
+        let used = receivedFrames(pending.mutableReadableBytes, from: 0)
+        pending.consume(used)
+        if pending.isEmpty || policy.phase != .open { pendingInput = nil }
+    }
+
+    /// Returns how many bytes were used: all of them, unless output passed the high-water mark
+    /// (then reading pauses and the caller keeps the rest).
+    @discardableResult
+    func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) -> Int {
+        var cursor = start
+        let counters = core.metrics.loops[loop.index]
+        while let event = proto.next(bytes, cursor: &cursor) {
+            switch event {
+            case .text(let p):
+                counters.messagesIn &+= 1
+                counters.bytesIn &+= p.count
+                deliver(Message(kind: .text, bytes: p))
+            case .binary(let p):
+                counters.messagesIn &+= 1
+                counters.bytesIn &+= p.count
+                deliver(Message(kind: .binary, bytes: p))
+            case .fragment(let op, let p, let first, let last):
+                counters.bytesIn &+= p.count
+                if last { counters.messagesIn &+= 1 }
+                handler?.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p,
+                                                   isFirst: first, isLast: last))
+            case .ping(let p): handler?.onPing(self, p)
+            case .pong(let p): handler?.onPong(self, p)
+            case .close(let code, let reason):
+                log.debug("peer closed with \(code.map(\.description) ?? "no code")", metadata: meta)
+                core.metrics.closeReceived(code ?? .noStatus)
+                if !closeNotified { core.metrics.closeSent(code ?? .noStatus) }  // our echo
+                notifyClose(code ?? .noStatus, String(decoding: reason, as: UTF8.self))
+            case .failed(let error):
+                log.info("protocol error: \(error.reason) -> close \(error.closeCode)", metadata: meta)
+                core.metrics.closeSent(error.closeCode)
+                notifyClose(error.closeCode, error.reason)
+            }
+            if cursor < bytes.count && proto.state == .open
+                && proto.outbound.readableCount > core.policySettings.highWaterMark {
+                // Backpressure, decided per message: stop here, keep the rest of the input.
+                if policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) == .pauseReading {
+                    logPause()
+                }
+                break
+            }
+        }
+        afterProtocolStep()
+        return cursor
+    }
+
+    /// A whole message: to `onMessage`, or as one fragment to a streaming handler (compressed
+    /// messages arrive whole).
+    @inline(__always) func deliver(_ m: Message) {
+        if proto.streamsMessages {
+            handler?.onFragment(self, Fragment(kind: m.kind, bytes: m.bytes, isFirst: true, isLast: true))
+        } else {
+            handler?.onMessage(self, m)
+        }
+    }
+
+    func afterProtocolStep() {
+        if !proto.outbound.isEmpty { scheduleFlush() }
+        switch proto.state {
+        case .open: break
+        case .closeSent:
+            policy.closeSent(now: loop.now, settings: core.policySettings)
+        case .closed:
+            // RFC 6455 §7.1.1: the server closes the TCP connection first.
+            afterFlush = .close
+            scheduleFlush()
+        case .failed:
+            afterFlush = .linger
+            scheduleFlush()
+        }
+    }
+
+    func notifyClose(_ code: CloseCode, _ reason: String) {
+        guard !closeNotified, let handler else { return }
+        closeNotified = true
+        for t in subscriptions { core.topics.unsubscribe(self, from: t) }
+        subscriptions = []
+        handler.onClose(self, code: code, reason: reason)
+    }
+}
+
+/// The request-head parser of a connection still speaking HTTP.
+final class HTTPParserBox {
+    var parser: HTTPHeadParser
+    init(_ limits: HTTPHeadParser.Limits) { parser = HTTPHeadParser(limits: limits) }
+}
+
+/// What only some connections need, out of line (8 bytes in every connection instead of
+/// each field's size).
+final class ConnectionExtras {
+    /// The subprotocol chosen in the upgrade hook.
+    var subprotocol: String?
+    /// The SSE or long-polling session behind a connection that is not a WebSocket.
+    var fallback: FallbackTransport?
+}
