@@ -109,6 +109,8 @@ struct WSSServerCommand: ParsableCommand {
 
     @OptionGroup(title: "Scale-out") var scaleOut: BackplaneOptions
 
+    @OptionGroup(title: "Behind a load balancer") var balancer: ProxyOptions
+
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
@@ -166,6 +168,7 @@ struct WSSServerCommand: ParsableCommand {
         config.idleTimeout = idleTimeout
         config.handshakeTimeout = handshakeTimeout
         config.closeTimeout = closeTimeout
+        balancer.apply(to: &config)
 
         // Signals are taken synchronously by the main thread; loops never see them.
         signal(SIGPIPE, SIG_IGN)
