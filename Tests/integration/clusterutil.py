@@ -93,3 +93,52 @@ async def sync_all(clients, tag: str, rounds: int = 100):
     assert all(len(s) == n for s in seen), f"subscriptions not up everywhere: {[sorted(s) for s in seen]}"
     for c in clients:
         await drain(c, 0.3)
+
+
+class HAProxy:
+    """haproxy in TCP mode in front of `backends` [(host, port)], on a free 127.0.0.1 port,
+    health checks on /healthz (with the PROXY header when `send_proxy` is set)."""
+
+    def __init__(self, tmp_path, backends, send_proxy: str | None = "send-proxy-v2", tls: bool = False):
+        assert shutil.which("haproxy"), "haproxy missing (Tests/install-deps.sh installs it)"
+        self.port = free_port()
+        proxy = f"{send_proxy} check-send-proxy" if send_proxy else ""
+        ssl_check = "check-ssl verify none" if tls else ""
+        servers = "\n".join(f"  server s{i} {h}:{p} check" for i, (h, p) in enumerate(backends))
+        self.cfg = tmp_path / f"haproxy-{self.port}.cfg"
+        self.cfg.write_text(f"""global
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  retries 3
+  option redispatch
+frontend front
+  bind 127.0.0.1:{self.port}
+  default_backend instances
+backend instances
+  balance leastconn
+  option httpchk GET /healthz
+  http-check expect status 200
+  default-server inter 300ms fall 1 rise 2 {proxy} {ssl_check}
+{servers}
+""")
+        self.log = tmp_path / f"haproxy-{self.port}.log"
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(self.cfg)], stdout=open(self.log, "wb"),
+                                     stderr=subprocess.STDOUT)
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                assert self.proc.poll() is None, f"haproxy exited: {self.log.read_text()}"
+                time.sleep(0.05)
+        raise AssertionError("haproxy did not listen")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)

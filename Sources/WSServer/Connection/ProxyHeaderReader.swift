@@ -85,6 +85,7 @@ final class ProxyHeaderReader: EventHandler {
         loop.unregister(fd: fd)
         // LOCAL / UNKNOWN (the balancer's own health check): the socket's address stands.
         PeerAddressOverride.set(fd: fd, header.source?.description)
+        core.logger.debug("PROXY v\(header.version) from \(socketPeerAddress(fd: fd)): client \(header.source?.description ?? "(balancer's own check)")")
         then(fd)
     }
 
