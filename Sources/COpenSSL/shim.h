@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 #include <openssl/pem.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 /* OpenSSL exposes these as macros; Swift can only call functions. */
 

@@ -1,5 +1,5 @@
 import Transport
-@_exported import WebSocket
+import WebSocket
 
 /// What a client connection reports. Callbacks run on the connection's event loop.
 public protocol ClientDelegate: AnyObject {
@@ -81,6 +81,7 @@ public final class ClientConnection: EventHandler {
 
     @discardableResult
     public func send(text: String) -> Bool {
+        loop.assertInLoop()
         guard isOpen else { return false }
         proto.send(text: text)
         scheduleFlush()
@@ -89,6 +90,7 @@ public final class ClientConnection: EventHandler {
 
     @discardableResult
     public func send(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        loop.assertInLoop()
         guard isOpen else { return false }
         proto.send(opcode, bytes)
         scheduleFlush()
@@ -124,7 +126,7 @@ public final class ClientConnection: EventHandler {
 
     // MARK: - Event loop
 
-    public func handleEvent(_ events: IOEvents) {
+    @_spi(EventLoop) public func handleEvent(_ events: IOEvents) {
         switch phase {
         case .connecting:
             let err = connectResult(fd: driver.fd)
@@ -240,7 +242,7 @@ public final class ClientConnection: EventHandler {
         }
     }
 
-    public func flushScheduled() {
+    @_spi(EventLoop) public func flushScheduled() {
         flushQueued = false
         if phase == .upgrading || phase == .open || phase == .closing { flush() }
     }
@@ -279,12 +281,12 @@ public final class ClientConnection: EventHandler {
         delegate = nil
     }
 
-    public func loopStopped() {
+    @_spi(EventLoop) public func loopStopped() {
         finish(code: .abnormal, reason: "", error: "event loop stopped")
         userData = nil
     }
 
-    public func tick(now: UInt64) {
+    @_spi(EventLoop) public func tick(now: UInt64) {
         let protocolOpen = phase != .closing && proto.state == .open
         switch policy.tick(now: now, protocolOpen: protocolOpen, settings: settings) {
         case .drop(.handshakeTimeout):

@@ -4,6 +4,7 @@ import Glibc
 import Synchronization
 import Transport
 import WSClient
+import WebSocket
 
 /// Settings shared by every worker (immutable, crosses threads once at start).
 struct RunSettings: @unchecked Sendable {

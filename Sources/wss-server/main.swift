@@ -18,7 +18,7 @@ struct WSSServerCommand: ParsableCommand {
         version: BuildInfo.versionLine("wss-server"))
 
     @Option(help: "Address to listen on (IPv4, IPv6 or a name). '::' serves IPv6 and IPv4.")
-    var host: String = "::"
+    var host: String = ServerConfiguration.defaults.host
 
     @Option(help: "Port (default 8443 with --cert, 8080 without; 0 picks a free port).")
     var port: Int?
@@ -36,46 +36,46 @@ struct WSSServerCommand: ParsableCommand {
     var threads: Int = ServerConfiguration.coreCount
 
     @Option(help: "Largest message in bytes after reassembly; larger ones close with 1009.")
-    var maxMessageSize: Int = 16 << 20
+    var maxMessageSize: Int = ServerConfiguration.defaults.limits.maxMessageSize
 
     @Option(help: "Seconds without traffic before a ping; no answer in as long again closes with 1001. 0 disables.")
-    var idleTimeout: Double = 120
+    var idleTimeout: Double = ServerConfiguration.defaults.idleTimeout
 
     @Option(help: "Seconds from accept to a completed WebSocket upgrade (TLS included).")
-    var handshakeTimeout: Double = 10
+    var handshakeTimeout: Double = ServerConfiguration.defaults.handshakeTimeout
 
     @Option(help: "Seconds to wait for the peer's close frame after sending ours.")
-    var closeTimeout: Double = 5
+    var closeTimeout: Double = ServerConfiguration.defaults.closeTimeout
 
     @Option(help: "Largest single frame payload in bytes (default: --max-message-size); larger closes with 1009.")
     var maxFrameSize: Int?
 
     @Option(help: "Most frames in one fragmented message; more closes with 1009.")
-    var maxFragments: Int = 1 << 20
+    var maxFragments: Int = ServerConfiguration.defaults.limits.maxFragments
 
     @Option(help: "Most pongs waiting unsent per connection (1–255); further pings get no pong until output drains.")
-    var maxQueuedPongs: Int = 32
+    var maxQueuedPongs: Int = ServerConfiguration.defaults.limits.maxQueuedPongs
 
     @Option(help: "Most simultaneous connections; excess ones are closed at once (503 for plain HTTP).")
-    var maxConnections: Int = 60_000
+    var maxConnections: Int = ServerConfiguration.defaults.maxConnections
 
     @Option(help: "Queued output bytes per connection above which the server stops reading from it.")
-    var highWaterMark: Int = 1 << 20
+    var highWaterMark: Int = ServerConfiguration.defaults.highWaterMark
 
     @Option(help: "Queued output bytes per connection beyond which sends are dropped.")
-    var maxBackpressure: Int = 16 << 20
+    var maxBackpressure: Int = ServerConfiguration.defaults.maxBackpressure
 
     @Flag(help: "Close a connection with 1008 instead of dropping messages when it passes --max-backpressure.")
     var closeOnBackpressure = false
 
     @Option(help: "Seconds a graceful shutdown (SIGINT/SIGTERM) waits for clients to answer close 1001.")
-    var shutdownTimeout: Double = 5
+    var shutdownTimeout: Double = ServerConfiguration.defaults.shutdownTimeout
 
     @Option(help: "Largest HTTP request head in bytes (431 beyond).")
-    var maxHeaderSize: Int = 8192
+    var maxHeaderSize: Int = ServerConfiguration.defaults.headLimits.maxHeadSize
 
     @Option(help: "Most HTTP header lines (431 beyond).")
-    var maxHeaders: Int = 100
+    var maxHeaders: Int = ServerConfiguration.defaults.headLimits.maxHeaders
 
     @Option(help: ArgumentHelp("Origin allowed to open WebSockets, e.g. https://example.com (repeatable; '*' allows any). Default: the page's own origin and clients that send no Origin.", valueName: "ORIGIN"))
     var allowedOrigin: [String] = []
@@ -84,16 +84,16 @@ struct WSSServerCommand: ParsableCommand {
     var noDeflate = false
 
     @Option(help: "permessage-deflate: server window bits 9–15 (memory per connection: see README).")
-    var deflateWindowBits: Int = 12
+    var deflateWindowBits: Int = ServerConfiguration.defaults.deflate.serverMaxWindowBits
 
     @Option(help: "permessage-deflate: zlib memLevel 1–9.")
-    var deflateMemLevel: Int = 5
+    var deflateMemLevel: Int = ServerConfiguration.defaults.deflate.memLevel
 
     @Option(help: "permessage-deflate: compression level 0–9.")
-    var deflateLevel: Int = 6
+    var deflateLevel: Int = ServerConfiguration.defaults.deflate.compressionLevel
 
     @Option(help: "permessage-deflate: messages smaller than this many bytes are sent uncompressed.")
-    var deflateMinSize: Int = 64
+    var deflateMinSize: Int = ServerConfiguration.defaults.deflate.minSizeToCompress
 
     @Flag(help: "permessage-deflate: no context takeover on either side (less memory, less compression).")
     var deflateNoContextTakeover = false

@@ -37,7 +37,7 @@ extension LibraryAPITests {
         let box = Locked<UnsafeTransfer<WebSocketConnection>?>(nil)
         loop.execute {
             let c = WebSocketConnection(id: 99, loop: loop, fallback: session, route: core.routes["/chat"]!,
-                                        subprotocol: "chat.v1", userData: nil, core: core)
+                                        subprotocol: "chat.v1", userData: nil, query: "room=lobby", core: core)
             c.fallbackOpened()  // ChatApp subscribes it to "/chat"
             box.withLock { $0 = UnsafeTransfer(c) }
         }
@@ -48,11 +48,12 @@ extension LibraryAPITests {
         loop.execute {
             facts.withLock {
                 $0 = ["\(ref.value.transport)", ref.value.path, ref.value.subprotocol ?? "-",
-                      ref.value.remoteAddress, "\(ref.value.bufferedAmount)", "\(ref.value.isOpen)"]
+                      ref.value.remoteAddress, "\(ref.value.bufferedAmount)", "\(ref.value.isOpen)",
+                      ref.value.query ?? "-"]
             }
         }
         for _ in 0..<100 where facts.withLock({ $0 }).isEmpty { try await Task.sleep(for: .milliseconds(10)) }
-        XCTAssertEqual(facts.withLock { $0 }, ["longPolling", "/chat", "chat.v1", "192.0.2.1:4242", "7", "true"])
+        XCTAssertEqual(facts.withLock { $0 }, ["longPolling", "/chat", "chat.v1", "192.0.2.1:4242", "7", "true", "room=lobby"])
 
         // WebSocket → room → the fallback session gets the payload, not frame bytes.
         ws.send(text: "from ws 你好")
@@ -86,5 +87,27 @@ extension LibraryAPITests {
         XCTAssertEqual(got2, "after")
         try await Task.sleep(for: .milliseconds(50))
         XCTAssertEqual(session.sent.withLock { $0 }.count, 3)
+    }
+}
+
+extension LibraryAPITests {
+    final class QueryRecorder: WebSocketHandler, @unchecked Sendable {
+        let seen = Locked<[String]>([])
+        func onOpen(_ connection: WebSocketConnection) {
+            seen.withLock { $0.append("\(connection.transport) \(connection.path) \(connection.query ?? "none")") }
+        }
+        func onMessage(_ connection: WebSocketConnection, _ message: Message) {}
+    }
+
+    func testTheUpgradeQueryIsOnTheConnection() async throws {
+        let recorder = QueryRecorder()
+        let server = try makeServer(routes: [("/chat", recorder)])
+        defer { server.stop(); server.wait() }
+        let a = try await WebSocketClient.connect(to: url(server, "/chat?room=lobby"))
+        let b = try await WebSocketClient.connect(to: url(server, "/chat"))
+        for _ in 0..<100 where recorder.seen.withLock({ $0.count }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(recorder.seen.withLock { $0 }, ["webSocket /chat room=lobby", "webSocket /chat none"])
+        a.close()
+        b.close()
     }
 }

@@ -42,7 +42,7 @@ final class LibraryAPITests: XCTestCase {
     }
 
     func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> OwnedMessage? {
-        try await withThrowingTaskGroup(of: OwnedMessage?.self) { group in
+        try await withThrowingTaskGroup(of: Optional<OwnedMessage>.self) { group in
             group.addTask { var it = client.messages.makeAsyncIterator(); return await it.next() }
             group.addTask { try await Task.sleep(for: .seconds(timeout)); throw CancellationError() }
             let first = try await group.next()!

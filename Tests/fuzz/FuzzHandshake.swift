@@ -1,4 +1,5 @@
-// libFuzzer target: the opening-handshake validator (Handshake.validate / acceptValue).
+// libFuzzer target: the opening-handshake validator (Handshake.validate / acceptValue) and
+// ServerHandshake (validate + origin policy + subprotocol + deflate) on top of it.
 //
 // Built together with Sources/WebSocket/*.swift into one module (see Tests/fuzz/run.sh).
 //
@@ -52,6 +53,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     for key in sentKeys { _ = checkAccept(key) }
 
     checkDeflateNegotiation(head)
+    checkServerHandshake(head)
 
     switch Handshake.validate(head) {
     case .success(let request):
@@ -84,6 +86,34 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     return 0
+}
+
+/// ServerHandshake agrees with its building blocks: it accepts exactly what Handshake.validate
+/// accepts from an origin the policy allows, answers 101 with the accept value and a subprotocol
+/// only if offered, and rejects with a 4xx/5xx status and a reason.
+func checkServerHandshake(_ head: HTTPRequestHead) {
+    let valid: Bool
+    if case .success = Handshake.validate(head) { valid = true } else { valid = false }
+    for (policy, secure) in [(OriginPolicy.sameOrigin, false), (.sameOrigin, true), (.any, false)] {
+        let handshake = ServerHandshake(origins: policy, deflate: DeflateOptions(), secure: secure)
+        let allowed = policy.allows(origin: head.value("Origin"), host: head.value("Host"), secure: secure)
+        var offered: [String] = []
+        switch handshake.respond(to: head, decide: { request in
+            offered = request.subprotocols
+            return .accept(subprotocol: request.subprotocols.last)
+        }) {
+        case .accept(let a):
+            require(valid && allowed, "accepted: valid \(valid), origin allowed \(allowed)")
+            require(a.response.hasPrefix("HTTP/1.1 101 ") && a.response.hasSuffix("\r\n\r\n"), "bad 101")
+            require(a.subprotocol == offered.last && a.ignoredSubprotocol == nil, "subprotocol \(a.subprotocol ?? "-")")
+            require(a.response.contains("Sec-WebSocket-Protocol:") == (a.subprotocol != nil), "protocol header")
+            require(a.response.contains("Sec-WebSocket-Extensions:") == (a.deflate != nil), "extensions header")
+        case .reject(let r):
+            require(!(valid && allowed), "rejected a valid request from an allowed origin: \(r.reason)")
+            require((400...599).contains(r.status) && !r.reason.isEmpty, "rejection \(r.status) '\(r.reason)'")
+            if case .origin = r.cause { require(valid && !allowed && r.status == 403, "origin rejection") }
+        }
+    }
 }
 
 // The RFC 6455 §1.3 example, checked once at load time (a wrong SHA-1/base64 binding fails fast).

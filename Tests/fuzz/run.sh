@@ -57,7 +57,8 @@ for t in $TARGETS; do
     echo "== $t: building $bin"
     # One module: the library sources plus the target, so no `import WebSocket` is needed.
     # shellcheck disable=SC2086,SC2046
-    if ! "$SWIFTC" ${FUZZ_SWIFTFLAGS:-} -O -g -sanitize=fuzzer,address -use-ld=lld -parse-as-library \
+    # -package-name: the core uses `package` access (as SwiftPM builds it).
+    if ! "$SWIFTC" ${FUZZ_SWIFTFLAGS:-} -O -g -sanitize=fuzzer,address -use-ld=lld -parse-as-library -package-name wss_server \
             -module-name WebSocketFuzz "${includes[@]}" \
             $(module_sources "$t") "$HERE/$src" -lssl -lcrypto -lz -o "$bin" >"$OUT/$t.build.log" 2>&1; then
         cat "$OUT/$t.build.log"

@@ -42,6 +42,33 @@ public struct StreamDriver {
         return !tls.isEstablished
     }
 
+    /// What the first byte a client sent to a TLS port says it speaks.
+    public enum Opening: Equatable {
+        /// A TLS record (handshake, 0x16) or an SSLv2-style hello (high bit set): OpenSSL decides.
+        case tls
+        /// An ASCII capital letter: an HTTP request (`GET `, `POST `, ...) sent without TLS.
+        case plaintextHTTP
+        /// Anything else: not TLS, not HTTP.
+        case garbage
+        /// No byte yet.
+        case nothingYet
+    }
+
+    /// Looks at the first byte without consuming it (MSG_PEEK), once, before the TLS handshake.
+    public func peekOpening() -> Opening {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        guard n == 1 else { return n == 0 || (errno != EAGAIN && errno != EINTR) ? .garbage : .nothingYet }
+        if byte == 0x16 || byte & 0x80 != 0 { return .tls }
+        return (0x41...0x5A).contains(byte) ? .plaintextHTTP : .garbage
+    }
+
+    /// Writes bytes to the socket as they are, even on a TLS connection (the plaintext answer
+    /// to an HTTP request on a TLS port). Best effort: one non-blocking send.
+    public func writeBypassingTLS(_ bytes: UnsafeRawBufferPointer) {
+        _ = send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+    }
+
     /// One step of the TLS handshake (plain TCP: done at once).
     public func handshake() -> IOResult { tls?.handshake() ?? .done(0) }
 
@@ -182,6 +209,9 @@ public struct StreamDriver {
             return true
         }
     }
+
+    /// The peer closed TLS with close_notify (answer it with `shutdownWrite`); false for TCP.
+    public var peerSentCloseNotify: Bool { tls?.peerSentCloseNotify ?? false }
 
     /// Unregisters and closes the descriptor (call once).
     public func close(on loop: EventLoop) {

@@ -20,10 +20,3 @@ public enum IOResult: Equatable, Sendable {
 public func errnoDescription(_ code: Int32 = errno) -> String {
     String(cString: strerror(code))
 }
-
-/// Monotonic milliseconds.
-public func monotonicMillis() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-}

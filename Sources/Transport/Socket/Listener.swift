@@ -91,6 +91,15 @@ public final class Listener {
     }
 
     public func close() { Glibc.close(fd) }
+
+    /// Closes a connection the server will not serve, after one best-effort line of plain
+    /// text (e.g. an HTTP 503) if given.
+    public static func refuse(_ fd: Int32, answer: String? = nil) {
+        if var answer {
+            answer.withUTF8 { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        }
+        Glibc.close(fd)
+    }
 }
 
 /// The peer address of a connected socket as "ip:port" ("[ip]:port" for IPv6): the client

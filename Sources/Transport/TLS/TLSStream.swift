@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux  // MSG_NOSIGNAL, MSG_DONTWAIT (sys/socket.h; Glibc's module does not always show them)
 import COpenSSL
 
 /// TLS over a non-blocking socket. OpenSSL runs the handshake; afterwards a TLS 1.3
@@ -286,4 +287,11 @@ public final class TLSStream: ByteStream {
     }
 
     public func close() { _ = Glibc.close(fd) }
+
+    /// The peer ended its side with close_notify (RFC 8446 §6.1: answer with ours).
+    public var peerSentCloseNotify: Bool {
+        if let records { return records.receivedCloseNotify }
+        guard let ssl else { return false }
+        return SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN != 0
+    }
 }

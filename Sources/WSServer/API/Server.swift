@@ -17,10 +17,12 @@ public final class Server: @unchecked Sendable {
     public private(set) var port: Int = 0
 
     /// Loads TLS material (if configured) and prepares the loops; binds nothing yet.
-    /// Throws `TLSError` for a missing, unreadable or mismatched certificate or key.
+    /// Throws `ConfigurationError` for a value out of range, `TLSError` for a missing,
+    /// unreadable or mismatched certificate or key.
     /// `backplane` carries pub/sub beyond this process (default: in-process only).
     public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "wss-server"),
                 backplane: Backplane = InProcessBackplane()) throws {
+        try configuration.validate()
         self.configuration = configuration
         self.logger = logger
         var tls: TLSContext?
@@ -28,7 +30,7 @@ public final class Server: @unchecked Sendable {
             tls = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile,
                                  nativeRecords: configuration.tlsNativeRecords)
         }
-        loops = try (0..<max(1, configuration.threads)).map { try EventLoop(index: $0) }
+        loops = try (0..<configuration.threads).map { try EventLoop(index: $0) }
         core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops, backplane: backplane)
     }
 
@@ -44,7 +46,10 @@ public final class Server: @unchecked Sendable {
 
     /// Pub/sub across all loops.
     public var topics: Topics { core.topics }
-    public var stats: ServerStats { core.stats }
+    /// True once `shutdown` began (e.g. for a health check that should fail while draining).
+    public var isShuttingDown: Bool { core.shuttingDown.load(ordering: .relaxed) }
+    /// Connections accepted and not yet closed, on every loop.
+    public var openConnections: Int { core.metrics.openConnections.load(ordering: .relaxed) }
     /// The TLS key file in use (nil for plain ws).
     public var keyFile: String? { core.tls?.keyFile }
 
@@ -93,11 +98,11 @@ public final class Server: @unchecked Sendable {
             loop.execute { loop.forEachHandler { ($0 as? WebSocketConnection)?.shutdown() } }
         }
         let limit = monotonicMillis() + UInt64(max(0, timeout ?? configuration.shutdownTimeout) * 1000)
-        while core.stats.openConnections.load(ordering: .relaxed) > 0 && monotonicMillis() < limit {
+        while core.metrics.openConnections.load(ordering: .relaxed) > 0 && monotonicMillis() < limit {
             usleep(20_000)
         }
         for (loop, acceptor) in zip(loops, acceptors) { loop.execute { [acceptor] in acceptor.close() } }
-        let left = core.stats.openConnections.load(ordering: .relaxed)
+        let left = core.metrics.openConnections.load(ordering: .relaxed)
         core.topics.backplane.shutdown()
         stop()
         wait()
@@ -161,13 +166,9 @@ final class Acceptor: EventHandler, @unchecked Sendable {
 
     /// Over the connection limit: accept and close at once, with a 503 for plain HTTP.
     func reject(_ fd: Int32) {
-        core.stats.rejectedConnections.add(1)
-        if !core.isTLS {
-            let msg = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
-            var m = msg
-            m.withUTF8 { _ = send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
-        }
-        Glibc.close(fd)
+        core.metrics.rejectedConnections.add(1)
+        Listener.refuse(fd, answer: core.isTLS ? nil
+            : "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
         rejectedSinceLog += 1
         if loop.now >= lastRejectLog + 1000 {
             core.logger.warning("connection limit \(core.configuration.maxConnections) reached: rejected \(rejectedSinceLog) connection(s)")
@@ -179,7 +180,9 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     func handleEvent(_ events: IOEvents) {
         // Bounded batch so one loop's accept storm cannot starve its open connections.
         for _ in 0..<64 {
-            if closed { return }
+            // Once a graceful shutdown began, new connections wait in the backlog until the
+            // listener closes (the loop task that closes it may still be queued).
+            if closed || core.shuttingDown.load(ordering: .relaxed) { return }
             guard let fd = listener.accept() else {
                 if errno == EMFILE || errno == ENFILE {
                     core.logger.warning("accept: out of file descriptors; pausing accepts for 1 s")
@@ -188,11 +191,11 @@ final class Acceptor: EventHandler, @unchecked Sendable {
                 }
                 return
             }
-            core.stats.acceptedConnections.add(1)
+            core.metrics.acceptedConnections.add(1)
             // Take a slot first, then check: loops accept concurrently, and a check before the
             // increment let a burst overshoot the limit by a few.
-            if core.stats.openConnections.wrappingAdd(1, ordering: .relaxed).newValue > core.configuration.maxConnections {
-                core.stats.openConnections.subtract(1)
+            if core.metrics.openConnections.wrappingAdd(1, ordering: .relaxed).newValue > core.configuration.maxConnections {
+                core.metrics.openConnections.subtract(1)
                 reject(fd)
                 continue
             }
@@ -210,8 +213,8 @@ final class Acceptor: EventHandler, @unchecked Sendable {
         if let tls = core.tls {
             guard let s = tls.makeStream(fd: fd, scratch: loop.scratchBuffer) else {
                 core.logger.error("SSL_new failed; dropping connection")
-                core.stats.openConnections.subtract(1)
-                Glibc.close(fd)
+                core.metrics.openConnections.subtract(1)
+                Listener.refuse(fd)
                 return
             }
             s.startedMicros = monotonicMicros()
@@ -223,8 +226,8 @@ final class Acceptor: EventHandler, @unchecked Sendable {
             try connection.driver.register(on: loop, handler: connection, interest: .read)
         } catch {
             core.logger.error("cannot register connection: \(error)")
-            core.stats.openConnections.subtract(1)
-            Glibc.close(fd)
+            core.metrics.openConnections.subtract(1)
+            connection.driver.close(on: loop)
         }
     }
 

@@ -63,6 +63,28 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
+    /// The defaults, for a CLI or a config file to show and start from (one place holds each).
+    public static let defaults = ServerConfiguration()
+
+    /// Throws for a value outside its range (never clamped). `Server.init` calls it.
+    public func validate() throws(ConfigurationError) {
+        func check(_ name: String, _ v: Int, _ range: ClosedRange<Int>, _ note: String? = nil) throws(ConfigurationError) {
+            guard range.contains(v) else { throw ConfigurationError(setting: name, value: v, allowed: range, note: note) }
+        }
+        try check("port", port, 0...65535)
+        try check("threads", threads, 1...1024)
+        try check("maxConnections", maxConnections, 1...(1 << 24))
+        // Per-connection output sizes: beyond 2 GiB a single slow peer could take the machine.
+        try check("highWaterMark", highWaterMark, 1024...Int(Int32.max))
+        try check("maxBackpressure", maxBackpressure, highWaterMark...Int(Int32.max), "at least highWaterMark")
+        let year = 31_536_000
+        for (name, seconds) in [("handshakeTimeout", handshakeTimeout), ("idleTimeout", idleTimeout),
+                                ("closeTimeout", closeTimeout), ("shutdownTimeout", shutdownTimeout)] {
+            let whole = seconds.isFinite && seconds >= 0 && seconds <= Double(year) ? Int(seconds) : -1
+            try check(name, whole, 0...year, "seconds, finite")
+        }
+    }
+
     public var isTLS: Bool { certificateFile != nil }
 
     public static var coreCount: Int {

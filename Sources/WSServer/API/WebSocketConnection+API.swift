@@ -33,12 +33,13 @@ extension WebSocketConnection {
     /// `loop`: no socket of its own, no timers (the transport keeps them). Call `fallbackOpened`
     /// once the session is established.
     convenience init(id: UInt64, loop: EventLoop, fallback transport: FallbackTransport, route: Route,
-                     subprotocol: String?, userData: AnyObject?, core: ServerCore) {
+                     subprotocol: String?, userData: AnyObject?, query: String? = nil, core: ServerCore) {
         self.init(id: id, loop: loop, fd: -1, tls: nil, core: core)
         policy = .external
         httpParser = nil
         extrasBox.fallback = transport
         if let subprotocol { extrasBox.subprotocol = subprotocol }
+        if let query { extrasBox.query = query }
         self.route = route
         self.userData = userData
     }
@@ -49,7 +50,6 @@ extension WebSocketConnection {
     /// A message from the fallback session's client: the handler's `onMessage` (or one
     /// whole fragment for a streaming handler), counted like a WebSocket message.
     func fallbackReceived(_ message: Message) {
-        let counters = core.metrics.loops[loop.index]
         counters.messagesIn &+= 1
         counters.bytesIn &+= message.bytes.count
         guard let handler else { return }
@@ -83,10 +83,15 @@ extension WebSocketConnection {
     public var path: String { route?.path ?? "" }
     /// The subprotocol chosen in the upgrade hook, if any.
     public var subprotocol: String? { extras?.subprotocol }
+    /// The query of the request that opened the connection ("room=lobby" for "/chat?room=lobby").
+    public var query: String? { extras?.query }
     /// The server's pub/sub topics (publish from here to any topic, on every loop).
     public var topics: Topics { core.topics }
     /// The peer's address, "ip:port".
     public var remoteAddress: String { extras?.fallback?.remoteAddress ?? driver.remoteAddress }
+    /// Messages not sent (`send` answered `.dropped`) because the output was over
+    /// `maxBackpressure`: a handler can tell a slow client from a fast one.
+    public var droppedMessages: Int { extras?.droppedMessages ?? 0 }
     /// Bytes waiting to be written to the peer.
     public var bufferedAmount: Int { extras?.fallback?.bufferedAmount ?? proto.outbound.readableCount }
     public var isOpen: Bool {
@@ -129,6 +134,7 @@ extension WebSocketConnection {
     }
 
     public func ping(_ payload: [UInt8] = []) {
+        loop.assertInLoop()
         guard policy.phase == .open else { extras?.fallback?.ping(payload); return }
         guard proto.ping(payload) == .queued else { return }
         scheduleFlush()
@@ -137,6 +143,7 @@ extension WebSocketConnection {
     /// Starts the closing handshake; the connection ends when the peer answers or after the
     /// close timeout.
     public func close(code: CloseCode = .normal, reason: String = "") {
+        loop.assertInLoop()
         guard policy.phase == .open else {
             extras?.fallback?.close(code: code, reason: reason)
             return
@@ -177,6 +184,6 @@ extension WebSocketConnection: TopicSubscriber {
         if policy.phase != .open, let fallback = extras?.fallback {
             return frame.withPayload { kind, payload in fallback.send(kind, payload) }
         }
-        return frame.bytes.withUnsafeBytes { sendPrepared($0, payloadCount: frame.payloadCount) }
+        return frame.bytes(for: proto.deflate).withUnsafeBytes { sendPrepared($0, payloadCount: frame.payloadCount) }
     }
 }

@@ -1,4 +1,4 @@
-@_exported import WebSocket
+import WebSocket
 import Transport
 
 /// An opening handshake that passed the protocol checks, shown to the application before the

@@ -52,7 +52,7 @@ final class ProxyHeaderReader: EventHandler {
     private static func refuse(_ fd: Int32, _ core: ServerCore, _ why: String) {
         core.logger.notice("PROXY protocol: refused \(socketPeerAddress(fd: fd)): \(why)")
         core.metrics.handshakeFailed("proxy_protocol")
-        core.stats.openConnections.subtract(1)
+        core.metrics.openConnections.subtract(1)
         Glibc.close(fd)
     }
 

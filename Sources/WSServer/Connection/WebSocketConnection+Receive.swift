@@ -45,7 +45,7 @@ extension WebSocketConnection {
 
     /// An error answer: then we send FIN and drain what the client still sends.
     func respondError(status: Int, reason: String, extraHeaders: [(String, String)] = []) {
-        core.stats.httpErrors.add(1)
+        core.metrics.httpErrors.add(1)
         writeHTTP(HTTPResponder.errorResponse(status: status, reason: reason, extraHeaders: extraHeaders).head,
                   body: Array((reason + "\n").utf8))
         afterFlush = .linger
@@ -54,18 +54,20 @@ extension WebSocketConnection {
 
     /// Switches to WebSocket: the 101 is queued, the handler takes over.
     func upgrade(route: Route, response: String, subprotocol: String?, deflate: PerMessageDeflate?,
-                 userData: AnyObject?) {
+                 userData: AnyObject?, query: String? = nil) {
         proto.outbound.append(response)
+        if core.configuration.closeOnBackpressureLimit { extrasBox.headRemaining = proto.outbound.readableCount }
         scheduleFlush()
         self.route = route
         if let subprotocol { extrasBox.subprotocol = subprotocol }
+        if let query { extrasBox.query = query }
         self.userData = userData
         proto.deflate = deflate
         let handler = route.handler
         proto.streamsMessages = handler.receivesFragments
         httpParser = nil
         policy.opened(now: loop.now)
-        core.stats.upgrades.add(1)
+        core.metrics.upgrades.add(1)
         log.debug("upgraded on \(path)", metadata: meta)
         handler.onOpen(self)
     }
@@ -94,7 +96,6 @@ extension WebSocketConnection {
     @discardableResult
     func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) -> Int {
         var cursor = start
-        let counters = core.metrics.loops[loop.index]
         while let event = proto.next(bytes, cursor: &cursor) {
             switch event {
             case .text(let p):
@@ -108,10 +109,11 @@ extension WebSocketConnection {
             case .fragment(let op, let p, let first, let last):
                 counters.bytesIn &+= p.count
                 if last { counters.messagesIn &+= 1 }
-                handler?.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p,
-                                                   isFirst: first, isLast: last))
-            case .ping(let p): handler?.onPing(self, p)
-            case .pong(let p): handler?.onPong(self, p)
+                withHandler {
+                    $0.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p, isFirst: first, isLast: last))
+                }
+            case .ping(let p): withHandler { $0.onPing(self, p) }
+            case .pong(let p): withHandler { $0.onPong(self, p) }
             case .close(let code, let reason):
                 log.debug("peer closed with \(code.map(\.description) ?? "no code")", metadata: meta)
                 core.metrics.closeReceived(code ?? .noStatus)
@@ -138,10 +140,12 @@ extension WebSocketConnection {
     /// A whole message: to `onMessage`, or as one fragment to a streaming handler (compressed
     /// messages arrive whole).
     @inline(__always) func deliver(_ m: Message) {
-        if proto.streamsMessages {
-            handler?.onFragment(self, Fragment(kind: m.kind, bytes: m.bytes, isFirst: true, isLast: true))
-        } else {
-            handler?.onMessage(self, m)
+        withHandler { handler in
+            if proto.streamsMessages {
+                handler.onFragment(self, Fragment(kind: m.kind, bytes: m.bytes, isFirst: true, isLast: true))
+            } else {
+                handler.onMessage(self, m)
+            }
         }
     }
 
@@ -151,11 +155,12 @@ extension WebSocketConnection {
         case .open: break
         case .closeSent:
             policy.closeSent(now: loop.now, settings: core.policySettings)
-        case .closed:
-            // RFC 6455 §7.1.1: the server closes the TCP connection first.
-            afterFlush = .close
-            scheduleFlush()
-        case .failed:
+        case .closed, .failed:
+            // RFC 6455 §7.1.1: the server closes the TCP connection first. Our FIN goes out
+            // after the last frame (TLS: after close_notify, RFC 8446 §6.1), then we read and
+            // drop until the client closes too: closing with unread input would send an RST
+            // that can destroy our close frame or alert before the client reads it.
+            policy.closeSent(now: loop.now, settings: core.policySettings)
             afterFlush = .linger
             scheduleFlush()
         }
@@ -181,6 +186,50 @@ final class HTTPParserBox {
 final class ConnectionExtras {
     /// The subprotocol chosen in the upgrade hook.
     var subprotocol: String?
+    /// The query of the request that opened the connection (after "?"), if it had one.
+    var query: String?
     /// The SSE or long-polling session behind a connection that is not a WebSocket.
     var fallback: FallbackTransport?
+    /// Messages not sent because the output was over `maxBackpressure`.
+    var droppedMessages = 0
+    /// With close-on-backpressure: bytes from the output's read position to the end of the
+    /// frame (or HTTP answer) being written, so the backlog behind it can be discarded
+    /// without cutting a frame.
+    var headRemaining = 0
+}
+
+extension WebSocketConnection {
+    static let tlsPortHint = "this port speaks TLS: use https:// or wss://"
+
+    /// Before the TLS handshake: an HTTP request gets a plaintext 400 with a hint at once (as
+    /// nginx does), garbage is dropped at once; both are logged once per client per minute.
+    /// True: go on with the handshake.
+    func checkTLSOpening() -> Bool {
+        let opening = driver.peekOpening()
+        switch opening {
+        case .nothingYet: return false
+        case .tls:
+            openingChecked = true
+            return true
+        case .plaintextHTTP, .garbage:
+            openingChecked = true
+            let http = opening == .plaintextHTTP
+            core.metrics.tlsHandshakeFailures.add(1)
+            core.metrics.handshakeFailed(http ? "plaintext_http" : "not_tls")
+            let client = hostPart(driver.remoteAddress)
+            if core.noticeLimiter.allows(client, now: loop.now) {
+                log.info(http ? "plain HTTP from \(client) on the TLS port -> 400 (\(Self.tlsPortHint))"
+                              : "not TLS from \(client) on the TLS port: dropped", metadata: meta)
+            }
+            guard http else {
+                finish()
+                return false
+            }
+            let (head, body) = HTTPResponder.errorResponse(status: 400, reason: Self.tlsPortHint, extraHeaders: [])
+            var answer = head + body
+            answer.withUTF8 { driver.writeBypassingTLS(UnsafeRawBufferPointer($0)) }
+            startLinger()
+            return false
+        }
+    }
 }

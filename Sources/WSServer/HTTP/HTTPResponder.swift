@@ -25,56 +25,21 @@ enum HTTPResponder {
                 connection.respondError(status: 404, reason: "no WebSocket endpoint at \(path)")
                 return
             }
-            switch Handshake.validate(head) {
-            case .failure(let error):
-                log.info("handshake refused: \(error.reason) -> \(error.status)", metadata: connection.meta)
-                core.stats.handshakeFailures.add(1)
-                core.metrics.handshakeFailed(error.metricLabel)
-                var extra: [(String, String)] = []
-                if case .unsupportedVersion = error { extra.append(("Sec-WebSocket-Version", "13")) }
-                if case .methodNotGet = error { extra.append(("Allow", "GET")) }
-                connection.respondError(status: error.status, reason: error.reason, extraHeaders: extra)
-            case .success(let request):
-                guard core.originAllowed(request.origin, host: head.value("Host")) else {
-                    log.info("origin \(request.origin ?? "") not allowed -> 403", metadata: connection.meta)
-                    core.metrics.handshakeFailed("origin")
-                    connection.respondError(status: 403, reason: "origin not allowed")
-                    return
-                }
-                let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.driver.fd)
-                switch route.handler.shouldUpgrade(upgrade) {
-                case .reject(let status, let reason):
-                    log.info("upgrade rejected by the application: \(status) \(reason)", metadata: connection.meta)
-                    core.metrics.handshakeFailed("application")
-                    connection.respondError(status: (400...599).contains(status) ? status : 403, reason: reason)
-                case .accept(let subprotocol, let userData):
-                    var chosen = subprotocol
-                    if let s = subprotocol, !request.subprotocols.contains(s) {
-                        log.warning("application chose subprotocol '\(s)' the client did not offer; sending none",
-                                    metadata: connection.meta)
-                        chosen = nil
-                    }
-                    // A malformed or unacceptable offer only means no compression (RFC 7692 §5).
-                    var extensions: String?
-                    var deflate: PerMessageDeflate?
-                    if core.configuration.deflate.enabled, !request.extensions.isEmpty,
-                       let accepted = DeflateNegotiation.negotiate(request.extensions, options: core.configuration.deflate) {
-                        extensions = accepted.responseHeader
-                        deflate = PerMessageDeflate(role: .server, parameters: accepted.parameters,
-                                                    options: core.configuration.deflate)
-                    }
-                    connection.upgrade(route: route,
-                                       response: Handshake.response(acceptingKey: request.key, subprotocol: chosen,
-                                                                    extensions: extensions),
-                                       subprotocol: chosen, deflate: deflate, userData: userData)
-                }
-            }
+            upgrade(head, to: route, on: connection)
+            return
+        }
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with more than one, is a 400
+        // (an upgrade attempt gets it from the core's handshake validation).
+        let hosts = head.count("Host")
+        if hosts > 1 || (hosts == 0 && head.versionMajor == 1 && head.versionMinor >= 1) {
+            log.info("\(head.method) \(path) with \(hosts) Host headers -> 400", metadata: connection.meta)
+            connection.respondError(status: 400, reason: hosts == 0 ? "missing Host header" : "more than one Host header")
             return
         }
         let keepAlive = !head.containsToken("Connection", "close")
             && (head.versionMajor > 1 || head.versionMinor >= 1)
         if path == "/metrics" && core.configuration.metricsEnabled && core.pages[path] == nil {
-            let body = Array(core.metrics.render(stats: core.stats).utf8)
+            let body = Array(core.metrics.render().utf8)
             let text = okHead(contentType: "text/plain; version=0.0.4; charset=utf-8", length: body.count,
                               keepAlive: keepAlive)
             let sent = head.method == "HEAD" ? [] : body
@@ -96,6 +61,43 @@ enum HTTPResponder {
         }
         log.info("GET \(path) -> 404", metadata: connection.meta)
         connection.respondError(status: 404, reason: "not found: \(path)")
+    }
+
+    /// The one place the upgrade is decided: the core's `ServerHandshake` validates, the
+    /// route's handler decides, the connection carries out the answer.
+    static func upgrade(_ head: HTTPRequestHead, to route: Route, on connection: WebSocketConnection) {
+        let core = connection.core
+        let log = connection.log
+        var userData: AnyObject?
+        let outcome = core.handshake.respond(to: head) { request in
+            let upgrade = UpgradeRequest(head: head, subprotocols: request.subprotocols, fd: connection.driver.fd)
+            switch route.handler.shouldUpgrade(upgrade) {
+            case .reject(let status, let reason): return .reject(status: status, reason: reason)
+            case .accept(let subprotocol, let data):
+                userData = data
+                return .accept(subprotocol: subprotocol)
+            }
+        }
+        switch outcome {
+        case .reject(let r):
+            switch r.cause {
+            case .invalid:
+                log.info("handshake refused: \(r.reason) -> \(r.status)", metadata: connection.meta)
+            case .origin(let origin):
+                log.info("origin \(origin) not allowed -> 403", metadata: connection.meta)
+            case .application:
+                log.info("upgrade rejected by the application: \(r.status) \(r.reason)", metadata: connection.meta)
+            }
+            core.metrics.handshakeFailed(r.label)
+            connection.respondError(status: r.status, reason: r.reason, extraHeaders: r.headers)
+        case .accept(let a):
+            if let s = a.ignoredSubprotocol {
+                log.warning("application chose subprotocol '\(s)' the client did not offer; sending none",
+                            metadata: connection.meta)
+            }
+            connection.upgrade(route: route, response: a.response, subprotocol: a.subprotocol, deflate: a.deflate,
+                               userData: userData, query: head.query)
+        }
     }
 
     static func okHead(contentType: String, length: Int, keepAlive: Bool) -> String {
@@ -139,19 +141,4 @@ public struct Page: Sendable {
         self.body = body
     }
     public init(html: String) { self.init(contentType: "text/html; charset=utf-8", body: Array(html.utf8)) }
-}
-
-extension HandshakeError {
-    /// Short label for metrics.
-    var metricLabel: String {
-        switch self {
-        case .methodNotGet: return "method"
-        case .httpVersionTooOld: return "http_version"
-        case .missingHost: return "host"
-        case .missingUpgrade: return "upgrade_header"
-        case .missingConnectionUpgrade: return "connection_header"
-        case .missingKey, .invalidKey: return "key"
-        case .unsupportedVersion: return "version"
-        }
-    }
 }

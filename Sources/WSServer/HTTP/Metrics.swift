@@ -26,9 +26,20 @@ final class LoopCounters: @unchecked Sendable {
     }
 }
 
-/// Everything `/metrics` reports, in Prometheus text format (version 0.0.4).
+/// Every counter of a server, the one place they live, and their rendering for `/metrics`
+/// (Prometheus text format, version 0.0.4). Per-message counters are per loop (plain integers,
+/// see `LoopCounters`); per-connection events are relaxed atomics; labelled ones are locked
+/// dictionaries (touched per handshake or close, never per message).
 final class ServerMetrics: Sendable {
     let loops: [LoopCounters]
+    /// Connections holding a slot against --max-connections (accepted and not yet closed).
+    let openConnections = Atomic<Int>(0)
+    let acceptedConnections = Atomic<Int>(0)
+    let rejectedConnections = Atomic<Int>(0)
+    let upgrades = Atomic<Int>(0)
+    let tlsHandshakeFailures = Atomic<Int>(0)
+    let httpErrors = Atomic<Int>(0)
+    let backpressureDrops = Atomic<Int>(0)
     let closeCodesSent = Locked<[UInt16: Int]>([:])
     let closeCodesReceived = Locked<[UInt16: Int]>([:])
     let handshakeFailures = Locked<[String: Int]>([:])
@@ -56,7 +67,7 @@ final class ServerMetrics: Sendable {
         }
     }
 
-    func render(stats: ServerStats) -> String {
+    func render() -> String {
         var out = ""
         func metric(_ name: String, _ type: String, _ help: String, _ lines: [(String, String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -68,11 +79,11 @@ final class ServerMetrics: Sendable {
         metric("wss_connections_open", "gauge", "Open connections per event loop (updated every 250 ms).",
                snaps.enumerated().map { ("{loop=\"\($0.offset)\"}", "\($0.element.connections)") })
         metric("wss_connections_accepted_total", "counter", "Accepted TCP connections.",
-               [("", "\(stats.acceptedConnections.load(ordering: .relaxed))")])
+               [("", "\(self.acceptedConnections.load(ordering: .relaxed))")])
         metric("wss_connections_rejected_total", "counter", "Connections closed at once over --max-connections.",
-               [("", "\(stats.rejectedConnections.load(ordering: .relaxed))")])
+               [("", "\(self.rejectedConnections.load(ordering: .relaxed))")])
         metric("wss_handshakes_total", "counter", "Completed WebSocket upgrades.",
-               [("{result=\"ok\"}", "\(stats.upgrades.load(ordering: .relaxed))")]
+               [("{result=\"ok\"}", "\(self.upgrades.load(ordering: .relaxed))")]
                + handshakeFailures.withLock { $0 }.sorted { $0.key < $1.key }
                    .map { ("{result=\"failed\",reason=\"\($0.key)\"}", "\($0.value)") })
         metric("wss_messages_received_total", "counter", "WebSocket messages received.",
@@ -88,9 +99,9 @@ final class ServerMetrics: Sendable {
         metric("wss_close_codes_received_total", "counter", "Close frames received, by code (1005: none given).",
                closeCodesReceived.withLock { $0 }.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", "\($0.value)") })
         metric("wss_backpressure_drops_total", "counter", "Sends dropped (or connections closed) over --max-backpressure.",
-               [("", "\(stats.backpressureDrops.load(ordering: .relaxed))")])
+               [("", "\(self.backpressureDrops.load(ordering: .relaxed))")])
         metric("wss_http_errors_total", "counter", "HTTP error answers (4xx).",
-               [("", "\(stats.httpErrors.load(ordering: .relaxed))")])
+               [("", "\(self.httpErrors.load(ordering: .relaxed))")])
         let h = tlsHistogram.withLock { $0 }
         var lines = zip(Self.tlsBuckets, h.counts).map { ("{le=\"\($0.0)\"}", "\($0.1)") }
         lines.append(("{le=\"+Inf\"}", "\(h.total)"))
@@ -99,15 +110,8 @@ final class ServerMetrics: Sendable {
         for (l, v) in lines { out += "wss_tls_handshake_seconds_bucket\(l) \(v)\n" }
         out += "wss_tls_handshake_seconds_sum \(h.sum)\nwss_tls_handshake_seconds_count \(h.total)\n"
         metric("wss_tls_handshake_failures_total", "counter", "Failed TLS handshakes (garbage, plain HTTP, bad clients).",
-               [("", "\(stats.tlsHandshakeFailures.load(ordering: .relaxed))")])
+               [("", "\(self.tlsHandshakeFailures.load(ordering: .relaxed))")])
         out += backplane?.metricsText() ?? ""
         return out
     }
-}
-
-/// Monotonic microseconds (handshake timing).
-func monotonicMicros() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
 }

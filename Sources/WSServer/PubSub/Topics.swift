@@ -12,9 +12,13 @@ public final class Topics: @unchecked Sendable {
     /// Per topic, how many loops have at least one subscriber: touched only when a loop's
     /// first subscriber of a topic arrives or its last leaves, never per message.
     private let activeLoops = Locked<[String: Int]>([:])
+    /// Compresses each published message once for every permessage-deflate subscriber without
+    /// context takeover (nil: compression off).
+    let compressor: SharedCompressor?
 
-    init(loops: [EventLoop], backplane: Backplane = InProcessBackplane()) {
+    init(loops: [EventLoop], backplane: Backplane = InProcessBackplane(), compressor: SharedCompressor? = nil) {
         self.loops = loops
+        self.compressor = compressor
         self.perLoop = loops.map { _ in LoopTopics() }
         self.backplane = backplane
         backplane.attach(to: self)
@@ -64,7 +68,7 @@ public final class Topics: @unchecked Sendable {
     /// Delivers to this instance's subscribers of `topic` on every loop (what a backplane
     /// calls). Safe from any thread.
     public func deliverLocally(_ topic: String, kind: Message.Kind, payload bytes: UnsafeRawBufferPointer) {
-        let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes)
+        let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes, compressor: compressor)
         for loop in loops {
             let local = perLoop[loop.index]
             if loop.isCurrent {
@@ -90,7 +94,7 @@ extension PreparedFrame {
     /// payload is the frame's tail).
     func withPayload<R>(_ body: (Message.Kind, UnsafeRawBufferPointer) -> R) -> R {
         bytes.withUnsafeBytes { raw in
-            let kind: Message.Kind = raw[0] & 0x0F == Opcode.text.rawValue ? .text : .binary
+            let kind: Message.Kind = opcode == .text ? .text : .binary
             return body(kind, UnsafeRawBufferPointer(rebasing: raw[(raw.count - payloadCount)...]))
         }
     }

@@ -18,23 +18,23 @@
 /// `client_max_window_bits=8` is accepted normally (and the inflater uses 9 bits anyway, to
 /// tolerate peers whose old zlib compressed with 9 after promising 8 — a larger inflate window
 /// never rejects valid data).
-public enum DeflateNegotiation {
-    public static let extensionName = "permessage-deflate"
+package enum DeflateNegotiation {
+    package static let extensionName = "permessage-deflate"
 
     /// The outcome of accepting an offer.
-    public struct Accepted: Sendable, Equatable {
-        public var parameters: DeflateParameters
+    package struct Accepted: Sendable, Equatable {
+        package var parameters: DeflateParameters
         /// The exact `Sec-WebSocket-Extensions` value for the 101 response.
-        public var responseHeader: String
+        package var responseHeader: String
     }
 
     /// One parsed extension from `Sec-WebSocket-Extensions`: a name and its parameters, values
     /// unquoted (nil for a parameter without `=`).
-    public struct Offer: Sendable, Equatable {
-        public var name: String
-        public var parameters: [(name: String, value: String?)]
+    package struct Offer: Sendable, Equatable {
+        package var name: String
+        package var parameters: [(name: String, value: String?)]
 
-        public static func == (a: Offer, b: Offer) -> Bool {
+        package static func == (a: Offer, b: Offer) -> Bool {
             a.name == b.name && a.parameters.count == b.parameters.count
                 && zip(a.parameters, b.parameters).allSatisfy { $0.name == $1.name && $0.value == $1.value }
         }
@@ -42,7 +42,7 @@ public enum DeflateNegotiation {
 
     /// Picks the first acceptable permessage-deflate offer from the raw header values, or nil
     /// to decline compression (disabled, no acceptable offer, or a malformed header).
-    public static func negotiate(_ headerValues: [String], options: DeflateOptions) -> Accepted? {
+    package static func negotiate(_ headerValues: [String], options: DeflateOptions) -> Accepted? {
         guard options.enabled, let offers = parse(headerValues) else { return nil }
         var fallback: Accepted?  // first acceptable offer that forbids us to compress
         for offer in offers where offer.name.lowercased() == extensionName {
@@ -130,7 +130,7 @@ public enum DeflateNegotiation {
     ///     extension-param = token [ OWS "=" OWS ( token / quoted-string ) ]
     ///
     /// Returns nil if any value is malformed.
-    public static func parse(_ headerValues: [String]) -> [Offer]? {
+    package static func parse(_ headerValues: [String]) -> [Offer]? {
         var offers: [Offer] = []
         for value in headerValues {
             var malformed = false

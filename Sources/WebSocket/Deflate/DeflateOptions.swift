@@ -16,7 +16,7 @@ public struct DeflateOptions: Sendable, Equatable {
     /// Largest LZ77 window the server compresses with (`serverWindowBitsRange`).
     public var serverMaxWindowBits: Int {
         get { serverBits }
-        set { serverBits = Self.trap("serverMaxWindowBits", newValue, Self.serverWindowBitsRange) }
+        set { serverBits = ConfigurationError.trap("serverMaxWindowBits", newValue, Self.serverWindowBitsRange) }
     }
     /// Largest window the server asks the client to compress with
     /// (`DeflateParameters.windowBitsRange`, 8–15); bounds the server's inflate window. Below
@@ -24,7 +24,7 @@ public struct DeflateOptions: Sendable, Equatable {
     /// could not be held to it).
     public var clientMaxWindowBits: Int {
         get { clientBits }
-        set { clientBits = Self.trap("clientMaxWindowBits", newValue, DeflateParameters.windowBitsRange) }
+        set { clientBits = ConfigurationError.trap("clientMaxWindowBits", newValue, DeflateParameters.windowBitsRange) }
     }
     /// Always answer `server_no_context_takeover`: the compressor forgets its window after
     /// each message (worse ratio; its memory can be released between messages).
@@ -35,14 +35,14 @@ public struct DeflateOptions: Sendable, Equatable {
     /// zlib memLevel (1–9): hash table and pending buffer size of the compressor.
     public var memLevel: Int {
         get { mem }
-        set { mem = Self.trap("memLevel", newValue, Self.memLevelRange) }
+        set { mem = ConfigurationError.trap("memLevel", newValue, Self.memLevelRange) }
     }
     /// zlib compression level (0–9). 6 is zlib's default and what python-websockets and Node's
     /// `ws` use, so ratios match what peers expect; for WebSocket-sized messages (mostly
     /// under a few KiB) the CPU difference to level 1 is small next to per-call overhead.
     public var compressionLevel: Int {
         get { level }
-        set { level = Self.trap("compressionLevel", newValue, Self.compressionLevelRange) }
+        set { level = ConfigurationError.trap("compressionLevel", newValue, Self.compressionLevelRange) }
     }
     /// Messages shorter than this are sent uncompressed (RSV1 clear), which permessage-deflate
     /// allows per message. Below ~64 bytes the deflate block overhead (a few bytes of block
@@ -50,7 +50,7 @@ public struct DeflateOptions: Sendable, Equatable {
     /// has the 2-byte length form.
     public var minSizeToCompress: Int {
         get { minSize }
-        set { minSize = Self.trap("minSizeToCompress", newValue, 0...Int.max) }
+        set { minSize = ConfigurationError.trap("minSizeToCompress", newValue, 0...Int.max) }
     }
 
     private var serverBits = 15
@@ -85,11 +85,6 @@ public struct DeflateOptions: Sendable, Equatable {
         mem = memLevel
         level = compressionLevel
         minSize = minSizeToCompress
-    }
-
-    private static func trap(_ name: String, _ value: Int, _ range: ClosedRange<Int>) -> Int {
-        precondition(range.contains(value), "\(ConfigurationError(setting: name, value: value, allowed: range))")
-        return value
     }
 }
 

@@ -45,11 +45,11 @@ public final class PerMessageDeflate {
     }
 
     /// False when our window was limited to 8 bits: send everything uncompressed.
-    public var canCompress: Bool { compressWindowBits >= 9 }
+    package var canCompress: Bool { compressWindowBits >= 9 }
 
     /// Reused output buffer for compressing outgoing messages (kept here, not in every
     /// connection's protocol state, so connections without deflate do not pay for it).
-    public var sendScratch: ByteBuffer?
+    package var sendScratch: ByteBuffer?
 
     // MARK: - Memory
 
@@ -84,7 +84,7 @@ public final class PerMessageDeflate {
     /// Whether a message of `size` bytes should be compressed (`options.minSizeToCompress`).
     /// Sending a message uncompressed (RSV1 clear) is always allowed.
     /// Always false if `canCompress` is false.
-    public func shouldCompress(size: Int) -> Bool { canCompress && size >= options.minSizeToCompress }
+    package func shouldCompress(size: Int) -> Bool { canCompress && size >= options.minSizeToCompress }
 
     /// Compresses `data` and appends the result to `output`; returns the bytes appended.
     ///
@@ -95,7 +95,7 @@ public final class PerMessageDeflate {
     /// with our no_context_takeover, resets the compressor.
     /// - Precondition: `canCompress`.
     @discardableResult
-    public func compress(_ data: UnsafeRawBufferPointer, into output: ByteBuffer, final: Bool = true) -> Int {
+    package func compress(_ data: UnsafeRawBufferPointer, into output: ByteBuffer, final: Bool = true) -> Int {
         precondition(canCompress, "window limited to 8 bits: messages must be sent uncompressed")
         let z: ZStream
         if let d = deflater { z = d } else {
@@ -144,7 +144,7 @@ public final class PerMessageDeflate {
     }
 
     /// Compresses a whole message.
-    public func compress(_ message: [UInt8]) -> [UInt8] {
+    package func compress(_ message: [UInt8]) -> [UInt8] {
         let out = ByteBuffer(capacity: message.count / 2 + 64)
         message.withUnsafeBytes { _ = compress($0, into: out, final: true) }
         return out.bytes
@@ -153,7 +153,7 @@ public final class PerMessageDeflate {
     // MARK: - Decompressing
 
     /// Decompressed bytes of the current message so far.
-    public var messageDecompressedCount: Int { outputCount }
+    package var messageDecompressedCount: Int { outputCount }
 
     /// Compressed bytes zlib consumed in the current message (for tests of early stopping).
     var inflaterTotalIn: Int { inflater.map { Int($0.strm.pointee.total_in) } ?? 0 }
@@ -162,7 +162,7 @@ public final class PerMessageDeflate {
     ///
     /// `limit` bounds the message's decompressed size: as soon as the output would exceed it,
     /// this throws `.messageTooLarge(limit:)` having produced at most `limit + 1` bytes.
-    public func decompress(_ chunk: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int) throws(DeflateError) {
+    package func decompress(_ chunk: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int) throws(DeflateError) {
         guard chunk.count > 0 else { return }
         inputCount += chunk.count
         streamEnded = try inflate(chunk, into: output, limit: limit, isTail: false)
@@ -171,7 +171,7 @@ public final class PerMessageDeflate {
     /// Ends the message after its FIN frame: inflates the 00 00 FF FF tail (§7.2.2), checks
     /// that the data ended on a block boundary, and prepares for the next message (resetting
     /// the inflater if the peer has no_context_takeover).
-    public func finishMessage(into output: ByteBuffer, limit: Int) throws(DeflateError) {
+    package func finishMessage(into output: ByteBuffer, limit: Int) throws(DeflateError) {
         defer {
             inputCount = 0
             outputCount = 0
@@ -199,7 +199,7 @@ public final class PerMessageDeflate {
     }
 
     /// Decompresses a whole message (all its payload pieces concatenated).
-    public func decompress(_ payload: [UInt8], limit: Int) throws(DeflateError) -> [UInt8] {
+    package func decompress(_ payload: [UInt8], limit: Int) throws(DeflateError) -> [UInt8] {
         let out = ByteBuffer(capacity: min(max(payload.count * 4, 64), max(limit, 64)))
         var failure: DeflateError?
         payload.withUnsafeBytes { p in

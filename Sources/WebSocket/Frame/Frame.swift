@@ -16,22 +16,22 @@ public enum Opcode: UInt8, Sendable {
 }
 
 /// A decoded frame header (RFC 6455 §5.2). 24 bytes.
-public struct FrameHeader: Sendable, Equatable {
-    public var fin: Bool
+package struct FrameHeader: Sendable, Equatable {
+    package var fin: Bool
     /// RSV1–RSV3 as the low three bits (RSV1 = 4).
-    public var rsv: UInt8
-    public var opcode: Opcode
-    public var masked: Bool
-    public var maskKey: UInt32  // in wire order when loaded as little-endian bytes
-    public var payloadLength: UInt64
+    package var rsv: UInt8
+    package var opcode: Opcode
+    package var masked: Bool
+    package var maskKey: UInt32  // in wire order when loaded as little-endian bytes
+    package var payloadLength: UInt64
     /// Bytes of header on the wire (2–14).
-    public var headerLength: Int {
+    package var headerLength: Int {
         get { Int(storedHeaderLength) }
         set { storedHeaderLength = UInt8(newValue) }
     }
     @usableFromInline var storedHeaderLength: UInt8
 
-    public init(fin: Bool, rsv: UInt8 = 0, opcode: Opcode, masked: Bool, maskKey: UInt32 = 0,
+    package init(fin: Bool, rsv: UInt8 = 0, opcode: Opcode, masked: Bool, maskKey: UInt32 = 0,
                 payloadLength: UInt64, headerLength: Int = 0) {
         self.fin = fin
         self.rsv = rsv
@@ -44,7 +44,7 @@ public struct FrameHeader: Sendable, Equatable {
     }
 
     /// Header size when encoded with the minimal length form.
-    @inlinable public static func encodedLength(payloadLength: UInt64, masked: Bool) -> Int {
+    @inlinable package static func encodedLength(payloadLength: UInt64, masked: Bool) -> Int {
         (payloadLength < 126 ? 2 : payloadLength <= 0xFFFF ? 4 : 10) + (masked ? 4 : 0)
     }
 
@@ -52,7 +52,7 @@ public struct FrameHeader: Sendable, Equatable {
     /// Checks only what is decidable from the header alone and independent of connection
     /// state: reserved opcodes, the 64-bit length MSB, control frame rules.
     @inlinable
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(ProtocolError) -> FrameHeader? {
+    package static func parse(_ bytes: UnsafeRawBufferPointer) throws(ProtocolError) -> FrameHeader? {
         guard bytes.count >= 2 else { return nil }
         let b0 = bytes[0], b1 = bytes[1]
         guard let opcode = Opcode(rawValue: b0 & 0x0F) else { throw .reservedOpcode(b0 & 0x0F) }
@@ -90,7 +90,7 @@ public struct FrameHeader: Sendable, Equatable {
     /// Writes the header at `dst` (which must have room for `headerLength` bytes);
     /// returns the bytes written. Always uses the minimal length form.
     @inlinable
-    public func write(to dst: UnsafeMutableRawPointer) -> Int {
+    package func write(to dst: UnsafeMutableRawPointer) -> Int {
         dst.storeBytes(of: (fin ? 0x80 : 0) | (rsv & 7) << 4 | opcode.rawValue, as: UInt8.self)
         let maskBit: UInt8 = masked ? 0x80 : 0
         var offset: Int
@@ -115,10 +115,10 @@ public struct FrameHeader: Sendable, Equatable {
 }
 
 /// RFC 6455 §5.3 masking. The same operation masks and unmasks.
-public enum Masking {
+package enum Masking {
     /// Copies `source` to `destination` masked with `key` (phase 0), in one pass.
     @inlinable
-    public static func copyMasked(_ source: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer, key: UInt32) {
+    package static func copyMasked(_ source: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer, key: UInt32) {
         guard let src = source.baseAddress else { return }
         let count = source.count
         let k64 = UInt64(key) | UInt64(key) << 32
@@ -139,7 +139,7 @@ public enum Masking {
     /// XORs `bytes` in place with `key`, starting at byte `phase` (0–3) of the key.
     /// Works 8 bytes at a time. Returns the phase for the next chunk of the same frame.
     @inlinable @discardableResult
-    public static func apply(key: UInt32, phase: Int, to bytes: UnsafeMutableRawBufferPointer) -> Int {
+    package static func apply(key: UInt32, phase: Int, to bytes: UnsafeMutableRawBufferPointer) -> Int {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return phase }
         let count = bytes.count
         // Rotate the key so that byte 0 of the rotated key applies to bytes[0].

@@ -1,5 +1,5 @@
 /// Base64 (RFC 4648 §4, with padding), enough for the opening handshake. No Foundation.
-public enum Base64 {
+package enum Base64 {
     static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     static let decodeTable: [UInt8] = {
@@ -8,7 +8,7 @@ public enum Base64 {
         return table
     }()
 
-    public static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    package static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var it = bytes.makeIterator()
@@ -25,7 +25,7 @@ public enum Base64 {
 
     /// Strict decoding: length a multiple of 4, padding only at the end, no whitespace,
     /// unused bits zero. Returns nil for anything else.
-    public static func decode<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
+    package static func decode<C: Collection>(_ text: C) -> [UInt8]? where C.Element == UInt8 {
         let chars = Array(text)
         guard chars.count % 4 == 0 else { return nil }
         var out: [UInt8] = []

@@ -45,19 +45,20 @@ public struct HandshakeRequest: Sendable {
     public var origin: String? { head.value("Origin") }
 }
 
-/// The opening handshake, server side (RFC 6455 §4.2).
-public enum Handshake {
+/// The opening handshake, server side (RFC 6455 §4.2): the building blocks of
+/// `ServerHandshake`.
+package enum Handshake {
     /// RFC 6455 §1.3: the GUID appended to the key before hashing.
-    public static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    package static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
     /// Whether a request asks for a WebSocket upgrade at all (so that a bad one gets a
     /// handshake error instead of being served as plain HTTP).
-    public static func isUpgradeAttempt(_ head: HTTPRequestHead) -> Bool {
+    package static func isUpgradeAttempt(_ head: HTTPRequestHead) -> Bool {
         head.containsToken("Upgrade", "websocket") || head.count("Sec-WebSocket-Key") > 0
             || head.count("Sec-WebSocket-Version") > 0
     }
 
-    public static func validate(_ head: HTTPRequestHead) -> Result<HandshakeRequest, HandshakeError> {
+    package static func validate(_ head: HTTPRequestHead) -> Result<HandshakeRequest, HandshakeError> {
         guard head.method == "GET" else { return .failure(.methodNotGet(head.method)) }
         guard head.versionMajor > 1 || (head.versionMajor == 1 && head.versionMinor >= 1) else {
             return .failure(.httpVersionTooOld)
@@ -87,12 +88,12 @@ public enum Handshake {
     }
 
     /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
-    public static func acceptValue(forKey key: String) -> String {
+    package static func acceptValue(forKey key: String) -> String {
         Base64.encode(SHA1.digest(Array((key + guid).utf8)))
     }
 
     /// The 101 response.
-    public static func response(acceptingKey key: String, subprotocol: String? = nil,
+    package static func response(acceptingKey key: String, subprotocol: String? = nil,
                                 extensions: String? = nil, extraHeaders: [(String, String)] = []) -> String {
         var r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         r += "Sec-WebSocket-Accept: \(acceptValue(forKey: key))\r\n"

@@ -2,8 +2,8 @@ import COpenSSL
 
 /// SHA-1 from libcrypto. Used only for `Sec-WebSocket-Accept` (RFC 6455 §4.2.2), where
 /// SHA-1 is a fixed part of the protocol, not a security choice.
-public enum SHA1 {
-    public static func digest<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
+package enum SHA1 {
+    package static func digest<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
         let input = Array(bytes)
         var out = [UInt8](repeating: 0, count: 20)
         input.withUnsafeBufferPointer { inp in

@@ -15,13 +15,13 @@ extension WebSocketProtocol {
         /// Autobahn section 9 and most real payloads while bounding memory per connection.
         public var maxMessageSize: Int {
             get { Int(message) }
-            set { message = Self.trap("maxMessageSize", newValue, Self.sizeRange) }
+            set { message = Int32(ConfigurationError.trap("maxMessageSize", newValue, Self.sizeRange)) }
         }
         /// Largest single frame payload. Unless set, it follows `maxMessageSize` (a frame can
         /// never be larger than its message), also when that is raised later.
         public var maxFrameSize: Int {
             get { frame < 0 ? Int(message) : Int(frame) }
-            set { frame = Self.trap("maxFrameSize", newValue, Self.sizeRange) }
+            set { frame = Int32(ConfigurationError.trap("maxFrameSize", newValue, Self.sizeRange)) }
         }
         /// Whether `maxFrameSize` was set rather than derived from `maxMessageSize`.
         public var hasExplicitFrameLimit: Bool { frame >= 0 }
@@ -29,13 +29,13 @@ extension WebSocketProtocol {
         /// millions of empty continuation frames. 1 Mi allows any sane fragmentation.
         public var maxFragments: Int {
             get { Int(fragments) }
-            set { fragments = Self.trap("maxFragments", newValue, Self.sizeRange) }
+            set { fragments = Int32(ConfigurationError.trap("maxFragments", newValue, Self.sizeRange)) }
         }
         /// Most pongs waiting unsent in `outbound`; pings beyond get no pong until it drains.
         /// 32 answers any sane keepalive and bounds a ping flood to ~4 KiB of pongs.
         public var maxQueuedPongs: Int {
             get { Int(pongs) }
-            set { pongs = UInt8(Self.trap("maxQueuedPongs", newValue, Self.queuedPongsRange)) }
+            set { pongs = UInt8(ConfigurationError.trap("maxQueuedPongs", newValue, Self.queuedPongsRange)) }
         }
 
         private var message: Int32 = 16 << 20
@@ -62,11 +62,6 @@ extension WebSocketProtocol {
             message = Int32(maxMessageSize)
             fragments = Int32(maxFragments)
             pongs = UInt8(maxQueuedPongs)
-        }
-
-        private static func trap(_ name: String, _ value: Int, _ range: ClosedRange<Int>) -> Int32 {
-            precondition(range.contains(value), "\(ConfigurationError(setting: name, value: value, allowed: range))")
-            return Int32(value)
         }
     }
 }

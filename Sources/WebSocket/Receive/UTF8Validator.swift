@@ -1,23 +1,23 @@
 /// Incremental UTF-8 validator (RFC 3629 §4) that can be fed a message in any number of
 /// pieces and reports an invalid sequence at the first byte that makes it invalid, so a text
 /// message fails fast even in the middle of a fragment (RFC 6455 §8.1). Three bytes of state.
-public struct UTF8Validator: Sendable, Equatable {
+package struct UTF8Validator: Sendable, Equatable {
     /// Continuation bytes still expected for the current code point.
     @usableFromInline var needed: UInt8 = 0
     /// Allowed range for the next continuation byte (narrowed after E0, ED, F0, F4).
     @usableFromInline var lower: UInt8 = 0x80
     @usableFromInline var upper: UInt8 = 0xBF
 
-    public init() {}
+    package init() {}
 
     /// True when the bytes so far end on a code point boundary.
-    @inlinable public var isComplete: Bool { needed == 0 }
+    @inlinable package var isComplete: Bool { needed == 0 }
 
-    @inlinable public mutating func reset() { self = UTF8Validator() }
+    @inlinable package mutating func reset() { self = UTF8Validator() }
 
     /// Validates the next piece. Returns false as soon as an invalid byte is seen.
     @inlinable
-    public mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let count = bytes.count
         var i = 0
@@ -54,12 +54,12 @@ public struct UTF8Validator: Sendable, Equatable {
     }
 
     /// Validates a complete piece of text from scratch.
-    public static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var v = UTF8Validator()
         return v.validate(bytes) && v.isComplete
     }
 
-    public static func isValid(_ bytes: [UInt8]) -> Bool {
+    package static func isValid(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { isValid($0) }
     }
 }

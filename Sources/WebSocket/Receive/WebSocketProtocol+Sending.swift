@@ -55,7 +55,7 @@ extension WebSocketProtocol {
     /// message may go out that way now — open, server role (no masking), nothing queued
     /// before it, no compression wanted. Nil: use `send`. Whatever the caller cannot write
     /// at once it must append to `outbound` (header rest first), so frames stay in order.
-    public mutating func directFrameHeader(_ opcode: Opcode, count: Int, compress: Bool? = nil,
+    package mutating func directFrameHeader(_ opcode: Opcode, count: Int, compress: Bool? = nil,
                                            into header: UnsafeMutableRawPointer) -> Int? {
         guard state == .open, role == .server, outbound.isEmpty, opcode == .text || opcode == .binary else { return nil }
         if let d = deflate, d.canCompress, compress ?? d.shouldCompress(size: count) { return nil }
@@ -98,14 +98,9 @@ extension WebSocketProtocol {
     }
 
     mutating func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
-                                     rsv: UInt8 = 0) {
+                             rsv: UInt8 = 0) {
         let masked = role == .client
-        var key: UInt32 = 0
-        if masked {
-            // xorshift64*: masks need to be unpredictable to intermediaries, not secret (§10.3).
-            rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27
-            key = UInt32(truncatingIfNeeded: (rng &* 2685821657736338717) >> 32)
-        }
+        let key = masked ? maskKeys!.nextKey() : 0  // §5.3: a fresh key from the CSPRNG per frame
         let header = FrameHeader(fin: fin, rsv: rsv, opcode: opcode, masked: masked, maskKey: key,
                                  payloadLength: UInt64(payload.count))
         let dst = outbound.reserveWritable(header.headerLength + payload.count)

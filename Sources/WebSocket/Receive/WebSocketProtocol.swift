@@ -66,22 +66,26 @@ public struct WebSocketProtocol {
     /// Pongs written to `outbound` since the owner last called `outboundDrained()`.
     var queuedPongs: UInt8 = 0
 
-    var rng: UInt64
+    /// Mask keys for a client's frames (nil for a server, which does not mask).
+    let maskKeys: MaskKeySource?
 
     public init(role: Role, limits: Limits = Limits(), outbound: ByteBuffer = ByteBuffer()) {
+        self.init(role: role, limits: limits, outbound: outbound,
+                  maskKeys: role == .client ? MaskKeySource() : nil)
+    }
+
+    init(role: Role, limits: Limits, outbound: ByteBuffer, maskKeys: MaskKeySource?) {
         self.role = role
         self.limits = limits
         self.outbound = outbound
-        var seed: UInt64 = 0
-        if role == .client { seed = UInt64.random(in: 1...UInt64.max) }
-        self.rng = seed
+        self.maskKeys = maskKeys
     }
 
     /// True while a fragmented message or a frame is partially received.
     public var isMidMessage: Bool { message != nil || receive.isInsideFrame }
 
     /// Bytes of heap held by the receive path (not counting `outbound`).
-    public var bufferedBytes: Int {
+    package var bufferedBytes: Int {
         var control = 0
         control = controlBuffer?.allocatedBytes ?? 0
         return (message?.buffer?.allocatedBytes ?? 0) + control

@@ -31,7 +31,7 @@ public final class ByteBuffer {
     }
 
     /// Mutable view of the unread bytes (used to unmask in place).
-    @inlinable public var mutableReadableBytes: UnsafeMutableRawBufferPointer {
+    @inlinable package var mutableReadableBytes: UnsafeMutableRawBufferPointer {
         guard let storage else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
         return UnsafeMutableRawBufferPointer(start: storage + readIndex, count: writeIndex - readIndex)
     }
@@ -58,12 +58,12 @@ public final class ByteBuffer {
 
     /// Makes room for `count` more bytes and returns a pointer to write them at;
     /// call `commitWrite(count)` afterwards with how many were actually written.
-    @inlinable @inline(__always) public func reserveWritable(_ count: Int) -> UnsafeMutableRawPointer {
+    @inlinable @inline(__always) package func reserveWritable(_ count: Int) -> UnsafeMutableRawPointer {
         if writeIndex + count > capacity { grow(to: writeIndex - readIndex + count) }
         return storage! + writeIndex
     }
 
-    @inlinable public func commitWrite(_ count: Int) {
+    @inlinable package func commitWrite(_ count: Int) {
         writeIndex += count
     }
 
@@ -102,7 +102,7 @@ public final class ByteBuffer {
     }
 
     /// Frees the storage if nothing is unread and the block is at least `threshold` bytes.
-    public func releaseIfEmpty(threshold: Int = 0) {
+    package func releaseIfEmpty(threshold: Int = 0) {
         if readIndex == writeIndex, capacity >= threshold, let storage {
             storage.deallocate()
             self.storage = nil

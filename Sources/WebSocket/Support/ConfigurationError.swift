@@ -23,6 +23,13 @@ public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConver
         }
     }
 
+    /// `value` if it is in `allowed`; traps otherwise (for setters: a value out of range there
+    /// is a programming error, like an index out of range).
+    static func trap(_ setting: String, _ value: Int, _ allowed: ClosedRange<Int>) -> Int {
+        precondition(allowed.contains(value), "\(ConfigurationError(setting: setting, value: value, allowed: allowed))")
+        return value
+    }
+
     public var description: String {
         "\(setting) must be \(allowed.lowerBound)–\(allowed.upperBound)\(note.map { " (\($0))" } ?? ""), got \(value)"
     }

@@ -15,7 +15,7 @@ includes=()
 for m in "$ROOT"/Sources/C*/module.modulemap; do includes+=(-I "$(dirname "$m")"); done
 # shellcheck disable=SC2086
 cd "$OUT"  # swiftc -wmo leaves module files in the working directory
-"${SWIFTC:-swiftc}" -O -wmo -g -parse-as-library -module-name ReceiveBench "${includes[@]}" \
+"${SWIFTC:-swiftc}" -O -wmo -g -parse-as-library -package-name wss_server -module-name ReceiveBench "${includes[@]}" \
     "${SOURCES:-$ROOT/Sources}"/WebSocket/*/*.swift "$HERE/ReceiveDriver.swift" -lssl -lcrypto -lz -o "$OUT/receive-driver"
 for size in 16384 61; do
     valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$size.out" --toggle-collect='*receiveAll*' \
