@@ -180,9 +180,10 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     func handleEvent(_ events: IOEvents) {
         // Bounded batch so one loop's accept storm cannot starve its open connections.
         for _ in 0..<64 {
-            // Once a graceful shutdown began, new connections wait in the backlog until the
-            // listener closes (the loop task that closes it may still be queued).
-            if closed || core.shuttingDown.load(ordering: .relaxed) { return }
+            // During a graceful shutdown new connections are still accepted: their requests
+            // (a balancer's /healthz check, a client reconnecting) get a 503 from the router,
+            // so the balancer takes this instance out while the drain runs.
+            if closed { return }
             guard let fd = listener.accept() else {
                 if errno == EMFILE || errno == ENFILE {
                     core.logger.warning("accept: out of file descriptors; pausing accepts for 1 s")
