@@ -55,6 +55,7 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     /// them: with history our own subscribers get our messages back from Redis, so the
     /// subscription must be in place before they are published.
     var subscribeAcksPending = 0
+    var presenceTicks = 0
     var subscriptionSettled: Bool { subscriber.state == .ready && subscribeAcksPending == 0 }
 
     struct Outbox {
@@ -87,9 +88,10 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         subscriber.onReady = { [unowned self] in self.resubscribe() }
         subscriber.onReply = { [unowned self] in self.subscriberReply($0) }
         subscriber.onDown = { [unowned self] in self.subscriptionLost(wasReady: $0) }
-        timer.onTick = { [commands, subscriber] now in
+        timer.onTick = { [unowned self] now in
             commands.tick(now: now)
             subscriber.tick(now: now)
+            presenceTick()
         }
         loop.execute { [self] in
             timer.register()
@@ -215,7 +217,11 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
                 logger.error("redis: command refused: \(why) (every 1000th such error is logged; counted in wss_backplane_redis_errors_total)")
             }
         }
-        if case .recovery(let request)? = replies.pop() { finishRecovery(request, value) }
+        switch replies.pop() {
+        case .recovery(let request)?: finishRecovery(request, value)
+        case .presence(let local, let completion)?: finishPresence(value, local: local, completion: completion)
+        default: break
+        }
     }
 
     // MARK: - Lifecycle

@@ -15,6 +15,8 @@ struct ReplyQueue {
         /// One reply per publish of a batch.
         case publishes(Int)
         case recovery(RecoveryRequest)
+        /// HGETALL of a topic's presence hash: add the other instances to `local`.
+        case presence(local: Int, completion: @Sendable (Int) -> Void)
     }
 
     private var entries: [Entry] = []
@@ -45,6 +47,7 @@ struct ReplyQueue {
             switch e {
             case .publishes(let n): publishes += n
             case .recovery(let r): recoveries.append(r)
+            case .presence(let local, let completion): completion(local)  // Redis gone: what we know
             case .ignore: break
             }
         }

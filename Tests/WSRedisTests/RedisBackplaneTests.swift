@@ -8,18 +8,6 @@ import XCTest
 
 /// Two servers in this process, each with its own RedisBackplane on one real redis-server.
 final class RedisBackplaneTests: XCTestCase {
-    func makeServer(redisPort: Int, threads: Int = 2) throws -> (Server, RedisBackplane) {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = threads
-        let backplane = try RedisBackplane(options: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: redisPort)))
-        let server = try Server(configuration: config, backplane: backplane)
-        server.route("/chat", ChatApp())
-        try server.start()
-        return (server, backplane)
-    }
-
     /// Waits until `server`'s backplane has subscribed (the metrics say so) or fails.
     func waitForSubscription(_ backplane: RedisBackplane, resubscribes: Int = 1, seconds: Double = 5) async throws {
         let deadline = Date().addingTimeInterval(seconds)
@@ -95,5 +83,42 @@ final class RedisBackplaneTests: XCTestCase {
         cb.send(text: "after restart")
         let gotca4 = try await next(ca)
         XCTAssertEqual(gotca4?.text, "after restart")
+    }
+}
+
+/// Presence: clients on a topic across instances.
+final class RedisPresenceTests: XCTestCase {
+    func presence(_ server: Server, _ topic: String = "/chat") async -> Int {
+        await withCheckedContinuation { c in server.topics.presence(topic) { c.resume(returning: $0) } }
+    }
+
+    func eventually(_ server: Server, equals n: Int, seconds: Double = 4) async throws -> Int {
+        var got = -1
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            got = await presence(server)
+            if got == n { return got }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return got
+    }
+
+    func testPresenceCountsSubscribersOnEveryInstance() async throws {
+        let redis = try RedisProcess()
+        let a = try makeServer(redisPort: redis.port)
+        let b = try makeServer(redisPort: redis.port)
+        defer { a.0.stop(); a.0.wait(); b.0.stop(); b.0.wait(); a.1.shutdown(); b.1.shutdown() }
+        var clients: [WebSocketClient] = []
+        for _ in 0..<2 { clients.append(try await connect(a.0)) }
+        for _ in 0..<3 { clients.append(try await connect(b.0)) }
+        let countA = try await eventually(a.0, equals: 5)
+        XCTAssertEqual(countA, 5)
+        let countB = try await eventually(b.0, equals: 5)
+        XCTAssertEqual(countB, 5)
+        clients[4].close()
+        let after = try await eventually(a.0, equals: 4)
+        XCTAssertEqual(after, 4, "a client that left stops counting")
+        let other = await presence(a.0, "/elsewhere")
+        XCTAssertEqual(other, 0)
     }
 }

@@ -61,6 +61,18 @@ final class RedisProcess {
 
 /// Client-side helpers shared by the Redis tests.
 extension XCTestCase {
+    func makeServer(redisPort: Int, threads: Int = 2) throws -> (Server, RedisBackplane) {
+        var config = ServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = 0
+        config.threads = threads
+        let backplane = try RedisBackplane(options: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: redisPort)))
+        let server = try Server(configuration: config, backplane: backplane)
+        server.route("/chat", ChatApp())
+        try server.start()
+        return (server, backplane)
+    }
+
     func connect(_ server: Server, _ path: String = "/chat") async throws -> WebSocketClient {
         try await WebSocketClient.connect(to: "ws://127.0.0.1:\(server.port)\(path)")
     }

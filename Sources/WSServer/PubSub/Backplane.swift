@@ -24,6 +24,8 @@ public protocol Backplane: AnyObject, Sendable {
     /// with the stream's position and whether that is all that was missed. `completion` may
     /// run on another thread (a broker answers asynchronously).
     func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void)
+    /// Presence: `local` subscribers here plus those of the other instances it knows of.
+    func presence(_ topic: String, local: Int, completion: @escaping @Sendable (Int) -> Void)
 }
 
 extension Backplane {
@@ -35,6 +37,10 @@ extension Backplane {
     /// was published meanwhile.
     public func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void) {
         completion(Recovery(messages: [], position: nil, recovered: since == nil))
+    }
+    /// One instance: the local count is the whole count.
+    public func presence(_ topic: String, local: Int, completion: @escaping @Sendable (Int) -> Void) {
+        completion(local)
     }
 }
 
