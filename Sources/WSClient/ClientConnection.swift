@@ -1,20 +1,6 @@
 import Transport
 import WebSocket
 
-/// What a client connection reports. Callbacks run on the connection's event loop.
-public protocol ClientDelegate: AnyObject {
-    func clientDidOpen(_ client: ClientConnection)
-    func client(_ client: ClientConnection, didReceive message: Message)
-    func client(_ client: ClientConnection, didReceivePong payload: UnsafeRawBufferPointer)
-    /// The connection ended: `code` is the server's close code (1006 without a close
-    /// handshake); `error` says what went wrong, if anything did.
-    func clientDidClose(_ client: ClientConnection, code: CloseCode, reason: String, error: String?)
-}
-
-extension ClientDelegate {
-    public func client(_ client: ClientConnection, didReceivePong payload: UnsafeRawBufferPointer) {}
-}
-
 /// A WebSocket client connection on an event loop: TCP connect, TLS, the opening handshake,
 /// then the same sans-IO protocol core the server uses, in the client role (masking). Socket
 /// and TLS go through the same `StreamDriver` as the server's connections, deadlines through
@@ -28,21 +14,21 @@ public final class ClientConnection: EventHandler {
     /// Held strongly until the connection closes (then released), so a delegate needs no
     /// other owner and the message path pays for no weak-reference load.
     public var delegate: ClientDelegate?
-    @exclusivity(unchecked) public private(set) var phase: Phase = .connecting
+    @exclusivity(unchecked) public internal(set) var phase: Phase = .connecting
     /// The subprotocol the server chose.
-    public private(set) var subprotocol: String?
+    public internal(set) var subprotocol: String?
     /// Application data.
     public var userData: AnyObject?
     @exclusivity(unchecked) public var proto: WebSocketProtocol
     let driver: StreamDriver
-    @exclusivity(unchecked) private var policy: ConnectionPolicy
+    @exclusivity(unchecked) var policy: ConnectionPolicy
     /// Connect timeout, and the close wait of the close in progress.
     private var settings: ConnectionPolicy.Settings
-    private var handshake: ClientHandshake
-    private var responseParser = HTTPHeadParser()
+    var handshake: ClientHandshake
+    var responseParser = HTTPHeadParser()
     @exclusivity(unchecked) private var flushQueued = false
     @exclusivity(unchecked) private var writeBlocked = false
-    @exclusivity(unchecked) private var interest: Interest = .write
+    @exclusivity(unchecked) var interest: Interest = .write
     private var closeNotified = false
     private var lastCloseCode: CloseCode = .abnormal
     private var lastCloseReason = ""
@@ -145,23 +131,6 @@ public final class ClientConnection: EventHandler {
         }
     }
 
-    private func advanceTLS() {
-        switch driver.handshake() {
-        case .done: startUpgrade()
-        case .wantRead: driver.update(&interest, to: .read, on: loop)
-        case .wantWrite: driver.update(&interest, to: [.read, .write], on: loop)
-        case .eof: finish(code: .abnormal, reason: "", error: "server closed during TLS handshake")
-        case .error(let why): finish(code: .abnormal, reason: "", error: why)
-        }
-    }
-
-    private func startUpgrade() {
-        phase = .upgrading
-        proto.outbound.append(handshake.request)
-        driver.update(&interest, to: .read, on: loop)
-        flush()
-    }
-
     private func readAvailable() {
         let end = driver.receive(into: loop.readBuffer) { bytes in
             received(bytes)
@@ -209,30 +178,6 @@ public final class ClientConnection: EventHandler {
         if !proto.outbound.isEmpty { scheduleFlush() }
     }
 
-    /// The server's answer to the upgrade: bytes it used, or nil (more needed, or failed).
-    private func receivedResponse(_ bytes: UnsafeMutableRawBufferPointer) -> Int? {
-        do {
-            guard let (head, consumed) = try responseParser.feedResponse(UnsafeRawBufferPointer(bytes)) else { return nil }
-            switch handshake.accept(head) {
-            case .failure(let e):
-                finish(code: .abnormal, reason: "", error: "\(e)")
-                return nil
-            case .success(let accepted):
-                subprotocol = accepted.subprotocol
-                if let params = accepted.deflate {
-                    proto.deflate = PerMessageDeflate(role: .client, parameters: params, options: options.deflateOptions)
-                }
-            }
-            phase = .open
-            policy.opened(now: loop.now)
-            delegate?.clientDidOpen(self)
-            return consumed
-        } catch {
-            finish(code: .abnormal, reason: "", error: "bad handshake response: \(error)")
-            return nil
-        }
-    }
-
     // MARK: - Output
 
     private func scheduleFlush() {
@@ -247,7 +192,7 @@ public final class ClientConnection: EventHandler {
         if phase == .upgrading || phase == .open || phase == .closing { flush() }
     }
 
-    private func flush() {
+    func flush() {
         let out = proto.outbound
         switch driver.flush(pending: { out.readableBytes }, consumed: { out.consume($0) }) {
         case .drained:
@@ -269,7 +214,7 @@ public final class ClientConnection: EventHandler {
         driver.update(&interest, to: writeBlocked ? [.read, .write] : .read, on: loop)
     }
 
-    private func finish(code: CloseCode, reason: String, error: String?) {
+    func finish(code: CloseCode, reason: String, error: String?) {
         guard phase != .closed else { return }
         phase = .closed
         policy.closed()

@@ -98,11 +98,14 @@ struct WSSServerCommand: ParsableCommand {
     @Flag(help: "permessage-deflate: no context takeover on either side (less memory, less compression).")
     var deflateNoContextTakeover = false
 
-    @Flag(help: "TLS: keep OpenSSL's record layer after the handshake (and send a session ticket) instead of ours (see README).")
+    @Flag(help: "TLS: keep OpenSSL's record layer after the handshake instead of ours (see README).")
     var opensslRecords = false
 
     @Flag(help: "Do not serve GET /metrics.")
     var noMetrics = false
+
+    @Flag(help: "Do not serve the chat page on / (WebSocket and /healthz only; tlsfuzzer wants a one-record answer to GET /).")
+    var noPage = false
 
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -187,7 +190,7 @@ struct WSSServerCommand: ParsableCommand {
             }
             server.route("/chatsocket", handler)
             server.route("/", handler)
-            server.page("/", Page(html: ChatPage.html(app: app.rawValue)))
+            if !noPage { server.page("/", Page(html: ChatPage.html(app: app.rawValue))) }
             server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
             try server.start()
         } catch {

@@ -98,5 +98,11 @@ final class HandshakeTests: XCTestCase {
         XCTAssertEqual(v8?.status, 426)
         XCTAssertEqual(reason(try head(without("Sec-WebSocket-Version")))?.status, 426)
         XCTAssertEqual(HandshakeError.missingKey.status, 400)
+        // §4.1: Sec-WebSocket-Protocol = 1#token; anything else would be echoed into the 101 (found by fuzzing).
+        for bad in ["a b", "chSec-WebSocket-Extensions: x", "\"chat\"", "chat, su/per", "é"] {
+            XCTAssertEqual(reason(try head(good + ["Sec-WebSocket-Protocol: \(bad)"])), .invalidSubprotocols, bad)
+        }
+        XCTAssertEqual(HandshakeError.invalidSubprotocols.status, 400)
+        XCTAssertNil(reason(try head(good + ["Sec-WebSocket-Protocol: chat, , v2.chat+json"])))
     }
 }

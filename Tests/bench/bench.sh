@@ -27,36 +27,17 @@ IDLE_CONNS="${BENCH_IDLE_CONNS:-10000}"
 ONLY="${BENCH_ONLY:-echo,handshakes,idle,pubsub,deflate}"
 PUBSUB_N="${BENCH_PUBSUB_N:-1 10 100 1000}"
 TOOLS="${BENCH_TOOLS:-$ROOT/../shared/tools}"
+[[ -n "${BENCH_TOOLS:-}" || -d "$TOOLS" || ! -d "$ROOT/../../shared/tools" ]] || TOOLS="$ROOT/../../shared/tools"  # a worktree
 SERVER="$ROOT/.build/release/wss-server"
 BENCH="$ROOT/.build/release/wss-bench"
-SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/wss-bench.XXXXXX")"
-PIDS=()
 FAILED=()
+BENCH_NAME=bench
+# shellcheck source=Tests/bench/common.sh
+source "$ROOT/Tests/bench/common.sh"
 
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-say() { printf '%s\n' "$*" >&2; }
-die() { say "bench: $*"; exit 1; }
-
-# want GROUP → whether BENCH_ONLY selects it
-want() { [[ ",$ONLY," == *",$1,"* ]]; }
 for g in ${ONLY//,/ }; do
     case "$g" in echo|handshakes|idle|pubsub|deflate) ;; *) die "BENCH_ONLY: unknown group '$g' (echo, handshakes, idle, pubsub, deflate)";; esac
 done
-
-# Pinning: server on core 0, load generator on core 1 (skipped on a single-core machine).
-if [[ "$(nproc)" -ge 2 ]] && command -v taskset >/dev/null; then
-    PIN_SERVER=(taskset -c 0); PIN_CLIENT=(taskset -c 1)
-else
-    PIN_SERVER=(); PIN_CLIENT=(); say "bench: fewer than 2 cores or no taskset: not pinning"
-fi
 
 # Idle connections need descriptors on both ends (children inherit the soft limit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -102,13 +83,6 @@ start_server() {
     done
     SRV_PORT="$(grep -o 'listening on [a-z]*://[^ ]*' "$log" | head -1 | sed -E 's#.*:([0-9]+)/?.*#\1#')"
     [[ "$SRV_PORT" =~ ^[0-9]+$ ]] || { cat "$log" >&2; die "no port from server $name"; }
-}
-
-stop_server() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
-        || echo $(( 20000 + RANDOM % 10000 ))
 }
 
 # kv "LINE" KEY → value of KEY=… in a RESULT/wsload line ("" if absent)

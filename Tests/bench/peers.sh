@@ -36,9 +36,9 @@ SERVER="$ROOT/.build/release/wss-server"
 BENCH="$ROOT/.build/release/wss-bench"
 UWS_OUT="$ROOT/.build-uws"
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "bench-peers: $*"; exit 1; }
-want() { [[ ",$ONLY," == *",$1,"* ]]; }
+BENCH_NAME=bench-peers
+# shellcheck source=Tests/bench/common.sh
+source "$ROOT/Tests/bench/common.sh"
 for g in ${ONLY//,/ }; do
     case "$g" in echo|handshakes|idle|aes) ;; *) die "PEERS_ONLY: unknown group '$g' (echo, handshakes, idle, aes)";; esac
 done
@@ -55,25 +55,9 @@ PEERS="$(first_dir build.sh "${PEERS_UWS:-}" "$ROOT/../shared/peers/uws" "$ROOT/
 TOOLS="$(first_dir wsload/wsload.c "${PEERS_TOOLS:-}" "$ROOT/../shared/tools" "$ROOT/../../shared/tools")" \
     || die "no tools folder with wsload/ and tcpecho/ (set PEERS_TOOLS)"
 
-SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/wss-peers.XXXXXX")"
 RESULTS="$SCRATCH/results.tsv"
 : >"$RESULTS"
-PIDS=()
 FAILED=0
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [[ "$(nproc)" -ge 2 ]] && command -v taskset >/dev/null; then
-    PIN_SERVER=(taskset -c 0); PIN_CLIENT=(taskset -c 1)
-else
-    PIN_SERVER=(); PIN_CLIENT=(); say "bench-peers: fewer than 2 cores or no taskset: not pinning"
-fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [[ "$(ulimit -n)" != unlimited && "$(ulimit -n)" -lt $((IDLE + 200)) ]]; then
     IDLE=$(( $(ulimit -n) - 200 ))
@@ -99,10 +83,6 @@ gcc -O2 -o "$SCRATCH/tcpecho" "$TOOLS/tcpecho/tcpecho.c" 2>>"$SCRATCH/gcc.log" \
 CERT="$SCRATCH/certs/cert.pem" KEY="$SCRATCH/certs/key.pem" CA="$SCRATCH/certs/ca.pem"
 
 # ---- servers ----------------------------------------------------------------------------------
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # wait_for LOG PATTERN PID → 0 once PATTERN is in LOG, 1 if PID died or 10 s passed
 wait_for() {
     local i
@@ -131,7 +111,7 @@ start_ours() {
 start_peer() {
     local log="$SCRATCH/$1.log" try cmd pattern
     for try in 1 2 3 4 5; do
-        SRV_PORT="$(free_port)" || die "cannot find a free port"
+        SRV_PORT="$(free_port)"
         case "$2" in
             ws)  cmd=("$UWS_OUT/echo_ws" "$SRV_PORT"); pattern=READY ;;
             wss) cmd=("$UWS_OUT/echo_wss" "$SRV_PORT" "$KEY" "$CERT"); pattern=READY ;;
@@ -146,8 +126,6 @@ start_peer() {
     done
     cat "$log" >&2; die "$1 did not start"
 }
-
-stop_server() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 declare -A PID_OF URL_OF
 # start_all → the five servers of the echo and handshake groups

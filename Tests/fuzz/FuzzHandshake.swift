@@ -69,7 +69,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             fatalError("ORACLE: " + "accepted key '\(request.key)' that is not base64 of 16 bytes")
         }
         require(Handshake.isUpgradeAttempt(head), "valid handshake is not an upgrade attempt")
-        require(request.subprotocols.allSatisfy { !$0.isEmpty && !$0.contains(",") }, "bad subprotocol list")
+        require(request.subprotocols.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy(HeaderLexer.isTokenChar) },
+                "accepted a subprotocol that is not a token: \(request.subprotocols)")
         let accept = checkAccept(request.key)
         let response = Handshake.response(acceptingKey: request.key, subprotocol: request.subprotocols.first)
         require(response.hasPrefix("HTTP/1.1 101 ") && response.hasSuffix("\r\n\r\n"), "bad 101 response")

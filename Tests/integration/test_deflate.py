@@ -1,6 +1,7 @@
 """permessage-deflate (RFC 7692) against python-websockets, which offers it by default."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import struct
@@ -117,3 +118,65 @@ def test_compression_shrinks_json_on_the_wire(server_factory):
     compressed = run_raw(True)
     print(f"\n[deflate] 100 JSON messages of ~{len(_json_message(0))} B: {plain} B plain, {compressed} B compressed")
     assert compressed < plain * 0.6, (plain, compressed)
+
+
+def _rsv1_spy(seen: list, **params):
+    """A python-websockets permessage-deflate client extension that records RSV1 of every data
+    frame it decodes (the library inflates transparently, so this is how a test sees it)."""
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory, PerMessageDeflate
+    from websockets.frames import Opcode
+
+    class Spy(PerMessageDeflate):
+        def decode(self, frame, *, max_size=None):
+            if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                seen.append(frame.rsv1)
+            return super().decode(frame, max_size=max_size)
+
+    class SpyFactory(ClientPerMessageDeflateFactory):
+        def process_response_params(self, params, accepted):
+            ext = super().process_response_params(params, accepted)
+            ext.__class__ = Spy
+            return ext
+
+    return SpyFactory(**params)
+
+
+def test_chat_publishes_compressed_to_no_context_subscribers(server_factory, scheme):
+    # Pub/sub compresses each message once, for subscribers that negotiated
+    # server_no_context_takeover (RFC 7692 §7.1.1.1); the others get it uncompressed.
+    srv = server_factory(scheme, "--app", "chat", "--threads", "2")
+    no_context, takeover = [], []
+
+    async def go():
+        a = await ws_connect(srv, "/chatsocket", compression=None,
+                             extensions=[_rsv1_spy(no_context, server_no_context_takeover=True)])
+        b = await ws_connect(srv, "/chatsocket", compression=None, extensions=[_rsv1_spy(takeover)])
+        plain = await ws_connect(srv, "/chatsocket", compression=None)
+        try:
+            assert "server_no_context_takeover" in a.response.headers["Sec-WebSocket-Extensions"]
+            assert "server_no_context_takeover" not in b.response.headers["Sec-WebSocket-Extensions"]
+            for ws in (a, b, plain):  # every subscription is in place once each sees its own sync
+                for i in range(50):
+                    await ws.send(f"sync-{i}")
+                    try:
+                        if (await asyncio.wait_for(ws.recv(), 0.2)).startswith("sync-"):
+                            break
+                    except asyncio.TimeoutError:
+                        pass
+            for ws in (a, b, plain):  # drain the other clients' syncs
+                while True:
+                    try:
+                        await asyncio.wait_for(ws.recv(), 0.3)
+                    except asyncio.TimeoutError:
+                        break
+            no_context.clear(); takeover.clear()
+            for i in range(5):
+                m = _json_message(i) * 4
+                await plain.send(m)  # from the client without compression
+                assert [await ws.recv() for ws in (a, b, plain)] == [m, m, m]
+        finally:
+            for ws in (a, b, plain):
+                await ws.close()
+    run(go(), 60)
+    assert no_context == [True] * 5, no_context
+    assert takeover == [False] * 5, takeover

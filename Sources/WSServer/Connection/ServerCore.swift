@@ -12,7 +12,8 @@ extension Atomic where Value == Int {
 final class ServerCore: @unchecked Sendable {
     let configuration: ServerConfiguration
     let logger: Logger
-    /// Fixed before the loops start; read-only afterwards.
+    /// Fixed before the loops start; read-only afterwards, never removed: connections hold
+    /// their route unretained (`WebSocketConnection.routeRef`).
     var routes: [String: Route] = [:]
     var pages: [String: Page] = [:]
     let metrics: ServerMetrics

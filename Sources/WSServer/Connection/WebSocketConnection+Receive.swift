@@ -197,39 +197,3 @@ final class ConnectionExtras {
     /// without cutting a frame.
     var headRemaining = 0
 }
-
-extension WebSocketConnection {
-    static let tlsPortHint = "this port speaks TLS: use https:// or wss://"
-
-    /// Before the TLS handshake: an HTTP request gets a plaintext 400 with a hint at once (as
-    /// nginx does), garbage is dropped at once; both are logged once per client per minute.
-    /// True: go on with the handshake.
-    func checkTLSOpening() -> Bool {
-        let opening = driver.peekOpening()
-        switch opening {
-        case .nothingYet: return false
-        case .tls:
-            openingChecked = true
-            return true
-        case .plaintextHTTP, .garbage:
-            openingChecked = true
-            let http = opening == .plaintextHTTP
-            core.metrics.tlsHandshakeFailures.add(1)
-            core.metrics.handshakeFailed(http ? "plaintext_http" : "not_tls")
-            let client = hostPart(driver.remoteAddress)
-            if core.noticeLimiter.allows(client, now: loop.now) {
-                log.info(http ? "plain HTTP from \(client) on the TLS port -> 400 (\(Self.tlsPortHint))"
-                              : "not TLS from \(client) on the TLS port: dropped", metadata: meta)
-            }
-            guard http else {
-                finish()
-                return false
-            }
-            let (head, body) = HTTPResponder.errorResponse(status: 400, reason: Self.tlsPortHint, extraHeaders: [])
-            var answer = head + body
-            answer.withUTF8 { driver.writeBypassingTLS(UnsafeRawBufferPointer($0)) }
-            startLinger()
-            return false
-        }
-    }
-}

@@ -89,25 +89,6 @@ public final class WebSocketConnection: EventHandler {
         if events.wantsRead { readAvailable() }
     }
 
-    func advanceTLSHandshake() {
-        switch driver.handshake() {
-        case .done:
-            core.metrics.tlsHandshake(seconds: Double(monotonicMicros() &- driver.tls!.startedMicros) / 1e6)
-            updateInterest()
-            readAvailable()
-        case .wantRead: driver.update(&interest, to: .read, on: loop)
-        case .wantWrite: driver.update(&interest, to: [.read, .write], on: loop)
-        case .eof:
-            log.debug("peer closed during TLS handshake", metadata: meta)
-            finish()
-        case .error(let why):
-            log.debug("TLS handshake failed: \(why)", metadata: meta)
-            core.metrics.tlsHandshakeFailures.add(1)
-            core.metrics.handshakeFailed("tls")
-            finish()
-        }
-    }
-
     func readAvailable() {
         if pendingInput != nil {
             processPendingInput()
@@ -264,37 +245,4 @@ public final class WebSocketConnection: EventHandler {
     }
 
     @_spi(EventLoop) public func loopStopped() { finish() }
-
-    // MARK: - Timers
-
-    @_spi(EventLoop) public func tick(now: UInt64) {
-        if policy.phase == .open { releaseIdleMemory(now: now) }
-        switch policy.tick(now: now, protocolOpen: proto.state == .open, settings: core.policySettings) {
-        case .sendPing: ping()
-        case .close(.idleTimeout):
-            log.info("idle timeout: no answer to ping", metadata: meta)
-            close(code: .goingAway, reason: "idle timeout")
-        case .drop(let why):
-            switch why {
-            case .handshakeTimeout:
-                log.debug("handshake timeout (\(core.configuration.handshakeTimeout) s)", metadata: meta)
-                                core.metrics.handshakeFailed("timeout")
-            case .closeTimeout: log.debug("close timeout: peer did not answer our close frame", metadata: meta)
-            case .lingerDone: break
-            }
-            finish()
-        case .none, .pauseReading, .resumeReading, .shutdownWrite: break
-        }
-    }
-
-    /// An idle connection keeps no output storage (per-connection memory budget), no zlib
-    /// streams where no_context_takeover makes them disposable, and (TLS) its keys but not its
-    /// two cipher contexts (~2.3 KB).
-    func releaseIdleMemory(now: UInt64) {
-        if !flushQueued { proto.outbound.releaseIfEmpty() }
-        if policy.isQuiet(now: now) {
-            if !proto.isMidMessage { proto.deflate?.releaseIdleMemory() }
-            if !flushQueued { driver.releaseIdleState() }
-        }
-    }
 }

@@ -111,6 +111,7 @@ final class ServerMetrics: Sendable {
         out += "wss_tls_handshake_seconds_sum \(h.sum)\nwss_tls_handshake_seconds_count \(h.total)\n"
         metric("wss_tls_handshake_failures_total", "counter", "Failed TLS handshakes (garbage, plain HTTP, bad clients).",
                [("", "\(self.tlsHandshakeFailures.load(ordering: .relaxed))")])
+        metric("wss_tls_handshakes_total", "counter", "Completed TLS handshakes, full or resumed (session ticket).", [("{kind=\"full\"}", "\(TLSContext.handshakes.full)"), ("{kind=\"resumed\"}", "\(TLSContext.handshakes.resumed)")])
         out += backplane?.metricsText() ?? ""
         return out
     }

@@ -7,6 +7,9 @@ public enum HandshakeError: Error, Equatable, Sendable {
     case missingConnectionUpgrade
     case missingKey
     case invalidKey
+    /// `Sec-WebSocket-Protocol` is not a comma list of tokens (§4.1, §11.3.4): a value like
+    /// `a b` or `x: y` would otherwise be echoed into the 101 response.
+    case invalidSubprotocols
     /// `Sec-WebSocket-Version` other than 13: answered 426 with `Sec-WebSocket-Version: 13` (§4.2.2).
     case unsupportedVersion(String?)
 
@@ -28,6 +31,7 @@ public enum HandshakeError: Error, Equatable, Sendable {
         case .missingConnectionUpgrade: return "missing 'Connection: upgrade'"
         case .missingKey: return "missing Sec-WebSocket-Key"
         case .invalidKey: return "Sec-WebSocket-Key is not base64 of 16 bytes"
+        case .invalidSubprotocols: return "Sec-WebSocket-Protocol is not a list of tokens"
         case .unsupportedVersion(let v): return "unsupported Sec-WebSocket-Version \(v ?? "(none)"); this server speaks 13"
         }
     }
@@ -82,7 +86,12 @@ package enum Handshake {
         // The same comma-list splitting as every token header, keeping the case (§4.1: subprotocol
         // names are compared exactly).
         var protocols: [String] = []
-        head.forEachToken("Sec-WebSocket-Protocol") { protocols.append(String(Substring($0))) }
+        var tokens = true
+        head.forEachToken("Sec-WebSocket-Protocol") {
+            tokens = tokens && $0.allSatisfy(HeaderLexer.isTokenChar)
+            protocols.append(String(Substring($0)))
+        }
+        guard tokens else { return .failure(.invalidSubprotocols) }
         return .success(HandshakeRequest(head: head, key: key, subprotocols: protocols,
                                          extensions: head.values("Sec-WebSocket-Extensions")))
     }

@@ -146,6 +146,7 @@ extension HandshakeError {
         case .missingUpgrade: return "upgrade_header"
         case .missingConnectionUpgrade: return "connection_header"
         case .missingKey, .invalidKey: return "key"
+        case .invalidSubprotocols: return "subprotocol"
         case .unsupportedVersion: return "version"
         }
     }
