@@ -5,7 +5,7 @@ CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
 .PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
-        conformance-deflate conformance-full fuzz fuzz-replay tlsfuzz testssl bench-resumption sanitize sanitize-address sanitize-thread bench bench-peers clean
+        conformance-deflate conformance-full cluster bench-cluster fuzz fuzz-replay tlsfuzz testssl bench-resumption sanitize sanitize-address sanitize-thread bench bench-peers clean
 
 all: build
 
@@ -91,6 +91,14 @@ sanitize-address:
 
 sanitize-thread:
 	$(SWIFT) test --disable-swift-testing --sanitize=thread --scratch-path .build-tsan
+
+## redis-server + three chat instances (Redis backplane, history) + HAProxy on https://localhost:8443/.
+cluster: build certs
+	share/cluster/run.sh
+
+## Cross-instance fan-out: 1 publisher -> 1,000 subscribers over 3 instances vs 1 instance.
+bench-cluster: build
+	Tests/bench/cluster.sh
 
 ## Benchmark matrix (server pinned to core 0, load on core 1), ws and wss, with tcpecho as ceiling.
 bench:

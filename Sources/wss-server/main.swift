@@ -110,6 +110,10 @@ struct WSSServerCommand: ParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @OptionGroup(title: "Scale-out") var scaleOut: BackplaneOptions
+
+    @OptionGroup(title: "Behind a load balancer") var balancer: ProxyOptions
+
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
@@ -170,6 +174,7 @@ struct WSSServerCommand: ParsableCommand {
         config.handshakeTimeout = handshakeTimeout
         config.closeTimeout = closeTimeout
         config.fallback = fallback.configuration
+        balancer.apply(to: &config)
 
         // Signals are taken synchronously by the main thread; loops never see them.
         signal(SIGPIPE, SIG_IGN)
@@ -180,7 +185,7 @@ struct WSSServerCommand: ParsableCommand {
 
         let server: Server
         do {
-            server = try Server(configuration: config, logger: logger)
+            server = try Server(configuration: config, logger: logger, backplane: scaleOut.makeBackplane(logger: logger))
             let handler: WebSocketHandler = switch app {
             case .reply: ReplyApp()
             case .echo: EchoApp()

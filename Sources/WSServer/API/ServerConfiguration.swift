@@ -1,3 +1,4 @@
+import Transport
 import WebSocket
 
 /// Everything a server needs to know before it starts. Every limit has a default chosen for a
@@ -51,6 +52,12 @@ public struct ServerConfiguration: Sendable {
     public var deflate = try! DeflateOptions(serverMaxWindowBits: 12, memLevel: 5)  // constants in range
     /// Serve `GET /metrics` (Prometheus text format).
     public var metricsEnabled = true
+    /// PROXY protocol (v1 or v2, HAProxy's) required on every connection, accepted only from
+    /// these balancer addresses; anything else is closed at once. nil: off.
+    public var proxyProtocol: [IPAddressRange]?
+    /// Balancers whose `X-Forwarded-For` names the client (when they terminate TLS and no
+    /// PROXY header is used). Empty: the header is ignored.
+    public var trustedProxies: [IPAddressRange] = []
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.
     public var shutdownTimeout: Double = 5
     /// SSE and long-polling fallbacks (sessions, timeouts, limits).

@@ -47,7 +47,7 @@ final class ServerCore: @unchecked Sendable {
         self.topics = Topics(loops: loops, backplane: backplane,
                              compressor: SharedCompressor(options: configuration.deflate))
         self.fallback = FallbackCore(configuration: configuration.fallback, loops: loops)
-        self.metrics = ServerMetrics(loopCount: loops.count)
+        self.metrics = ServerMetrics(loopCount: loops.count, backplane: backplane)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         // After our last bytes and FIN, 2 s of reading and discarding before the close.
         policySettings = ConnectionPolicy.Settings(
