@@ -5,7 +5,7 @@ CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
 .PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
-        conformance-deflate conformance-full fuzz fuzz-replay sanitize sanitize-address sanitize-thread bench bench-peers clean \
+        conformance-deflate conformance-full cluster bench-cluster fuzz fuzz-replay tlsfuzz testssl bench-resumption sanitize sanitize-address sanitize-thread bench bench-peers clean \
         install uninstall static man trust-ca
 
 all: build
@@ -79,6 +79,21 @@ conformance-full: build
 	Tests/conformance/setup.sh
 	WSS_SERVER=$(BIN) Tests/conformance/run.sh --cases "*" --transport both
 
+## tlsfuzzer: TLS 1.3 and TLS 1.2 scripts against our server (native records and
+## --openssl-records) and `openssl s_server` with the same certificates; fails when ours fails
+## a case s_server passes (Tests/tlsfuzz/run.py; TLSFUZZER_DIR = a tlsfuzzer checkout).
+tlsfuzz: build
+	WSS_SERVER=$(BIN) python3 Tests/tlsfuzz/run.py
+
+## testssl.sh (Debian package) against the server, bounded to 10 minutes (~40 s here): no
+## "VULNERABLE" / "potentially vulnerable" line, only AEAD suites for TLS 1.2. A CI stage.
+testssl: build
+	WSS_SERVER=$(BIN) Tests/tlsfuzz/testssl.sh
+
+## Server CPU per TLS 1.3 connection, full vs resumed handshake (a measurement, printed).
+bench-resumption: build
+	WSS_SERVER=$(BIN) python3 Tests/tlsfuzz/handshake_cpu.py 2000
+
 ## libFuzzer + ASan on the HTTP head parser, handshake validator and frame decoder, 60 s each
 ## (FUZZ_RUNS=N FUZZ_SEED=S for a reproducible run of N inputs, as CI does).
 fuzz:
@@ -97,6 +112,14 @@ sanitize-address:
 
 sanitize-thread:
 	$(SWIFT) test --disable-swift-testing --sanitize=thread --scratch-path .build-tsan
+
+## redis-server + three chat instances (Redis backplane, history) + HAProxy on https://localhost:8443/.
+cluster: build certs
+	share/cluster/run.sh
+
+## Cross-instance fan-out: 1 publisher -> 1,000 subscribers over 3 instances vs 1 instance.
+bench-cluster: build
+	Tests/bench/cluster.sh
 
 ## Benchmark matrix (server pinned to core 0, load on core 1), ws and wss, with tcpecho as ceiling.
 bench:

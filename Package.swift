@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "WSServer", targets: ["WSServer"]),
         .library(name: "WebSocket", targets: ["WebSocket"]),
         .library(name: "WSClient", targets: ["WSClient"]),
+        // Pub/sub across instances through Redis (needs libhiredis; WSServer alone does not).
+        .library(name: "WSRedis", targets: ["WSRedis"]),
         .executable(name: "wss-server", targets: ["wss-server"]),
         .executable(name: "wss-bench", targets: ["wss-bench"]),
         .executable(name: "wss-client", targets: ["wss-client"]),
@@ -32,6 +34,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // hiredis through pkg-config: only its sans-IO RESP reader and command formatting.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         // Linux headers Glibc's module map leaves out (epoll, eventfd).
         .systemLibrary(name: "CLinux"),
         // liburing (Debian liburing-dev) behind a small C API of fixed-width types, for the io_uring
@@ -54,10 +62,15 @@ let package = Package(
             "WebSocket", "Transport", "WSSBuildInfo",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Redis client on our own event loop + the Redis backplane (and history) for Topics.
+        .target(name: "WSRedis", dependencies: [
+            "WSServer", "WebSocket", "Transport", "CHiredis", "CLinux",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // WebSocket client on the same loops and protocol core (ws and wss).
         .target(name: "WSClient", dependencies: ["WebSocket", "Transport"]),
         .executableTarget(name: "wss-server", dependencies: [
-            "WSServer", "WSSBuildInfo", "ToolSupport",
+            "WSServer", "WSRedis", "WSSBuildInfo", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
@@ -84,6 +97,7 @@ let package = Package(
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "CMallocCounter"]),
+        .testTarget(name: "WSRedisTests", dependencies: ["WSRedis", "WSServer", "WSClient", "WebSocket", "Transport"]),
         .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter"]),
     ]
 )

@@ -99,7 +99,7 @@ struct WSSServerCommand: ParsableCommand {
     @Flag(help: "permessage-deflate: no context takeover on either side (less memory, less compression).")
     var deflateNoContextTakeover = false
 
-    @Flag(help: "TLS: keep OpenSSL's record layer after the handshake (and send a session ticket) instead of ours (see README).")
+    @Flag(help: "TLS: keep OpenSSL's record layer after the handshake instead of ours (see README).")
     var opensslRecords = false
 
     @Flag(help: "Do not serve GET /metrics.")
@@ -116,6 +116,13 @@ struct WSSServerCommand: ParsableCommand {
 
     @OptionGroup(title: "Metrics")
     var metrics: MetricsOptions
+
+    @Flag(help: "Do not serve the chat page on / (WebSocket and /healthz only; tlsfuzzer wants a one-record answer to GET /).")
+    var noPage = false
+
+    @OptionGroup(title: "Scale-out") var scaleOut: BackplaneOptions
+
+    @OptionGroup(title: "Behind a load balancer") var balancer: ProxyOptions
 
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
@@ -136,6 +143,8 @@ struct WSSServerCommand: ParsableCommand {
             throw ValidationError("\(name) must be a non-negative number of seconds")
         }
     }
+
+    @OptionGroup(title: "SSE and long-polling fallbacks") var fallback: FallbackOptions
 
     func run() throws {
         if printConfig {
@@ -170,6 +179,8 @@ struct WSSServerCommand: ParsableCommand {
         config.idleTimeout = idleTimeout
         config.handshakeTimeout = handshakeTimeout
         config.closeTimeout = closeTimeout
+        config.fallback = fallback.configuration
+        balancer.apply(to: &config)
         do {
             try metrics.apply(to: &config)
             config.accessLog = try logging.makeAccessLog()
@@ -179,7 +190,7 @@ struct WSSServerCommand: ParsableCommand {
 
         let server: Server
         do {
-            server = try Server(configuration: config, logger: logger)
+            server = try Server(configuration: config, logger: logger, backplane: scaleOut.makeBackplane(logger: logger))
         } catch {
             fail("\(error)")
         }
@@ -190,7 +201,7 @@ struct WSSServerCommand: ParsableCommand {
         }
         server.route("/chatsocket", handler)
         server.route("/", handler)
-        server.page("/", Page(html: ChatPage.html(app: app.rawValue)))
+        if !noPage { server.page("/", Page(html: ChatPage.html(app: app.rawValue))) }
         server.page("/healthz", Page(contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8)))
         // SIGINT/SIGTERM: close 1001, drain, return; SIGHUP: certificate reload.
         let left: Int

@@ -16,6 +16,7 @@ unsigned long wss_heap_in_use(void) { return (unsigned long)mallinfo2().uordblks
 #ifdef WSS_NO_MALLOC_COUNTER
 /* Sanitizers replace malloc themselves: counting is unavailable. */
 void wss_malloc_counting(int on) { (void)on; }
+void wss_malloc_count_this_thread(void) {}
 unsigned long wss_malloc_count(void) { return 0; }
 int wss_malloc_counter_available(void) { return 0; }
 #else
@@ -29,11 +30,16 @@ extern void __libc_free(void *);
 
 static atomic_int counting;
 static atomic_ulong count;
+/* Only threads that opted in are counted: threads other tests left behind (a cooperative-pool
+   task, a loop still winding down) must not make this test fail, nor hide its own counts. */
+static _Thread_local int counted_thread;
 
 static inline void note(void) {
-    if (atomic_load_explicit(&counting, memory_order_relaxed))
+    if (counted_thread && atomic_load_explicit(&counting, memory_order_relaxed))
         atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
 }
+
+void wss_malloc_count_this_thread(void) { counted_thread = 1; }
 
 void wss_malloc_counting(int on) { atomic_store(&counting, on); }
 unsigned long wss_malloc_count(void) { return atomic_load(&count); }

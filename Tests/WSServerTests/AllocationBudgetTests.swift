@@ -12,7 +12,7 @@ final class AllocationBudgetTests: XCTestCase {
         config.port = 0
         config.threads = 1
         let server = try Server(configuration: config)
-        server.route("/", EchoApp())
+        server.route("/", CountedEchoApp())
         try server.start()
         defer { server.stop(); server.wait() }
 
@@ -32,6 +32,7 @@ final class AllocationBudgetTests: XCTestCase {
         XCTAssertEqual(Array(client.readBuffer[2..<echoLength]), payload)
 
         let messages = 1000
+        wss_malloc_count_this_thread()  // the loop thread opted in at onOpen
         let before = wss_malloc_count()
         wss_malloc_counting(1)
         try roundTrips(messages)
@@ -41,4 +42,11 @@ final class AllocationBudgetTests: XCTestCase {
         // Ticks, epoll bookkeeping and the like may allocate a few times; per-message work must not.
         XCTAssertLessThanOrEqual(allocations, 10, "\(allocations) allocations for \(messages) messages")
     }
+}
+
+/// EchoApp whose loop thread opts in to allocation counting when a connection opens (the
+/// counter counts only opted-in threads: the server's loop and the test's own thread).
+final class CountedEchoApp: WebSocketHandler {
+    func onOpen(_ connection: WebSocketConnection) { wss_malloc_count_this_thread() }
+    func onMessage(_ connection: WebSocketConnection, _ message: Message) { connection.send(message) }
 }

@@ -190,6 +190,23 @@ def aes_row(runs, aes_mib):
     row(cells)
 
 
+NOISE = 0.05  # share of the window a process waited for a CPU: above it, other work competed
+
+
+def noise_note(runs):
+    """Which measurements had a busy machine (median server or client run-queue wait > NOISE)."""
+    noisy = []
+    for (scen, client, tr, srv), reps in sorted(runs.by.items()):
+        waits = [max(num(r, "server_runq"), num(r, "client_runq")) for r in reps.values()]
+        w = median(waits)
+        if ok(w) and w > NOISE:
+            noisy.append(f"{scen}/{client}/{srv} {tr} {w:.2f}")
+    if noisy:
+        print(f"\nbusy machine (median run-queue wait > {NOISE}; those cells are noise): " + ", ".join(noisy))
+    else:
+        print(f"\nquiet machine: every measurement's median run-queue wait ≤ {NOISE}")
+
+
 def run_list(runs):
     print("\nruns (rate, server CPU cores, client CPU cores, server/client run-queue wait share):")
     for (scen, client, tr, srv), reps in sorted(runs.by.items()):
@@ -218,6 +235,7 @@ def main():
     aes_row(runs, a.aes_mib)
     print("\nefficiency = messages (MiB, handshakes) per second of server CPU, median of the runs; ratio = ours ÷ uWS"
           " (bold: below 1); N×tcp = that efficiency ÷ tcpecho's in the same repetition")
+    noise_note(runs)
     run_list(runs)
     if runs.bad:
         print("\nruns with errors:")

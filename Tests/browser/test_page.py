@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import save_failure_screenshot
+from browserutil import failure_watch, save_failure_screenshot
+from browserutil import certs, chromium_home, start_server  # noqa: F401 (fixtures)
 
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/lib/chromium/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -54,6 +55,7 @@ def make_chromium(home, profile, width=1024, height=768, mobile=False):
 @pytest.fixture
 def chromium(chromium_home, tmp_path, request):
     drivers = []
+    failed = failure_watch(request)
 
     def make(**kw):
         d = make_chromium(chromium_home, tmp_path / f"profile{len(drivers)}", **kw)
@@ -62,7 +64,7 @@ def chromium(chromium_home, tmp_path, request):
 
     yield make
     for d in drivers:
-        save_failure_screenshot(request, d.save_screenshot)
+        save_failure_screenshot(failed, d.save_screenshot)
         d.quit()
 
 
@@ -129,6 +131,24 @@ def test_header_status_bubbles_timestamps_and_closed_state(chromium, start_serve
     assert state(d) == "closed", "a close by the user is not undone by the reconnect logic"
     d.find_element(By.ID, "reconnect").click()
     wait(d, lambda: state(d) == "open", "open again after Reconnect", server)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+def test_forced_transport_round_trip(chromium, start_server, transport):
+    server = start_server("--app", "reply")
+    d = chromium()
+    open_page(d, server, f"?transport={transport}")
+    assert js(d, "document.getElementById('transport').textContent") == transport
+    assert js(d, "socket.kind") == transport
+    for text in (MESSAGE, "second 第二"):
+        send(d, text)
+        wait(d, lambda: text + "响应" in bubbles(d, "them"), f"the reply to {text!r} over {transport}", server)
+    if transport != "websocket":
+        ws = js(d, "performance.getEntriesByType('resource').filter(e => e.name.startsWith('wss:')).length")
+        assert ws == 0, "a forced fallback must not try WebSocket"
+    d.find_element(By.ID, "close").click()
+    wait(d, lambda: state(d) == "closed", "closed")
+    assert "【关闭连接】" in js(d, "document.getElementById('content').textContent")
 
 
 def test_no_external_resources_and_inline_favicon(chromium, start_server):

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import nss_trust, save_failure_screenshot
+from browserutil import failure_watch, nss_trust, save_failure_screenshot
+from browserutil import certs, start_server  # noqa: F401 (fixtures)
 
 FIREFOX = os.environ.get("FIREFOX_BINARY", "/usr/bin/firefox-esr")
 if not os.access(FIREFOX, os.X_OK):
@@ -27,6 +28,7 @@ REPLY = MESSAGE + "响应"
 @pytest.fixture
 def firefox(certs, tmp_path, request):
     started = []
+    failed = failure_watch(request)
 
     def make(trust=True):
         profile = tmp_path / f"ff-profile{len(started)}"
@@ -39,7 +41,7 @@ def firefox(certs, tmp_path, request):
 
     yield make
     for ff in started:
-        save_failure_screenshot(request, ff.screenshot)
+        save_failure_screenshot(failed, ff.screenshot)
         ff.quit()
 
 
@@ -53,14 +55,15 @@ def wait(ff, expr, what, server):
     pytest.fail(f"timed out waiting for {what}: #content={content!r}\n{server.stderr_tail()}")
 
 
-def test_firefox_page_round_trip_over_wss(firefox, start_server):
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+def test_firefox_page_round_trip_over_wss(firefox, start_server, transport):
     server = start_server("--app", "reply")
     ff = firefox()
-    ff.navigate(server.origin + "/")
+    ff.navigate(server.origin + "/?transport=" + transport)
     assert ff.evaluate("location.protocol") == "https:"
     wait(ff, "document.getElementById('status').dataset.state === 'open'", "status open", server)
-    assert ff.evaluate("document.getElementById('transport').textContent") == "websocket"
-    assert ff.evaluate("socket.url").startswith("wss://localhost:")
+    assert ff.evaluate("document.getElementById('transport').textContent") == transport
+    assert ff.evaluate("socket.url").startswith("wss://localhost:" if transport == "websocket" else "https://localhost:")
     ff.evaluate("(document.getElementById('txt').value = '%s', document.getElementById('btn').click(), 1)" % MESSAGE)
     wait(ff, f"document.getElementById('content').textContent.includes('{REPLY}')", "the reply", server)
     ff.evaluate("(document.getElementById('close').click(), 1)")

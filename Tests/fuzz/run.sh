@@ -37,7 +37,7 @@ source_for() {
 # (self-contained apart from OpenSSL).
 module_sources() {
     case $1 in
-        tls) echo "$ROOT/Sources/Transport/TLS/TLS13Records.swift" ;;
+        tls) echo "$ROOT"/Sources/Transport/TLS/TLS13*.swift "$ROOT/Sources/Transport/TLS/TLSRecordError.swift" ;;
         *) echo "$ROOT"/Sources/WebSocket/*/*.swift ;;
     esac
 }

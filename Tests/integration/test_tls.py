@@ -46,17 +46,116 @@ def close_cleanly(sock, reader):
     sock.close()
 
 
-def test_tls13_echo_and_no_session_ticket_with_native_records(server_factory, client_ssl):
+def test_tls13_echo_ticket_and_resumption_with_native_records(server_factory, client_ssl):
+    """Issue 12 item 10: OpenSSL writes its one ticket before the handover, our record layer
+    continues after it; a reconnect with the ticket resumes and is counted in /metrics."""
     srv = server_factory("wss", "--app", "echo")
     sock = tls_connect(srv, client_ssl)
     assert sock.version() == "TLSv1.3"
     # AES-128-GCM is the server's first choice.
     assert sock.cipher()[0] == "TLS_AES_128_GCM_SHA256", sock.cipher()
     reader = upgrade_on(sock)
-    echo_round_trips(sock, reader)
-    # Native records: OpenSSL sends no ticket (it would be a record under keys we own).
-    assert not sock.session.has_ticket
+    echo_round_trips(sock, reader)  # the ticket record and ours decrypt in sequence
+    session = sock.session
+    assert session.has_ticket, "one session ticket with native records"
     close_cleanly(sock, reader)
+    again = socket.create_connection((srv.host, srv.port), timeout=5)
+    again = client_ssl.wrap_socket(again, server_hostname="localhost", session=session)
+    assert again.session_reused, "the ticket was accepted"
+    reader = upgrade_on(again)
+    echo_round_trips(again, reader, sizes=(5, 70_000))
+    close_cleanly(again, reader)
+    m = tls_connect(srv, client_ssl)
+    m.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    body = recv_all(m)
+    assert 'wss_tls_handshakes_total{kind="resumed"} 1' in body, body[-1500:]
+
+
+def recv_all(sock) -> str:
+    out = b""
+    sock.settimeout(5)
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except (ssl.SSLError, OSError):
+        pass
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("mode", [[], ["--openssl-records"]])
+def test_close_notify_after_a_clean_close(server_factory, client_ssl, mode):
+    """RFC 8446 §6.1: after the WebSocket close (1000) the server's TLS ends with close_notify,
+    not a bare FIN (which OpenSSL 3 clients report as "unexpected eof")."""
+    srv = server_factory("wss", "--app", "echo", *mode)
+    raw = socket.create_connection((srv.host, srv.port), timeout=5)
+    sock = client_ssl.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+    reader = upgrade_on(sock)
+    sock.sendall(build_frame(OP_CLOSE, close_payload(1000)))
+    _, _, op, _, payload = read_frame(reader)
+    assert op == OP_CLOSE
+    sock.settimeout(5)
+    # With suppress_ragged_eofs=False a FIN without close_notify raises SSLEOFError.
+    assert sock.recv(100) == b"", "close_notify expected"
+    sock.close()
+
+
+def test_tls12_bad_record_behind_good_data_closes_at_once(server_factory, certs):
+    """Issue 12 item 5: a TLS 1.2 client (OpenSSL's record layer) sends a good record and a
+    forged one in one segment: the alert and the close come at once, not at the 10 s
+    handshake timeout."""
+    srv = server_factory("wss", "--app", "echo", "--handshake-timeout", "10")
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    out, inc = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    raw = socket.create_connection((srv.host, srv.port), timeout=5)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(out.read())
+            data = raw.recv(65536)
+            assert data
+            inc.write(data)
+    raw.sendall(out.read())
+    obj.write(b"GET / HTTP/1.1\r\nHost: localhost")  # a request head in progress
+    good = out.read()
+    forged = bytes([23, 3, 3, 0, 40]) + os.urandom(40)
+    t0 = time.time()
+    raw.sendall(good + forged)
+    raw.settimeout(8)
+    got = b""
+    while chunk := raw.recv(4096):
+        got += chunk
+    elapsed = time.time() - t0
+    assert elapsed < 3, f"closed only after {elapsed:.1f} s"
+    assert got[:1] == b"\x15", f"an alert record first, got {got[:8]!r}"
+
+
+@pytest.mark.parametrize("args, ok", [
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"], True),
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"], True),
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"], False),  # CBC (LUCKY13)
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA384"], False),
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], False),  # RSA key exchange
+    (["-tls1_3", "-groups", "X25519"], True),
+    (["-tls1_3", "-groups", "P-384"], True),
+    (["-tls1_3", "-groups", "X448"], False),
+    (["-tls1_3", "-groups", "P-521"], False),
+    (["-tls1_2", "-groups", "P-521"], False),
+    (["-tls1_3", "-groups", "ffdhe2048"], False),
+])
+def test_tls_profile_probed_with_s_client(server_factory, certs, args, ok):
+    """Issue 12 item 9: TLS 1.2 offers only ECDHE + AEAD (Mozilla intermediate), and both
+    versions only X25519, P-256, P-384 (the CI check; testssl.sh is `make testssl`)."""
+    srv = server_factory("wss", "--app", "echo")
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-CAfile", str(certs / "ca.pem"),
+                        "-servername", "localhost", *args], input=b"", capture_output=True, timeout=20)
+    out = r.stdout.decode(errors="replace")
+    # s_client prints "Cipher is (NONE)" for a refused handshake, the suite for a completed one.
+    agreed = "Cipher is " in out and "Cipher is (NONE)" not in out
+    assert agreed == ok, out[-1500:] + r.stderr.decode(errors="replace")[-800:]
 
 
 def test_openssl_records_flag_keeps_openssl_and_sends_a_ticket(server_factory, client_ssl):

@@ -95,7 +95,8 @@ public struct StreamDriver {
             switch read(into: buffer) {
             case .done(let n):
                 guard deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])) else { return .stopped }
-                if n < buffer.count { return .drained }  // a short read: the socket is empty
+                // A short read: the socket is empty, unless TLS kept an error or bytes for the next read.
+                if n < buffer.count && !hasBufferedInput { return .drained }
             case .wantRead: return .drained
             case .wantWrite: return .writeBlocked
             case .eof: return .eof
@@ -110,7 +111,8 @@ public struct StreamDriver {
         return TCPStream.read(fd: fd, into: buffer)
     }
 
-    /// True if TLS holds decrypted bytes the loop will not signal (OpenSSL's records only).
+    /// True if TLS holds something for the next `read` the loop will not signal: decrypted bytes
+    /// (OpenSSL's records), or an error / end of stream found behind good bytes (both layers).
     public var hasBufferedInput: Bool { tls?.hasPendingBytes ?? false }
 
     // MARK: - Sending
@@ -213,10 +215,11 @@ public struct StreamDriver {
     /// The peer closed TLS with close_notify (answer it with `shutdownWrite`); false for TCP.
     public var peerSentCloseNotify: Bool { tls?.peerSentCloseNotify ?? false }
 
-    /// Unregisters and closes the descriptor (call once).
+    /// Unregisters and closes the descriptor (call once). TLS: close_notify if none went out
+    /// yet, the input already received dropped (FIN, not RST), then close (TLSStream.close).
     public func close(on loop: EventLoop) {
         loop.unregisterClosing(fd: fd)
-        _ = Glibc.close(fd)
+        if let tls { tls.close() } else { _ = Glibc.close(fd) }
     }
 
     /// The peer's "ip:port".

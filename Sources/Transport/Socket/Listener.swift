@@ -102,8 +102,15 @@ public final class Listener {
     }
 }
 
-/// The peer address of a connected socket as "ip:port" ("[ip]:port" for IPv6).
+/// The peer address of a connected socket as "ip:port" ("[ip]:port" for IPv6): the client
+/// a trusted balancer reported if there is one (`PeerAddressOverride`), else the socket's peer.
 public func peerAddress(fd: Int32) -> String {
+    if let reported = PeerAddressOverride.get(fd: fd) { return reported }
+    return socketPeerAddress(fd: fd)
+}
+
+/// The socket's own peer address, whatever a balancer said.
+public func socketPeerAddress(fd: Int32) -> String {
     var storage = sockaddr_storage()
     var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
     let ok = withUnsafeMutablePointer(to: &storage) {

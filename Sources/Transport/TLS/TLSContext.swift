@@ -10,13 +10,27 @@ public final class TLSContext: @unchecked Sendable {
     public let certificateFile: String
     public let keyFile: String
     /// TLS 1.3 connections switch to our record layer after the handshake (TLSStream) and
-    /// free their `SSL`; no session tickets then (see init).
+    /// free their `SSL`.
     public let nativeRecords: Bool
+    /// Keys of the stateless session tickets (rotating; see TLSTicketKeys).
+    public let ticketKeys: TLSTicketKeys
+    /// Full and resumed handshakes of every server context in this process (/metrics).
+    public static let handshakes = TLSHandshakeCounters()
+    /// NewSessionTickets sent after a full handshake.
+    public static let ticketsPerHandshake = 1
+    /// TLS 1.2 (Mozilla "intermediate"): ECDHE with AES-GCM or ChaCha20-Poly1305 only, no CBC
+    /// (LUCKY13), no RSA key exchange, no SHA-1 MACs.
+    public static let tls12Ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        + "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        + "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    /// Key-exchange groups, both versions: no X448, no P-521, no finite-field groups.
+    public static let groups = "X25519:P-256:P-384"
 
     /// Loads `certificateFile` (a PEM leaf optionally followed by intermediates) and the key:
     /// `keyFile` if given, else the certificate file itself if it holds a private key, else
     /// `key.pem` beside the certificate.
-    public init(certificateFile: String, keyFile: String? = nil, nativeRecords: Bool = true) throws(TLSError) {
+    public init(certificateFile: String, keyFile: String? = nil, nativeRecords: Bool = true,
+                ticketKeys: TLSTicketKeys = .processWide) throws(TLSError) {
         try Self.checkReadable(certificateFile, what: "certificate")
         let key = keyFile ?? Self.defaultKeyFile(forCertificate: certificateFile)
         try Self.checkReadable(key, what: "private key")
@@ -26,6 +40,7 @@ public final class TLSContext: @unchecked Sendable {
         self.certificateFile = certificateFile
         self.keyFile = key
         self.nativeRecords = nativeRecords
+        self.ticketKeys = ticketKeys
         if SSL_CTX_use_certificate_chain_file(ctx, certificateFile) != 1 {
             throw .drain("cannot load certificate '\(certificateFile)'")
         }
@@ -46,20 +61,15 @@ public final class TLSContext: @unchecked Sendable {
         // AES-128-GCM first (server preference): 10 AES rounds instead of 14, the same
         // security margin browsers and CDNs settle on; ChaCha20 for clients without AES-NI.
         _ = SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256")
+        guard SSL_CTX_set_cipher_list(ctx, Self.tls12Ciphers) == 1 else { throw .drain("TLS 1.2 cipher list") }
+        guard wss_SSL_CTX_set1_groups_list(ctx, Self.groups) == 1 else { throw .drain("TLS groups") }
         _ = wss_SSL_CTX_set_options(ctx, wss_SSL_OP_NO_RENEGOTIATION() | wss_SSL_OP_NO_COMPRESSION()
                                     | wss_SSL_OP_IGNORE_UNEXPECTED_EOF() | wss_SSL_OP_CIPHER_SERVER_PREFERENCE())
         // Read ahead: one read() fills OpenSSL's buffer with as many records as are waiting
         // (instead of a read for each 5-byte record header and another for its body).
         _ = wss_SSL_CTX_set_read_ahead(ctx, 1)
         SSL_CTX_set_default_read_buffer_len(ctx, 64 << 10)
-        // No per-session server cache (memory per connection, and a lock every handshake).
-        // With native records no tickets at all: a ticket is a record OpenSSL would send after
-        // the handshake under keys we take over, and costs ~15-30 us per handshake to make;
-        // resumption would save only the ECDSA signature (~20 us). With OpenSSL's records,
-        // one stateless ticket per full handshake, not two.
-        _ = wss_SSL_CTX_set_session_cache_mode(ctx, wss_SSL_SESS_CACHE_OFF())
-        _ = SSL_CTX_set_num_tickets(ctx, nativeRecords ? 0 : 1)
-        if nativeRecords { SSL_CTX_set_keylog_callback(ctx, TLSStream.keyLogCallback) }
+        configureTickets(ctx)
         // ALPN: we speak http/1.1 only (WebSocket over HTTP/2, RFC 8441, is not supported).
         SSL_CTX_set_alpn_select_cb(ctx, { _, out, outlen, input, inlen, _ in
             guard let input, let out, let outlen else { return SSL_TLSEXT_ERR_NOACK }
@@ -108,7 +118,9 @@ public final class TLSContext: @unchecked Sendable {
         guard let ssl = SSL_new(ctx) else { _ = drainErrorQueue(); return nil }
         SSL_set_fd(ssl, fd)
         SSL_set_accept_state(ssl)
-        return TLSStream(fd: fd, ssl: ssl, role: .server, scratch: nativeRecords ? scratch : nil)
+        let stream = TLSStream(fd: fd, ssl: ssl, role: .server, scratch: nativeRecords ? scratch : nil, counters: Self.handshakes)
+        stream.ticketKeys = ticketKeys
+        return stream
     }
 
     /// Serial number of the leaf certificate, as hex (for logs and reload checks).

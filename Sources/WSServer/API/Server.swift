@@ -96,16 +96,18 @@ public final class Server: @unchecked Sendable {
     @discardableResult
     public func shutdown(timeout: Double? = nil) -> Int {
         core.shuttingDown.store(true, ordering: .relaxed)
-        for (loop, acceptor) in zip(loops, acceptors) {
-            loop.execute { [acceptor] in
-                acceptor.close()
-                loop.forEachHandler { ($0 as? WebSocketConnection)?.shutdown() }
+        // Listeners stay open during the drain: new requests (a balancer's health check on
+        // /healthz, a client reconnecting) get a 503 instead of a refused connection.
+        for loop in loops {
+            loop.execute {
+                loop.forEachHandler { ($0 as? WebSocketConnection)?.shutdown(); ($0 as? FallbackShutdown)?.shutdown() }
             }
         }
         let limit = monotonicMillis() + UInt64(max(0, timeout ?? configuration.shutdownTimeout) * 1000)
         while core.metrics.openConnections.load(ordering: .relaxed) > 0 && monotonicMillis() < limit {
             usleep(20_000)
         }
+        for (loop, acceptor) in zip(loops, acceptors) { loop.execute { [acceptor] in acceptor.close() } }
         let left = core.metrics.openConnections.load(ordering: .relaxed)
         core.topics.backplane.shutdown()
         stop()
@@ -184,9 +186,10 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     func handleEvent(_ events: IOEvents) {
         // Bounded batch so one loop's accept storm cannot starve its open connections.
         for _ in 0..<64 {
-            // Once a graceful shutdown began, new connections wait in the backlog until the
-            // listener closes (the loop task that closes it may still be queued).
-            if closed || core.shuttingDown.load(ordering: .relaxed) { return }
+            // During a graceful shutdown new connections are still accepted: their requests
+            // (a balancer's /healthz check, a client reconnecting) get a 503 from the router,
+            // so the balancer takes this instance out while the drain runs.
+            if closed { return }
             guard let fd = listener.accept() else {
                 if errno == EMFILE || errno == ENFILE {
                     core.logger.warning("accept: out of file descriptors; pausing accepts for 1 s")
@@ -203,26 +206,35 @@ final class Acceptor: EventHandler, @unchecked Sendable {
                 reject(fd)
                 continue
             }
-            var tlsStream: TLSStream?
-            if let tls = core.tls {
-                guard let s = tls.makeStream(fd: fd, scratch: loop.scratchBuffer) else {
-                    core.logger.error("SSL_new failed; dropping connection")
-                    core.metrics.openConnections.subtract(1)
-                    Listener.refuse(fd)
-                    continue
-                }
-                s.startedMicros = monotonicMicros()
-                tlsStream = s
+            if let trusted = core.configuration.proxyProtocol {
+                ProxyHeaderReader.begin(fd: fd, loop: loop, core: core, trusted: trusted) { [unowned self] in self.open($0) }
+                continue
             }
-            let id = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-            let connection = WebSocketConnection(id: id, loop: loop, fd: fd, tls: tlsStream, core: core)
-            do {
-                try connection.driver.register(on: loop, handler: connection, interest: .read)
-            } catch {
-                core.logger.error("cannot register connection: \(error)")
+            open(fd)
+        }
+    }
+
+    /// Starts serving an accepted socket (after its PROXY header, if one is required).
+    func open(_ fd: Int32) {
+        var tlsStream: TLSStream?
+        if let tls = core.tls {
+            guard let s = tls.makeStream(fd: fd, scratch: loop.scratchBuffer) else {
+                core.logger.error("SSL_new failed; dropping connection")
                 core.metrics.openConnections.subtract(1)
-                connection.driver.close(on: loop)
+                Listener.refuse(fd)
+                return
             }
+            s.startedMicros = monotonicMicros()
+            tlsStream = s
+        }
+        let id = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let connection = WebSocketConnection(id: id, loop: loop, fd: fd, tls: tlsStream, core: core)
+        do {
+            try connection.driver.register(on: loop, handler: connection, interest: .read)
+        } catch {
+            core.logger.error("cannot register connection: \(error)")
+            core.metrics.openConnections.subtract(1)
+            connection.driver.close(on: loop)
         }
     }
 

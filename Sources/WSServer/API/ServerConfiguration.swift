@@ -58,8 +58,16 @@ public struct ServerConfiguration: Sendable {
     public var metricsAllow: [IPAddressRange] = [try! IPAddressRange("127.0.0.1/32"), try! IPAddressRange("::1/128")]
     /// Also serve /metrics on a listener of its own, "ADDR:PORT" (any client that reaches it).
     public var metricsListen: String?
+    /// PROXY protocol (v1 or v2, HAProxy's) required on every connection, accepted only from
+    /// these balancer addresses; anything else is closed at once. nil: off.
+    public var proxyProtocol: [IPAddressRange]?
+    /// Balancers whose `X-Forwarded-For` names the client (when they terminate TLS and no
+    /// PROXY header is used). Empty: the header is ignored.
+    public var trustedProxies: [IPAddressRange] = []
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.
     public var shutdownTimeout: Double = 5
+    /// SSE and long-polling fallbacks (sessions, timeouts, limits).
+    public var fallback = FallbackConfiguration()
 
     public init() {}
 

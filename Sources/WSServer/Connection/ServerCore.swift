@@ -32,6 +32,8 @@ final class ServerCore: @unchecked Sendable {
     let noticeLimiter = LogLimiter()
     /// True once a graceful shutdown began: loops refuse new work.
     let shuttingDown = Atomic<Bool>(false)
+    /// SSE and long-polling sessions, one table per loop (Fallback/).
+    let fallback: FallbackCore
 
     init(configuration: ServerConfiguration, logger: Logger, tls: TLSContext?, loops: [EventLoop],
          backplane: Backplane = InProcessBackplane()) {
@@ -44,7 +46,8 @@ final class ServerCore: @unchecked Sendable {
         self.maxBackpressure = configuration.maxBackpressure
         self.topics = Topics(loops: loops, backplane: backplane,
                              compressor: SharedCompressor(options: configuration.deflate))
-        self.metrics = ServerMetrics(loopCount: loops.count)
+        self.fallback = FallbackCore(configuration: configuration.fallback, loops: loops)
+        self.metrics = ServerMetrics(loopCount: loops.count, backplane: backplane)
         func ms(_ s: Double) -> UInt64 { s <= 0 ? 0 : UInt64(s * 1000) }
         // After our last bytes and FIN, 2 s of reading and discarding before the close.
         policySettings = ConnectionPolicy.Settings(

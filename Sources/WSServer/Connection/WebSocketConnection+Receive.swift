@@ -26,10 +26,11 @@ extension WebSocketConnection {
             break
         case .complete(let head, let consumed):
             box.parser = HTTPHeadParser(limits: core.configuration.headLimits)
+            let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
+            if FallbackRouter.claims(head, core: core) { return handOverToFallback(head, rest: UnsafeRawBufferPointer(rest)) }
             let mark = proto.outbound.readableCount
             HTTPResponder.respond(to: head, on: self)
             logRequest(head, bytesIn: consumed, mark: mark)
-            let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
             if rest.count > 0 { received(rest) }
         }
     }

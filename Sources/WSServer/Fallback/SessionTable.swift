@@ -80,7 +80,11 @@ public struct SessionTable<Session> {
         return gone
     }
 
-    /// Every session (for shutdown).
+    /// Every session, left in the table (a graceful shutdown closes each; they remove
+    /// themselves as they end).
+    public var allSessions: [Session] { entries.values.map(\.session) }
+
+    /// Every session, removed.
     public mutating func removeAll() -> [Session] {
         let all = entries.values.map(\.session)
         entries.removeAll()

@@ -6,6 +6,13 @@ enum HTTPResponder {
         let core = connection.core
         let path = head.path
         let log = connection.log
+        ForwardedFor.record(head, fd: connection.driver.fd, configuration: core.configuration)
+        // Draining (SIGTERM): /healthz and everything else answer 503, so a balancer's health
+        // check takes this instance out while open connections close with 1001.
+        if core.shuttingDown.load(ordering: .relaxed) {
+            log.info("\(head.method) \(path) during shutdown -> 503", metadata: connection.meta)
+            return connection.respondError(status: 503, reason: "server is shutting down")
+        }
         guard head.method == "GET" || head.method == "HEAD" else {
             log.info("\(head.method) \(path) -> 405", metadata: connection.meta)
             connection.respondError(status: 405, reason: "method \(head.method) not allowed",

@@ -47,8 +47,12 @@ final class ServerMetrics: Sendable {
     static let tlsBuckets: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
     let tlsHistogram = Locked<(counts: [Int], sum: Double, total: Int)>(([Int](repeating: 0, count: 12), 0, 0))
 
-    init(loopCount: Int) {
+    /// The backplane's own counters are appended to every rendering.
+    let backplane: Backplane?
+
+    init(loopCount: Int, backplane: Backplane? = nil) {
         loops = (0..<loopCount).map { _ in LoopCounters() }
+        self.backplane = backplane
     }
 
     func closeSent(_ code: CloseCode) { closeCodesSent.withLock { $0[code.rawValue, default: 0] += 1 } }
@@ -107,6 +111,8 @@ final class ServerMetrics: Sendable {
         out += "wss_tls_handshake_seconds_sum \(h.sum)\nwss_tls_handshake_seconds_count \(h.total)\n"
         metric("wss_tls_handshake_failures_total", "counter", "Failed TLS handshakes (garbage, plain HTTP, bad clients).",
                [("", "\(self.tlsHandshakeFailures.load(ordering: .relaxed))")])
+        metric("wss_tls_handshakes_total", "counter", "Completed TLS handshakes, full or resumed (session ticket).", [("{kind=\"full\"}", "\(TLSContext.handshakes.full)"), ("{kind=\"resumed\"}", "\(TLSContext.handshakes.resumed)")])
+        out += backplane?.metricsText() ?? ""
         return out
     }
 }

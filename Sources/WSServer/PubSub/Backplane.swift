@@ -18,20 +18,52 @@ public protocol Backplane: AnyObject, Sendable {
     func topicDeactivated(_ topic: String)
     /// The server is stopping: release sockets and threads.
     func shutdown()
+    /// Extra lines for `/metrics` (Prometheus text format), e.g. the broker's counters.
+    func metricsText() -> String
+    /// The messages of `topic` after `since` from the history (if this backplane keeps one),
+    /// with the stream's position and whether that is all that was missed. `completion` may
+    /// run on another thread (a broker answers asynchronously).
+    func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void)
+    /// Presence: `local` subscribers here plus those of the other instances it knows of.
+    func presence(_ topic: String, local: Int, completion: @escaping @Sendable (Int) -> Void)
 }
 
 extension Backplane {
     public func topicActivated(_ topic: String) {}
     public func topicDeactivated(_ topic: String) {}
     public func shutdown() {}
+    public func metricsText() -> String { "" }
+    /// No history: nothing to recover, and a subscriber that had a position missed what
+    /// was published meanwhile.
+    public func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void) {
+        completion(Recovery(messages: [], position: nil, recovered: since == nil))
+    }
+    /// One instance: the local count is the whole count.
+    public func presence(_ topic: String, local: Int, completion: @escaping @Sendable (Int) -> Void) {
+        completion(local)
+    }
 }
 
-/// Today's behaviour, the default: a publish goes to every loop of this process.
+/// Today's behaviour, the default: a publish goes to every loop of this process. With
+/// `history`, each topic also keeps its last messages in memory for recovery.
 public final class InProcessBackplane: Backplane {
     private let topics = Locked<Topics?>(nil)
-    public init() {}
+    public let history: TopicHistory?
+    public init(history: HistoryOptions? = nil) {
+        self.history = history.map { TopicHistory(options: $0) }
+    }
     public func attach(to topics: Topics) { self.topics.withLock { $0 = topics } }
     public func publish(_ topic: String, kind: Message.Kind, payload: UnsafeRawBufferPointer) {
-        topics.withLock { $0 }?.deliverLocally(topic, kind: kind, payload: payload)
+        guard let topics = topics.withLock({ $0 }) else { return }
+        if let history {
+            // Delivered under the history's lock: offsets reach every loop's queue in order.
+            history.append(topic, kind: kind, payload: payload) { _ in topics.deliverLocally(topic, kind: kind, payload: payload) }
+        } else {
+            topics.deliverLocally(topic, kind: kind, payload: payload)
+        }
+    }
+    public func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void) {
+        guard let history else { return completion(Recovery(messages: [], position: nil, recovered: since == nil)) }
+        completion(history.recover(topic, since: since))
     }
 }

@@ -46,6 +46,30 @@ public final class Topics: @unchecked Sendable {
         if before > 0 && after == 0 { backplane.topicDeactivated(topic) }
     }
 
+    /// How many subscribers `topic` has on this instance (each loop counts its own);
+    /// `completion` runs on one of the loops.
+    public func localSubscriberCount(_ topic: String, completion: @escaping @Sendable (Int) -> Void) {
+        let tally = Locked<(sum: Int, left: Int)>((0, loops.count))
+        for loop in loops {
+            let local = perLoop[loop.index]
+            loop.execute {
+                let n = local.count(topic)
+                let total = tally.withLock { t -> Int? in
+                    t.sum += n
+                    t.left -= 1
+                    return t.left == 0 ? t.sum : nil
+                }
+                if let total { completion(total) }
+            }
+        }
+    }
+
+    /// Presence: how many clients are subscribed to `topic` on every instance the backplane
+    /// reaches (this one only for the in-process backplane). `completion` may run on any thread.
+    public func presence(_ topic: String, completion: @escaping @Sendable (Int) -> Void) {
+        localSubscriberCount(topic) { [backplane] local in backplane.presence(topic, local: local, completion: completion) }
+    }
+
     /// Topics with at least one subscriber on this instance (e.g. to resubscribe a broker).
     public var activeTopics: [String] { activeLoops.withLock { Array($0.keys) } }
 
@@ -117,6 +141,8 @@ final class LoopTopics: @unchecked Sendable {
         if subscribers[topic]?.isEmpty == true { subscribers[topic] = nil; return true }
         return false
     }
+
+    func count(_ topic: String) -> Int { subscribers[topic]?.count ?? 0 }
 
     func deliver(_ topic: String, _ frame: PreparedFrame) {
         guard let subs = subscribers[topic] else { return }

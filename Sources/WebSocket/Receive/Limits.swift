@@ -15,16 +15,22 @@ extension WebSocketProtocol {
         /// Autobahn section 9 and most real payloads while bounding memory per connection.
         public var maxMessageSize: Int {
             get { Int(message) }
-            set { message = Int32(ConfigurationError.trap("maxMessageSize", newValue, Self.sizeRange)) }
+            set {
+                message = Int32(ConfigurationError.trap("maxMessageSize", newValue, Self.sizeRange))
+                if !explicitFrame { frame = message }
+            }
         }
         /// Largest single frame payload. Unless set, it follows `maxMessageSize` (a frame can
         /// never be larger than its message), also when that is raised later.
         public var maxFrameSize: Int {
-            get { frame < 0 ? Int(message) : Int(frame) }
-            set { frame = Int32(ConfigurationError.trap("maxFrameSize", newValue, Self.sizeRange)) }
+            get { Int(frame) }
+            set {
+                frame = Int32(ConfigurationError.trap("maxFrameSize", newValue, Self.sizeRange))
+                explicitFrame = true
+            }
         }
         /// Whether `maxFrameSize` was set rather than derived from `maxMessageSize`.
-        public var hasExplicitFrameLimit: Bool { frame >= 0 }
+        public var hasExplicitFrameLimit: Bool { explicitFrame }
         /// Most frames in one message; bounds per-fragment overhead from a peer that sends
         /// millions of empty continuation frames. 1 Mi allows any sane fragmentation.
         public var maxFragments: Int {
@@ -39,8 +45,10 @@ extension WebSocketProtocol {
         }
 
         private var message: Int32 = 16 << 20
-        /// -1: follow `message`.
-        private var frame: Int32 = -1
+        /// The frame limit in effect: `message` unless `explicitFrame` (kept resolved, so the
+        /// receive path reads it without a branch).
+        private var frame: Int32 = 16 << 20
+        private var explicitFrame = false
         private var fragments: Int32 = 1 << 20
         private var pongs: UInt8 = 32
 
@@ -56,10 +64,12 @@ extension WebSocketProtocol {
             if let maxFrameSize {
                 try ConfigurationError.check("maxFrameSize", maxFrameSize, in: Self.sizeRange, note: note)
                 frame = Int32(maxFrameSize)
+                explicitFrame = true
             }
             try ConfigurationError.check("maxFragments", maxFragments, in: Self.sizeRange)
             try ConfigurationError.check("maxQueuedPongs", maxQueuedPongs, in: Self.queuedPongsRange)
             message = Int32(maxMessageSize)
+            if !explicitFrame { frame = message }
             fragments = Int32(maxFragments)
             pongs = UInt8(maxQueuedPongs)
         }

@@ -1,9 +1,8 @@
-"""Shared pieces of the page tests (test_page.py, test_page_firefox.py): certificates, a
-server process on an ephemeral port, Chromium with the CA trusted through NSS, and a
-screenshot saved whenever a test fails (path printed in the failure report).
-
-test_browser.py keeps its own fixtures (module-level ones take precedence there).
-"""
+"""Helpers and fixtures of the page tests (test_page.py, test_page_firefox.py,
+test_nginx_fallback.py): certificates, a server started per test on an ephemeral port,
+Chromium's NSS home trusting the CA, and a screenshot saved when a test fails. Imported by
+name, not a conftest.py: Tests/integration's tests `from conftest import ...`, and a second
+conftest module here would shadow theirs when both folders run in one pytest."""
 
 import os
 import queue
@@ -103,6 +102,30 @@ class Server:
             return "(no stderr)"
 
 
+class failure_watch:
+    """Made at a fixture's setup; at teardown, `failed()` tells whether the test failed (the
+    session's failure count grows when the call phase's report is logged, before teardown)."""
+
+    def __init__(self, request):
+        self.request, self.before = request, request.session.testsfailed
+
+    def failed(self):
+        return self.request.session.testsfailed > self.before
+
+
+def save_failure_screenshot(watch, take):
+    """Calls take(path) if the watched test failed; prints the path."""
+    if not watch.failed():
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / (re.sub(r"[^A-Za-z0-9_.-]", "_", watch.request.node.name) + ".png")
+    try:
+        take(path)
+        print(f"\nscreenshot of the failed page: {path}")
+    except Exception as exc:  # the browser may be gone
+        print(f"\nno screenshot ({exc})")
+
+
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     out = tmp_path_factory.mktemp("certs")
@@ -131,23 +154,3 @@ def start_server(certs, tmp_path):
         srv.stop()
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
-
-
-def save_failure_screenshot(request, take):
-    """Calls take(path) if the test's call phase failed; adds the path to the report."""
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or not rep.failed:
-        return
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / (re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name) + ".png")
-    try:
-        take(path)
-        rep.sections.append(("screenshot", str(path)))
-        print(f"\nscreenshot of the failed page: {path}")
-    except Exception as exc:  # the browser may be gone
-        print(f"\nno screenshot ({exc})")

@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Synchronization
+import Transport
+import WSServer
+import WebSocket
+
+/// Pub/sub across instances through Redis. Every local publish is delivered locally at once
+/// (so local pub/sub works while Redis is down) and queued for Redis as `PUBLISH
+/// <prefix><topic> <envelope>`; messages from other instances arrive on a SUBSCRIBE
+/// connection and enter `Topics.deliverLocally`, the same per-loop queues. Both Redis
+/// connections live on one dedicated event loop: no server loop ever waits for Redis.
+///
+/// With `history`, a publish runs a script that appends it to the topic's Redis Stream and
+/// publishes it with its offset; local subscribers then get it back from Redis like every
+/// instance (so every delivery has its offset, in stream order), except while Redis is
+/// down, when it is delivered locally at once and forwarded later.
+public final class RedisBackplane: Backplane, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var endpoint: RedisEndpoint
+        /// Channel names are prefix + topic (Redis pub/sub ignores the database number, so
+        /// the prefix is what separates two deployments on one Redis).
+        public var channelPrefix = "wss:"
+        /// Bytes waiting for Redis beyond which publishes are not forwarded (counted and
+        /// logged). 16 MiB: about 100,000 chat-size messages, several seconds of a stall.
+        public var maxQueuedBytes = 16 << 20
+        /// Keep each topic's last messages in a Redis Stream for recovery (nil: off).
+        public var history: HistoryOptions?
+        public init(endpoint: RedisEndpoint) { self.endpoint = endpoint }
+    }
+
+    public let options: Options
+    public let instance = InstanceID.random()
+    let logger: Logger
+    let loop: EventLoop
+    let commands: RedisConnection
+    let subscriber: RedisConnection
+    let timer: LoopTimer
+    let scripts: HistoryScripts?
+    /// Written once by `attach`, before the server's loops run.
+    var topics: Topics?
+    let outbox = Locked(Outbox())
+    let counters = BackplaneCounters()
+    /// The publish connection is up (read by publishers to decide on local delivery).
+    let redisUp = Atomic<Bool>(false)
+    /// Backplane-loop state: channels SUBSCRIBEd on the current connection; per topic the
+    /// last sequence seen from each other instance (or the stream offset, keyed `.zero`);
+    /// what each reply on the publish connection answers.
+    var subscribed: Set<String> = []
+    var lastSeen: [String: [InstanceID: UInt64]] = [:]
+    var replies = ReplyQueue()
+    /// SUBSCRIBE confirmations still to come after a (re)subscribe. The backlog waits for
+    /// them: with history our own subscribers get our messages back from Redis, so the
+    /// subscription must be in place before they are published.
+    var subscribeAcksPending = 0
+    var presenceTicks = 0
+    var subscriptionSettled: Bool { subscriber.state == .ready && subscribeAcksPending == 0 }
+
+    struct Outbox {
+        var bytes: [UInt8] = []
+        var messages = 0
+        var sequences: [String: UInt64] = [:]
+        var wakeQueued = false
+        /// When the last overflow line was logged (0: never); drops since then.
+        var overflowLoggedAt: UInt64 = 0
+        var droppedSinceLog = 0
+    }
+
+    public init(options: Options, logger: Logger = Logger(label: "wss-server.redis")) throws {
+        self.options = options
+        self.logger = logger
+        loop = try EventLoop(index: 0, readBufferSize: 256 << 10)
+        commands = RedisConnection(loop: loop, endpoint: options.endpoint, name: "publish", logger: logger)
+        subscriber = RedisConnection(loop: loop, endpoint: options.endpoint, name: "subscribe", logger: logger)
+        timer = try LoopTimer(loop: loop)
+        scripts = options.history.map { HistoryScripts(options: $0) }
+        outbox.withLock { $0.bytes.reserveCapacity(64 << 10) }
+    }
+
+    public func attach(to topics: Topics) {
+        self.topics = topics
+        commands.onReady = { [unowned self] in self.publishConnectionUp() }
+        commands.onDrained = { [unowned self] in self.drainOutbox() }
+        commands.onReply = { [unowned self] in self.commandReply($0) }
+        commands.onDown = { [unowned self] _ in self.publishConnectionDown() }
+        subscriber.onReady = { [unowned self] in self.resubscribe() }
+        subscriber.onReply = { [unowned self] in self.subscriberReply($0) }
+        subscriber.onDown = { [unowned self] in self.subscriptionLost(wasReady: $0) }
+        timer.onTick = { [unowned self] now in
+            commands.tick(now: now)
+            subscriber.tick(now: now)
+            presenceTick()
+        }
+        loop.execute { [self] in
+            timer.register()
+            commands.start()
+            subscriber.start()
+        }
+        loop.start(name: "wss-redis")
+    }
+
+    // MARK: - Publishing (any thread)
+
+    public func publish(_ topic: String, kind: Message.Kind, payload: UnsafeRawBufferPointer) {
+        counters.published.add(1, ordering: .relaxed)
+        // Without history, or with Redis away, local subscribers get it now; with history and
+        // Redis up they get it from Redis with its offset.
+        let deliveredHere = scripts == nil || !redisUp.load(ordering: .relaxed)
+        if deliveredHere { topics?.deliverLocally(topic, kind: kind, payload: payload) }
+        let wake = outbox.withLock { o -> Bool in
+            // The sequence is taken even for a message that is then dropped: receivers see
+            // the gap and count the loss (never silent).
+            let seq = (o.sequences[topic] ?? 0) + 1
+            o.sequences[topic] = seq
+            let size = payload.count + 3 * (topic.utf8.count + options.channelPrefix.utf8.count) + BackplaneEnvelope.headerSize + 160
+            if o.bytes.count + size > options.maxQueuedBytes {
+                overflow(&o)
+                if !deliveredHere { topics?.deliverLocally(topic, kind: kind, payload: payload) }
+                return false
+            }
+            let envelope = BackplaneEnvelope(kind: kind, instance: instance, sequence: seq,
+                                             isStreamOffset: scripts != nil, deliveredAtOrigin: deliveredHere && scripts != nil)
+            if let scripts {
+                appendHistoryPublish(&o.bytes, scripts, topic: topic, envelope: envelope, payload: payload)
+            } else {
+                appendPublish(&o.bytes, topic: topic, envelope: envelope, payload: payload)
+            }
+            o.messages += 1
+            if o.wakeQueued { return false }
+            o.wakeQueued = true
+            return true
+        }
+        if wake { loop.execute { [self] in drainOutbox() } }
+    }
+
+    private func overflow(_ o: inout Outbox) {
+        counters.dropped.add(1, ordering: .relaxed)
+        o.droppedSinceLog += 1
+        // One line per overflow episode: again only after a minute.
+        let now = monotonicMillis()
+        guard o.overflowLoggedAt == 0 || now > o.overflowLoggedAt + 60_000 else { return }
+        let earlier = o.overflowLoggedAt == 0 ? "" : " (\(o.droppedSinceLog - 1) more dropped since the last such line)"
+        o.overflowLoggedAt = now
+        o.droppedSinceLog = 0
+        logger.error("redis: outgoing queue full (\(options.maxQueuedBytes) bytes waiting for Redis): messages are not forwarded to other instances until it drains (local delivery goes on; counted in wss_backplane_dropped_total)\(earlier)")
+    }
+
+    /// Runs `body` with the UTF-8 bytes of the prefix and the topic (no copies).
+    func withNames<R>(_ topic: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> R) -> R {
+        var p = options.channelPrefix, t = topic
+        return p.withUTF8 { pb in t.withUTF8 { tb in body(UnsafeRawBufferPointer(pb), UnsafeRawBufferPointer(tb)) } }
+    }
+
+    func withHeader<R>(_ envelope: BackplaneEnvelope, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        var header: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes on the stack
+        return withUnsafeMutableBytes(of: &header) { h in
+            let head = UnsafeMutableRawBufferPointer(rebasing: h[0..<BackplaneEnvelope.headerSize])
+            envelope.writeHeader(into: head)
+            return body(UnsafeRawBufferPointer(head))
+        }
+    }
+
+    func appendPublish(_ out: inout [UInt8], topic: String, envelope: BackplaneEnvelope, payload: UnsafeRawBufferPointer) {
+        withHeader(envelope) { header in
+            withNames(topic) { prefix, name in
+                RedisCommand.appendPublish(to: &out, prefix: prefix, channel: name, header: header, payload: payload)
+            }
+        }
+    }
+
+    /// Moves everything queued to the publish connection once it has written the last batch.
+    func drainOutbox() {
+        guard commands.state == .ready, commands.unsentCount == 0, subscriptionSettled else {
+            outbox.withLock { $0.wakeQueued = false }
+            return
+        }
+        var batch: [UInt8] = []
+        let count = outbox.withLock { o -> Int in
+            swap(&batch, &o.bytes)
+            let n = o.messages
+            o.messages = 0
+            o.wakeQueued = false
+            return n
+        }
+        guard count > 0 else { return }
+        counters.forwarded.add(count, ordering: .relaxed)
+        replies.push(.publishes(count))
+        commands.send(batch)
+        batch.removeAll(keepingCapacity: true)
+        outbox.withLock { o in if o.bytes.isEmpty && o.bytes.capacity < batch.capacity { swap(&batch, &o.bytes) } }
+    }
+
+    private func publishConnectionUp() {
+        if let scripts {
+            replies.push(.ignore(2))
+            commands.send(scripts.load)
+        }
+        redisUp.store(true, ordering: .relaxed)
+        drainOutbox()
+    }
+
+    private func publishConnectionDown() {
+        redisUp.store(false, ordering: .relaxed)
+        let (unconfirmed, recoveries) = replies.drain()
+        if scripts != nil && unconfirmed > 0 {
+            counters.unconfirmed.add(unconfirmed, ordering: .relaxed)
+            logger.warning("redis: \(unconfirmed) publish(es) were sent but not confirmed when the connection dropped; they may be missing from history and other instances")
+        }
+        for r in recoveries { r.completion(Recovery(messages: [], position: nil, recovered: false)) }
+    }
+
+    private func commandReply(_ value: RESPValue) {
+        if case .error(let why) = value {
+            if counters.errors.add(1, ordering: .relaxed).oldValue % 1000 == 0 {
+                logger.error("redis: command refused: \(why) (every 1000th such error is logged; counted in wss_backplane_redis_errors_total)")
+            }
+        }
+        switch replies.pop() {
+        case .recovery(let request)?: finishRecovery(request, value)
+        case .presence(let local, let completion)?: finishPresence(value, local: local, completion: completion)
+        default: break
+        }
+    }
+
+    // MARK: - Lifecycle
+
+    public func shutdown() {
+        loop.execute { [self] in
+            commands.stop()
+            subscriber.stop()
+            timer.close()
+        }
+        loop.stop()
+        loop.join()
+    }
+
+    public func metricsText() -> String { counters.render() }
+}

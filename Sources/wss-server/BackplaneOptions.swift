@@ -1,0 +1,52 @@
+import ArgumentParser
+import Logging
+import WSRedis
+import WSServer
+
+/// `--backplane …`: pub/sub topics shared with other instances through Redis.
+struct BackplaneOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Share topics with other instances through Redis: redis://[:PASSWORD@]HOST[:PORT][/DB]. Default: this process only.", valueName: "URL"))
+    var backplane: String?
+
+    @Option(help: "Bytes of publishes waiting for Redis beyond which they are not forwarded (counted in /metrics; local delivery goes on).")
+    var backplaneQueueLimit: Int = 16 << 20
+
+    @Option(help: "Prefix of the Redis channel names (separates deployments sharing one Redis; pub/sub ignores the database number).")
+    var backplaneChannelPrefix: String = "wss:"
+
+    @Option(help: "Keep each topic's last N messages for recovery after a reconnect (Redis Streams with --backplane, memory without). Default: off.")
+    var historySize: Int?
+
+    @Option(help: "Seconds a topic's history lives after its last publish (with --history-size; default 300).")
+    var historyTTL: Double?
+
+    var history: HistoryOptions? {
+        historySize.map { HistoryOptions(size: $0, ttl: historyTTL ?? 300) }
+    }
+
+    func validate() throws {
+        if let n = historySize, !(1...1_000_000).contains(n) { throw ValidationError("--history-size must be 1–1000000") }
+        if let t = historyTTL {
+            if historySize == nil { throw ValidationError("--history-ttl needs --history-size") }
+            if !(t >= 1 && t <= 30 * 86400) { throw ValidationError("--history-ttl must be 1–2592000 seconds") }
+        }
+        if let url = backplane {
+            do { _ = try RedisEndpoint(url: url) } catch { throw ValidationError("--backplane: \(error)") }
+        }
+        if backplaneQueueLimit < 64 << 10 { throw ValidationError("--backplane-queue-limit must be at least 65536 bytes") }
+        if backplaneChannelPrefix.utf8.count > 64 { throw ValidationError("--backplane-channel-prefix must be at most 64 bytes") }
+    }
+
+    /// The backplane the flags ask for (the in-process one without --backplane).
+    func makeBackplane(logger: Logger) throws -> Backplane {
+        guard let url = backplane else { return InProcessBackplane(history: history) }
+        var options = RedisBackplane.Options(endpoint: try RedisEndpoint(url: url))
+        options.history = history
+        options.maxQueuedBytes = backplaneQueueLimit
+        options.channelPrefix = backplaneChannelPrefix
+        let redis = try RedisBackplane(options: options, logger: logger)
+        let kept = history.map { ", history \($0.size) messages for \(Int($0.ttl)) s per topic" } ?? ""
+        logger.info("backplane: \(options.endpoint) (instance \(redis.instance)), channels '\(backplaneChannelPrefix)<topic>'\(kept)")
+        return redis
+    }
+}
