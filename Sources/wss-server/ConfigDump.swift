@@ -39,11 +39,18 @@ enum ConfigDump {
         return nil
     }
 
-    /// ArgumentParser's default long name: camelCase to kebab-case.
+    /// ArgumentParser's default long name: camelCase to kebab-case, an acronym as one word
+    /// (historyTTL → history-ttl, urlString → url-string, URLString → url-string).
     static func kebab(_ name: String) -> String {
+        let chars = Array(name)
         var out = ""
-        for c in name {
-            if c.isUppercase { if !out.isEmpty { out += "-" }; out += c.lowercased() } else { out.append(c) }
+        for (i, c) in chars.enumerated() {
+            if c.isUppercase && i > 0 {
+                let prev = chars[i - 1]
+                let nextIsLower = i + 1 < chars.count && chars[i + 1].isLowercase
+                if !prev.isUppercase || nextIsLower { out += "-" }
+            }
+            out += c.lowercased()
         }
         return out
     }
