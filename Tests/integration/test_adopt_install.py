@@ -18,8 +18,10 @@ from conftest import GENERATE, LISTEN_RE, REPO
 
 TOOLS = ["wss-server", "wss-client", "wss-bench"]
 # What a binary may still link dynamically: OpenSSL, zlib, liburing (the io_uring wrapper in
-# Transport) and the C/C++ base libraries. A new one here is a new package users must install.
-ALLOWED_LIBS = {"linux-vdso.so.1", "libssl.so.3", "libcrypto.so.3", "libz.so.1", "liburing.so.2", "libm.so.6",
+# Transport), hiredis (wss-server's --backplane, WSRedis) and the C/C++ base libraries. A new
+# one here is a new package users must install: say so in README's Install section.
+ALLOWED_LIBS = {"linux-vdso.so.1", "libssl.so.3", "libcrypto.so.3", "libz.so.1", "liburing.so.2",
+                "libhiredis.so.0.14", "libm.so.6",
                 "libc.so.6", "libstdc++.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2"}
 SHARE = ["wss-server.service", "nginx.conf", "haproxy.cfg", "certbot-deploy-hook.sh", "wss-server.toml"]
 
