@@ -4,16 +4,20 @@ BIN     := .build/release/wss-server
 CERTS   := certs
 PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
-.PHONY: all build debug certs run run-plain test deps unit integration browser conformance \
+.PHONY: all build-deps build debug certs run run-plain test deps unit integration browser conformance \
         conformance-deflate conformance-full cluster bench-cluster fuzz fuzz-replay tlsfuzz testssl bench-resumption sanitize sanitize-address sanitize-thread bench bench-peers clean \
         install uninstall static man trust-ca
 
 all: build
 
-build:
+## The C headers the build needs (OpenSSL, zlib, hiredis, liburing), installed if missing.
+build-deps:
+	@scripts/build-deps.sh
+
+build: build-deps
 	$(SWIFT) build -c release
 
-debug:
+debug: build-deps
 	$(SWIFT) build
 
 ## Local CA + localhost certificate in certs/ (idempotent; never committed).
