@@ -146,7 +146,7 @@ BINDIR       = $(DESTDIR)$(PREFIX)/bin
 MANDIR       = $(DESTDIR)$(PREFIX)/share/man/man1
 SHAREDIR     = $(DESTDIR)$(PREFIX)/share/wss-server
 
-static:
+static: build-deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(STATIC)
 
 ## One page per tool, from `TOOL --experimental-dump-help` by swift-argument-parser's
