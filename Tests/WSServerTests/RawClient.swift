@@ -20,7 +20,7 @@ final class RawClient {
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        if rc != 0 { throw RawClientError.io("connect: \(errno)") }
+        if rc != 0 && errno != EINTR { throw RawClientError.io("connect: \(errno)") }
     }
 
     deinit { close(fd) }
@@ -29,6 +29,7 @@ final class RawClient {
         var off = 0
         while off < bytes.count {
             let n = send(fd, bytes.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
+            if n < 0 && errno == EINTR { continue }  // a signal (e.g. SIGCHLD of another test's child)
             if n <= 0 { throw RawClientError.io("send: \(errno)") }
             off += n
         }
@@ -42,6 +43,7 @@ final class RawClient {
         try readBuffer.withUnsafeMutableBytes { b in
             while got < count {
                 let n = recv(fd, b.baseAddress! + got, count - got, 0)
+                if n < 0 && errno == EINTR { continue }
                 if n <= 0 { throw RawClientError.io("recv: \(n) errno \(errno)") }
                 got += n
             }
@@ -56,6 +58,7 @@ final class RawClient {
         var byte: UInt8 = 0
         while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) {
             let n = recv(fd, &byte, 1, 0)
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { throw RawClientError.io("recv head") }
             head.append(byte)
         }
