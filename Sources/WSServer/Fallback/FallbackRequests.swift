@@ -70,8 +70,12 @@ extension FallbackHTTPConnection {
             log.info("fallback: origin \(origin ?? "") not allowed -> 403", metadata: meta)
             return answer(FallbackResponse.error(403, "origin not allowed", keepAlive: keepAlive))
         }
-        let decision = route.handler.shouldUpgrade(UpgradeRequest(head: head, subprotocols: [], fd: driver.fd))
-        guard case .accept(_, let userData) = decision else {
+        guard let offered = FallbackRouter.offeredSubprotocols(head) else {
+            log.info("fallback: subprotocol list is not tokens -> 400", metadata: meta)
+            return answer(FallbackResponse.error(400, "Sec-WebSocket-Protocol is not a list of tokens", keepAlive: keepAlive, cors: cors))
+        }
+        let decision = route.handler.shouldUpgrade(UpgradeRequest(head: head, subprotocols: offered, fd: driver.fd))
+        guard case .accept(let wanted, let userData) = decision else {
             if case .reject(let status, let reason) = decision {
                 log.info("fallback session rejected by the application: \(status) \(reason)", metadata: meta)
                 answer(FallbackResponse.error((400...599).contains(status) ? status : 403, reason, keepAlive: keepAlive, cors: cors))
@@ -82,6 +86,11 @@ extension FallbackHTTPConnection {
             log.warning("fallback: \(settings.maxSessions) sessions open -> 503", metadata: meta)
             return answer(FallbackResponse.error(503, "too many sessions", keepAlive: keepAlive, cors: cors,
                                                  extra: "Retry-After: 5\r\n"))
+        }
+        var subprotocol = wanted
+        if let s = wanted, !offered.contains(s) {
+            log.warning("application chose subprotocol '\(s)' the client did not offer; sending none", metadata: meta)
+            subprotocol = nil
         }
         let home = core.fallback.loops[loop.index]
         let session: FallbackSession
@@ -96,7 +105,7 @@ extension FallbackHTTPConnection {
             return answer(FallbackResponse.error(500, "cannot create a session", keepAlive: keepAlive, cors: cors))
         }
         let connID = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let connection = WebSocketConnection(id: connID, loop: loop, fallback: session, route: route, subprotocol: nil,
+        let connection = WebSocketConnection(id: connID, loop: loop, fallback: session, route: route, subprotocol: subprotocol,
                                              userData: userData, query: FallbackRouter.handlerQuery(head), core: core)
         session.connection = connection
         log.debug("fallback session (\(transport)) opened on \(head.path)", metadata: meta)
@@ -109,9 +118,14 @@ extension FallbackHTTPConnection {
             LongPollBatch.append(.session(session.id.description), to: &body)
             body.append(contentsOf: session.takePending())
             answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count,
-                                         keepAlive: keepAlive, cors: cors), body: body)
+                                         keepAlive: keepAlive, cors: cors, extra: protocolHeader(session)), body: body)
             session.delivered()
         }
+    }
+
+    /// The chosen subprotocol on a session's opening answer and on every SSE stream.
+    func protocolHeader(_ session: FallbackSession) -> String {
+        session.connection?.subprotocol.map { "Sec-WebSocket-Protocol: \($0)\r\n" } ?? ""
     }
 
     func startStream(_ session: FallbackSession, head: HTTPRequestHead, cors: String?) {
@@ -119,7 +133,7 @@ extension FallbackHTTPConnection {
         if !chunked { keepAlive = false }
         output.append(FallbackResponse.head(200, contentType: FallbackResponse.eventStream, chunked: chunked,
                                                         keepAlive: keepAlive, cors: cors,
-                                                        extra: "X-Accel-Buffering: no\r\n"))
+                                                        extra: "X-Accel-Buffering: no\r\n" + protocolHeader(session)))
         var first: [UInt8] = []
         SSEEncoder.appendSession(session.id, to: &first)
         first.append(contentsOf: session.takePending())
@@ -243,7 +257,8 @@ extension FallbackHTTPConnection {
         }
         handle(head)
         process()
-        if queuedOutput > 0 { scheduleFlush() }
+        readSoon = true
+        scheduleFlush()
     }
 
     /// A request that is not a fallback one (the page, an upgrade) on a connection we hold:
