@@ -118,9 +118,17 @@ extension FallbackHTTPConnection {
             LongPollBatch.append(.session(session.id.description), to: &body)
             body.append(contentsOf: session.takePending())
             answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count,
-                                         keepAlive: keepAlive, cors: cors, extra: protocolHeader(session)), body: body)
+                                         keepAlive: keepAlive, cors: cors,
+                                         extra: sessionHeader(session) + protocolHeader(session)), body: body)
             session.delivered()
         }
+    }
+
+    /// Every answer that belongs to a session names it, so a balancer in HTTP mode can keep
+    /// the session's requests on this instance (share/cluster/haproxy.cfg: `stick
+    /// store-response res.hdr(X-Session-Id)`, matched against `?sid=`). A 404 does not.
+    func sessionHeader(_ session: FallbackSession) -> String {
+        "X-Session-Id: \(session.id)\r\n"
     }
 
     /// The chosen subprotocol on a session's opening answer and on every SSE stream.
@@ -133,7 +141,7 @@ extension FallbackHTTPConnection {
         if !chunked { keepAlive = false }
         output.append(FallbackResponse.head(200, contentType: FallbackResponse.eventStream, chunked: chunked,
                                                         keepAlive: keepAlive, cors: cors,
-                                                        extra: "X-Accel-Buffering: no\r\n" + protocolHeader(session)))
+                                                        extra: "X-Accel-Buffering: no\r\n" + sessionHeader(session) + protocolHeader(session)))
         var first: [UInt8] = []
         SSEEncoder.appendSession(session.id, to: &first)
         first.append(contentsOf: session.takePending())
@@ -163,8 +171,8 @@ extension FallbackHTTPConnection {
         let body = session.takePending()
         state = .idle
         session.detach(self)
-        answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count, keepAlive: keepAlive),
-               body: body)
+        answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count, keepAlive: keepAlive,
+                                     extra: sessionHeader(session)), body: body)
         session.delivered()
     }
 
@@ -178,7 +186,7 @@ extension FallbackHTTPConnection {
             return fail(error.status, "\(error)")
         }
         session.touched()
-        answer(FallbackResponse.head(204, keepAlive: keepAlive, cors: corsOrigin(origin)))
+        answer(FallbackResponse.head(204, keepAlive: keepAlive, cors: corsOrigin(origin), extra: sessionHeader(session)))
         session.received(records)
     }
 
