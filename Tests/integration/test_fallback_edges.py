@@ -160,3 +160,22 @@ def test_post_pipelined_behind_a_held_poll_is_answered(server_factory, records):
     finally:
         sock.close()
         lp.close()
+
+
+def test_every_long_poll_answer_carries_cors_for_an_allowed_origin(server_factory):
+    """A cross-origin page can read a poll's answer only with Access-Control-Allow-Origin:
+    the first answer, a poll answered at once and a held poll answered later all carry it."""
+    srv = server_factory("ws", "--app", "echo", "--allowed-origin", "https://app.example", "--poll-timeout", "1")
+    origin = "https://app.example"
+    lp = LongPoll(srv, origin=origin)
+    try:
+        def poll():
+            resp = lp.poller.request("GET", lp.url)
+            body = resp.read()
+            assert resp.status == 200, (resp.status, body)
+            return resp.getheader("Access-Control-Allow-Origin"), body
+        lp.post([("t", "hi")])
+        assert poll() == (origin, b"t2:hi"), "answered at once"
+        assert poll() == (origin, b""), "held, then answered empty at the timeout"
+    finally:
+        lp.close()

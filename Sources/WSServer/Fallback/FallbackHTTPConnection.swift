@@ -45,6 +45,8 @@ final class FallbackHTTPConnection: EventHandler {
     /// `WebSocketConnection`, or from another loop), and bytes the previous owner left inside
     /// OpenSSL (decrypted, or read ahead) are never signalled by the kernel again.
     var readSoon = false
+    /// The CORS origin of the request being answered (a held poll is answered later).
+    var requestCORS: String?
 
     init(id: UInt64, loop: EventLoop, driver: StreamDriver, core: ServerCore) {
         self.id = id

@@ -18,6 +18,7 @@ extension FallbackHTTPConnection {
         if head.method == "POST" { keepAlive = false }
         let origin = head.value("Origin")
         let cors = corsOrigin(origin)
+        requestCORS = cors
         switch head.method {
         case "OPTIONS":
             return preflight(origin: origin, cors: cors)
@@ -172,7 +173,7 @@ extension FallbackHTTPConnection {
         state = .idle
         session.detach(self)
         answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count, keepAlive: keepAlive,
-                                     extra: sessionHeader(session)), body: body)
+                                     cors: requestCORS, extra: sessionHeader(session)), body: body)
         session.delivered()
     }
 
