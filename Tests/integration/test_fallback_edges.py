@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fallbackutil import Client, LongPoll, decode, encode
+from fallbackutil import SSE, Client, LongPoll, decode, encode
 
 
 def connections_open(metrics):
@@ -183,3 +183,25 @@ def test_every_long_poll_answer_carries_cors_for_an_allowed_origin(server_factor
         assert poll() == (origin, b""), "held, then answered empty at the timeout"
     finally:
         lp.close()
+
+
+@pytest.mark.parametrize("records", ["native", "openssl"])
+def test_sse_session_with_pipelined_posts_over_wss(server_factory, records):
+    """Three POSTs in one write on one keep-alive TLS connection: three 204s in order, the
+    three echoes in order on the session's event stream."""
+    extra = ["--openssl-records"] if records == "openssl" else []
+    srv = server_factory("wss", "--app", "echo", *extra)
+    sse = SSE(srv)
+    sock = raw_tls(srv)
+    try:
+        texts = ["one 你好", "two 🚀", "three"]
+        sock.sendall(b"".join(post_request(srv, sse.url, encode([("t", t)])) for t in texts))
+        sock.settimeout(5)
+        buf = b""
+        for _ in texts:
+            status, body, buf = read_response(sock, buf)
+            assert status == 204, (status, body)
+        assert [sse.message() for _ in texts] == texts
+    finally:
+        sock.close()
+        sse.close()
