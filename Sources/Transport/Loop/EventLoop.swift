@@ -61,9 +61,16 @@ public final class EventLoop: @unchecked Sendable {
         return owner != 0 && owner == UInt(pthread_self())
     }
 
-    public init(index: Int, readBufferSize: Int = 256 << 10) throws(TransportError) {
+    /// `io`: the backend (nil: `IOBackend.selected`, i.e. `WSS_IO` or epoll). A loop asked
+    /// for io_uring runs on epoll if its ring cannot be set up (the caller resolved the probe
+    /// and logged already; see `IOBackend.resolve`).
+    public init(index: Int, readBufferSize: Int = 256 << 10, io: IOBackend? = nil) throws(TransportError) {
         self.index = index
-        backend = try EpollBackend()
+        if (io ?? IOBackend.selected) == .uring, let uring = try? URingLoopBackend() {
+            backend = uring
+        } else {
+            backend = try EpollBackend()
+        }
         wakeFD = backend.wakeFD
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
         scratchBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
