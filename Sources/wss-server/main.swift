@@ -8,6 +8,8 @@ import WSSBuildInfo
 import WSServer
 import WebSocket
 
+extension IOBackend: ExpressibleByArgument {}
+
 enum AppName: String, ExpressibleByArgument, CaseIterable {
     case reply, echo, chat
 }
@@ -35,6 +37,9 @@ struct WSSServerCommand: ParsableCommand {
 
     @Option(help: "Event loop threads (default: number of cores).")
     var threads: Int = ServerConfiguration.coreCount
+
+    @Option(help: "Event loop backend: epoll or uring (default: WSS_IO from the environment, else epoll). uring runs on epoll, with one log line, where io_uring is unavailable or disabled.")
+    var io: IOBackend = ServerConfiguration.defaults.io
 
     @Option(help: "Largest message in bytes after reassembly; larger ones close with 1009.")
     var maxMessageSize: Int = ServerConfiguration.defaults.limits.maxMessageSize
@@ -128,6 +133,7 @@ struct WSSServerCommand: ParsableCommand {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1–1024") }
+        if case .failure(let bad)? = IOBackend.environment { throw ValidationError(bad.description) }
         if maxMessageSize < 1 { throw ValidationError("--max-message-size must be positive") }
         if let f = maxFrameSize, f < 1 { throw ValidationError("--max-frame-size must be positive") }
         if !(1...255).contains(maxQueuedPongs) { throw ValidationError("--max-queued-pongs must be 1–255") }
@@ -160,6 +166,7 @@ struct WSSServerCommand: ParsableCommand {
         config.certificateFile = cert
         config.keyFile = key
         config.threads = threads
+        config.io = io
         config.limits = try .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments,
                               maxQueuedPongs: maxQueuedPongs)
         config.maxConnections = maxConnections

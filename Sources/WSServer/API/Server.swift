@@ -32,7 +32,9 @@ public final class Server: @unchecked Sendable {
             tls = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile,
                                  nativeRecords: configuration.tlsNativeRecords)
         }
-        loops = try (0..<configuration.threads).map { try EventLoop(index: $0) }
+        let (io, fallback) = IOBackend.resolve(configuration.io)
+        if let fallback { logger.warning("\(fallback)") }
+        loops = try (0..<configuration.threads).map { try EventLoop(index: $0, io: io) }
         core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops, backplane: backplane)
     }
 

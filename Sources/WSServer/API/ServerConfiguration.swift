@@ -19,6 +19,13 @@ public struct ServerConfiguration: Sendable {
     public var tlsNativeRecords = true
     /// Event loops, one thread each. Default: one per core.
     public var threads: Int = ServerConfiguration.coreCount
+    /// What the loops wait on: epoll or io_uring. Default: `WSS_IO` from the environment if it
+    /// names one, else epoll (README, "Event loop backends"). io_uring where the kernel or a
+    /// sandbox forbids it runs on epoll, with one warning.
+    public var io: IOBackend = {
+        if case .success(let io)? = IOBackend.environment { return io }
+        return IOBackend.standard
+    }()
     /// Message limits (RFC 6455 frames and reassembled messages).
     public var limits = WebSocketProtocol.Limits()
     /// HTTP request head limits (431 when exceeded).
@@ -107,3 +114,6 @@ public struct ServerConfiguration: Sendable {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The event loops' backend (`ServerConfiguration.io`): epoll or io_uring.
+public typealias IOBackend = Transport.IOBackend
