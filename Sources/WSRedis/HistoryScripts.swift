@@ -2,7 +2,9 @@ import WSServer
 import WebSocket
 
 /// The two Lua scripts that keep a topic's history in Redis (run atomically, so offsets,
-/// stream entries and PUBLISH order agree), and the fixed arguments they take.
+/// stream entries and PUBLISH order agree), and the fixed arguments they take. The publish
+/// script writes the offset into the envelope and inserts the stream's epoch (flag 0x20),
+/// so every live delivery carries its full position.
 ///
 /// Keys per topic: `<prefix>h:<topic>` a Stream (`XADD … MAXLEN ~ N`, entry id
 /// `<offset>-1`, field `m` = the envelope) and `<prefix>m:<topic>` a hash (`e` epoch, `o`
@@ -13,7 +15,10 @@ struct HistoryScripts: Sendable {
         local e = redis.call('HGET', KEYS[2], 'e')
         if not e then redis.call('HSET', KEYS[2], 'e', ARGV[6]) end
         local o = redis.call('HINCRBY', KEYS[2], 'o', 1)
-        local m = string.sub(ARGV[1], 1, 19) .. struct.pack('>I8', o) .. ARGV[2]
+        e = e or ARGV[6]
+        local h = ARGV[1]
+        local m = string.sub(h, 1, 2) .. string.char(string.byte(h, 3) + 32) .. string.sub(h, 4, 19)
+          .. struct.pack('>I8', o) .. string.char(#e) .. e .. ARGV[2]
         redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], o .. '-1', 'm', m)
         redis.call('EXPIRE', KEYS[1], ARGV[4])
         redis.call('EXPIRE', KEYS[2], ARGV[4])
