@@ -5,12 +5,12 @@ import WebSocket
 /// History in Redis Streams: publishing through the script, recovery by XRANGE.
 extension RedisBackplane {
     /// `EVALSHA <publish> 2 <prefix>h:<topic> <prefix>m:<topic> <header> <payload> <maxlen>
-    /// <ttl> <prefix><topic> <epoch>`, written straight into the outbox.
+    /// <ttl> <prefix><topic> <epoch> <meta ttl>`, written straight into the outbox.
     func appendHistoryPublish(_ out: inout [UInt8], _ scripts: HistoryScripts, topic: String,
                               envelope: BackplaneEnvelope, payload: UnsafeRawBufferPointer) {
         withHeader(envelope) { header in
             withNames(topic) { prefix, name in
-                RedisCommand.appendArrayHeader(&out, 11)
+                RedisCommand.appendArrayHeader(&out, 12)
                 RedisCommand.appendASCII(&out, "$7\r\nEVALSHA\r\n")
                 scripts.publishSHA.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
                 RedisCommand.appendASCII(&out, "$1\r\n2\r\n")
@@ -22,6 +22,7 @@ extension RedisBackplane {
                 RedisCommand.appendBulk(&out, prefix, name)
                 var epoch = scripts.epochPrefix + "-" + String(envelope.sequence)
                 epoch.withUTF8 { RedisCommand.appendBulk(&out, UnsafeRawBufferPointer($0)) }
+                scripts.metaTTL.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
             }
         }
     }
@@ -62,7 +63,7 @@ extension RedisBackplane {
             appendKeys(&out, prefix, name)
         }
         let first = since.map { "\($0.offset + 1)-0" } ?? "-"
-        for arg in [first, scripts.epochPrefix + "-r\(monotonicMillis())", String(decoding: scripts.ttl, as: UTF8.self), since?.epoch ?? ""] {
+        for arg in [first, scripts.epochPrefix + "-r\(monotonicMillis())", String(decoding: scripts.metaTTL, as: UTF8.self), since?.epoch ?? ""] {
             var a = arg
             a.withUTF8 { RedisCommand.appendBulk(&out, UnsafeRawBufferPointer($0)) }
         }

@@ -23,8 +23,11 @@ struct BackplaneOptions: ParsableArguments {
     @Option(help: "Seconds a topic's history lives after its last publish (with --history-size; default 300).")
     var historyTTL: Double?
 
+    @Option(help: "Seconds a topic's epoch and last offset outlive its last publish, so an idle topic keeps its place (with --history-size; default 86400, never less than --history-ttl).")
+    var historyMetaTTL: Double?
+
     var history: HistoryOptions? {
-        historySize.map { HistoryOptions(size: $0, ttl: historyTTL ?? 300) }
+        historySize.map { HistoryOptions(size: $0, ttl: historyTTL ?? 300, metaTTL: historyMetaTTL) }
     }
 
     func validate() throws {
@@ -32,6 +35,10 @@ struct BackplaneOptions: ParsableArguments {
         if let t = historyTTL {
             if historySize == nil { throw ValidationError("--history-ttl needs --history-size") }
             if !(t >= 1 && t <= 30 * 86400) { throw ValidationError("--history-ttl must be 1–2592000 seconds") }
+        }
+        if let t = historyMetaTTL {
+            if historySize == nil { throw ValidationError("--history-meta-ttl needs --history-size") }
+            if !(t >= 1 && t <= 365 * 86400) { throw ValidationError("--history-meta-ttl must be 1–31536000 seconds") }
         }
         if let url = backplane {
             do { _ = try RedisEndpoint(url: url) } catch { throw ValidationError("--backplane: \(error)") }

@@ -9,13 +9,13 @@ import XCTest
 /// carry offset and epoch on every instance, a reconnect resumes without gap or repeat, and
 /// a stream that Redis lost is reported, never silent.
 final class RedisRecoveryTests: XCTestCase {
-    func makeServer(_ port: Int) throws -> (Server, RedisBackplane) {
+    func makeServer(_ port: Int, history: HistoryOptions = HistoryOptions(size: 100, ttl: 60)) throws -> (Server, RedisBackplane) {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
         config.threads = 2
         var options = RedisBackplane.Options(endpoint: RedisEndpoint(host: "127.0.0.1", port: port))
-        options.history = HistoryOptions(size: 100, ttl: 60)
+        options.history = history
         let backplane = try RedisBackplane(options: options)
         let server = try Server(configuration: config, backplane: backplane)
         server.route("/chat", ChatApp())
@@ -97,5 +97,25 @@ final class RedisRecoveryTests: XCTestCase {
         XCTAssertNotEqual(recovery.2, first.2, "a new epoch")
         let offsets = lines.filter { $0.0 == "message" }.compactMap(\.1)
         XCTAssertEqual(offsets, Array(1...UInt64(offsets.count)), "the new stream from its start, in order")
+    }
+
+    func testAnIdleTopicLosesItsMessagesButNotItsPlace() async throws {
+        let redis = try RedisProcess()
+        let (a, bpA) = try makeServer(redis.port, history: HistoryOptions(size: 100, ttl: 1, metaTTL: 60))
+        defer { a.stop(); a.wait(); bpA.shutdown() }
+        func recover(_ since: StreamPosition?) async -> Recovery {
+            await withCheckedContinuation { k in bpA.recover("/idle", since: since) { k.resume(returning: $0) } }
+        }
+        while await recover(nil).position == nil { try await Task.sleep(for: .milliseconds(20)) }
+        for i in 1...2 { a.topics.publish("/idle", text: "m\(i)") }
+        var now = await recover(nil)
+        while now.position?.offset != 2 { try await Task.sleep(for: .milliseconds(20)); now = await recover(nil) }
+        let epoch = try XCTUnwrap(now.position?.epoch)
+        try await Task.sleep(for: .milliseconds(2_200))  // the stream (1 s) expired, the meta (60 s) did not
+        XCTAssertEqual(redis.cli("EXISTS", "wss:h:/idle"), "0")
+        let upToDate = await recover(StreamPosition(offset: 2, epoch: epoch))
+        XCTAssertEqual(upToDate, Recovery(messages: [], position: StreamPosition(offset: 2, epoch: epoch), recovered: true))
+        let behind = await recover(StreamPosition(offset: 1, epoch: epoch))
+        XCTAssertFalse(behind.recovered, "offset 2 expired with the stream")
     }
 }
