@@ -42,8 +42,14 @@ class Redis:
             time.sleep(0.05)
         raise AssertionError(f"redis-server did not answer on {self.port}")
 
+    def start_auth(self, password: str, timeout: float = 10.0):
+        """start() for a redis-server run with --requirepass."""
+        self.password = password
+        return self.start(timeout)
+
     def cli(self, *args: str, timeout: float = 10.0) -> str:
-        r = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=timeout)
+        auth = ["--no-auth-warning", "-a", self.password] if getattr(self, "password", None) else []
+        r = subprocess.run(["redis-cli", "-p", str(self.port), *auth, *args], capture_output=True, text=True, timeout=timeout)
         return r.stdout
 
     def kill(self):
