@@ -244,3 +244,72 @@ def test_bad_records_get_an_alert_and_a_log_line(server_factory, client_ssl, gar
     # Other connections are unharmed.
     echo_round_trips(other, other_reader, sizes=(10,))
     close_cleanly(other, other_reader)
+
+
+def _memory_bio_client(srv, client_ssl):
+    """A TLS 1.3 client over memory BIOs: its records are ours to send however we like."""
+    out, inc = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ssl.wrap_bio(inc, out, server_hostname="localhost")
+    raw = socket.create_connection((srv.host, srv.port), timeout=5)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(out.read())
+            data = raw.recv(65536)
+            assert data
+            inc.write(data)
+    raw.sendall(out.read())
+    return obj, inc, out, raw
+
+
+def _read_plaintext(obj, inc, raw, want: int) -> tuple[bytes, Exception | None]:
+    got = b""
+    raw.settimeout(5)
+    while len(got) < want:
+        try:
+            got += obj.read(65536)
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as e:
+            return got, e
+        data = raw.recv(65536)
+        if not data:
+            break
+        inc.write(data)
+    return got, None
+
+
+@pytest.mark.parametrize("bad, alert", [
+    (bytes([23, 3, 3, 0, 40]) + bytes(40), "BAD_RECORD_MAC"),
+    (bytes([22, 3, 3, 0, 4, 1, 0, 0, 0]), "UNEXPECTED_MESSAGE"),
+], ids=["bad_mac", "wrong_type"])
+def test_good_records_before_a_bad_one_are_answered_before_the_alert(server_factory, client_ssl, bad, alert):
+    """Three good records (each a WebSocket frame) and a bad record in ONE write: the server's
+    own record layer opens the good ones, the echo answers all three, and only then comes the
+    fatal alert (RFC 8446 §6.2). Before, the good records of that read were dropped."""
+    srv = server_factory("wss", "--app", "echo")
+    obj, inc, out, raw = _memory_bio_client(srv, client_ssl)
+    assert obj.version() == "TLSv1.3"
+    req, key = upgrade_request("/")
+    obj.write(req.encode())
+    raw.sendall(out.read())
+    head, _ = _read_plaintext(obj, inc, raw, 1)
+    while b"\r\n\r\n" not in head:
+        more, _ = _read_plaintext(obj, inc, raw, 1)
+        assert more
+        head += more
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payloads = [b"first", b"second", b"third"]
+    for p in payloads:
+        obj.write(build_frame(OP_TEXT, p))  # one record each
+    raw.sendall(out.read() + bad)
+    expected = b"".join(build_frame(OP_TEXT, p, mask=False) for p in payloads)
+    got, err = _read_plaintext(obj, inc, raw, len(expected) + 1)
+    assert got == expected, got
+    assert err is not None and alert in str(err), err
+    raw.close()
+    assert srv.alive()
+

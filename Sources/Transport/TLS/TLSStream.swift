@@ -43,6 +43,9 @@ public final class TLSStream: ByteStream {
     var unsentOffset = 0
     /// Our close_notify or fatal alert went out: nothing more is sealed.
     var alertSent = false
+    /// The fatal alert a bad record earned, sent by `shutdownWrite` / `close` after the
+    /// output queued before it (instead of close_notify).
+    var owedAlert: UInt8?
     /// A fatal error (or end of stream) found after good bytes, for the next `read`.
     var pendingResult: IOResult?
 

@@ -122,6 +122,7 @@ public final class WebSocketConnection: EventHandler {
         case .eof: peerClosed()
         case .error(let why):
             log.debug("read failed: \(why)", metadata: meta)
+            flush()  // answers to what came before a bad TLS record go out before its alert
             finish()
         }
     }
