@@ -156,6 +156,40 @@ def test_invalid_arguments_exit_nonzero(args):
     assert "Fatal error" not in err and err.strip(), err
 
 
+def _tool(name):
+    path = SERVER_BIN.parent / name
+    if not path.is_file():
+        pytest.fail(f"{name} not found beside {SERVER_BIN}", pytrace=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("tool, args", [
+    ("wss-server", ["--no-such-flag"]), ("wss-server", ["--port", "notaport"]), ("wss-server", ["--port", "70000"]),
+    ("wss-server", ["--app", "bogus"]), ("wss-server", ["--threads", "0"]), ("wss-server", ["--port"]),
+    ("wss-server", ["--key", "k.pem"]), ("wss-server", ["--ticket-key-file", "t.key"]),
+    ("wss-server", ["--config", "/nonexistent/wss.toml"]),
+    ("wss-client", ["--no-such-flag", "ws://127.0.0.1:1/"]), ("wss-client", []),
+    ("wss-client", ["not a url"]),
+    ("wss-bench", ["--no-such-flag", "ws://127.0.0.1:1/"]), ("wss-bench", []),
+    ("wss-bench", ["--connections", "abc", "ws://127.0.0.1:1/"]),
+])
+def test_every_bad_flag_is_one_line_and_exit_1(tool, args):
+    """COMMON rule: an ordinary error of a tool is ONE line, "TOOL: error: reason", and exit
+    status 1 (not ArgumentParser's 64 and its usage block); --help still exits 0."""
+    r = subprocess.run([_tool(tool), *args], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, f"{tool} {args}: rc={r.returncode}; stderr={r.stderr!r}"
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"{tool} {args}: {r.stderr!r}"
+    assert lines[0].startswith(f"{tool}: error: "), lines[0]
+    assert "Usage:" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize("tool", ["wss-server", "wss-client", "wss-bench"])
+def test_help_exits_0(tool):
+    r = subprocess.run([_tool(tool), "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "USAGE:" in r.stdout.upper(), r
+
+
 # ---------------------------------------------------------------- signals
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

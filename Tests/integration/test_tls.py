@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import SERVER_BIN
 from wsutil import (OP_BIN, OP_CLOSE, OP_TEXT, Reader, build_frame, close_payload, raw_connect, read_frame,
                     recv_until_closed, upgrade_request, accept_for, read_http_response)
 
@@ -313,3 +314,44 @@ def test_good_records_before_a_bad_one_are_answered_before_the_alert(server_fact
     raw.close()
     assert srv.alive()
 
+
+def _s_client(srv, certs, *args, timeout=15):
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-servername", "localhost",
+                        "-CAfile", str(certs / "ca.pem"), "-tls1_3", "-ign_eof", *args],
+                       input=b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=timeout)
+    return r.stdout.decode(errors="replace")
+
+
+def test_ticket_key_file_lets_two_servers_resume_each_others_sessions(server_factory, certs, tmp_path):
+    """--ticket-key-file: two instances that share the secret file (a cluster behind a load
+    balancer) accept each other's tickets; an instance with its own random secret does not."""
+    key = tmp_path / "ticket.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    a = server_factory("wss", "--ticket-key-file", str(key))
+    b = server_factory("wss", "--ticket-key-file", str(key))
+    other = server_factory("wss")
+    sess = tmp_path / "a.sess"
+    first = _s_client(a, certs, "-sess_out", str(sess))
+    assert "New, TLSv1.3" in first and "ok" in first, first[-1500:]
+    assert sess.stat().st_size > 0, "s_client saved no session (no ticket from server a)"
+    on_b = _s_client(b, certs, "-sess_in", str(sess))
+    assert "Reused, TLSv1.3" in on_b, on_b[-1500:]
+    on_other = _s_client(other, certs, "-sess_in", str(sess))
+    assert "New, TLSv1.3" in on_other, on_other[-1500:]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_ticket_key_file_readable_by_others_is_refused(certs, tmp_path, mode):
+    key = tmp_path / "ticket.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(mode)
+    r = subprocess.run([str(SERVER_BIN), "--host", "127.0.0.1",
+                        "--port", "0", "--cert", str(certs / "cert.pem"), "--key", str(certs / "key.pem"),
+                        "--ticket-key-file", str(key)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("wss-server: error:") and "accessible by group or others" in lines[0], lines
+    assert "chmod 600" in lines[0]
