@@ -355,3 +355,50 @@ def test_ticket_key_file_readable_by_others_is_refused(certs, tmp_path, mode):
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("wss-server: error:") and "accessible by group or others" in lines[0], lines
     assert "chmod 600" in lines[0]
+
+
+def test_wss_client_sends_close_notify_after_the_close_handshake(certs, tmp_path):
+    """RFC 8446 §6.1: the client ends its TLS writing with close_notify of its own, not just a
+    TCP FIN. A Python TLS server answers the upgrade and the close frame, keeps TCP open, and
+    must then read a close_notify (recv() == b"") rather than an EOF without one (SSLEOFError)."""
+    import base64, hashlib, threading
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(certs / "cert.pem"), str(certs / "key.pem"))
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # a bare FIN must be an error, not b""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen = {}
+
+    def serve():
+        conn, _ = listener.accept()
+        with ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False) as s:
+            s.settimeout(10)
+            reader = Reader(s)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            key = next(l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key"))
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            _, _, op, _, payload = read_frame(reader, timeout=10)
+            s.sendall(build_frame(op, payload, mask=False))  # echo the message
+            _, _, op, _, payload = read_frame(reader, timeout=10)
+            seen["close"] = (op, payload[:2])
+            s.sendall(build_frame(OP_CLOSE, payload[:2], mask=False))
+            try:
+                seen["after"] = s.recv(100)  # b"": close_notify
+            except ssl.SSLError as e:
+                seen["after"] = e
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client = str(SERVER_BIN.parent / "wss-client")
+    r = subprocess.run([client, f"wss://localhost:{port}/", "--ca", str(certs / "ca.pem"), "--count", "1"],
+                       input=b"hello\n", capture_output=True, timeout=20)
+    t.join(15)
+    listener.close()
+    assert r.returncode == 0, r
+    assert b"hello" in r.stdout, r
+    assert seen.get("close") == (OP_CLOSE, b"\x03\xe8"), seen
+    assert seen.get("after") == b"", f"no close_notify from the client: {seen.get('after')!r}"
