@@ -245,7 +245,8 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     }
 
     func tick(now: UInt64) {
-        core.metrics.loops[loop.index].publish(connections: loop.registeredCount - (closed ? 0 : 1))
+        let own = (closed ? 0 : 1) + core.fallback.loops[loop.index].registeredDescriptors  // listener, session tick
+        core.metrics.loops[loop.index].publish(connections: loop.registeredCount - own)
         if pausedUntil != 0 && now >= pausedUntil && !closed {
             pausedUntil = 0
             loop.modify(fd: listener.fd, interest: .read)
