@@ -254,6 +254,7 @@ enum RawOutput {
     }
 }
 
+if let warning = ArgvSecrets.warning(for: Array(CommandLine.arguments.dropFirst())) { RawOutput.write(warning + "\n") }
 do {
     WSSServerCommand.mainWithOneLineErrors(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
 } catch {

@@ -294,3 +294,28 @@ def test_plain_http_on_tls_port_not_served(server_factory):
     finally:
         s.close()
     reply_roundtrip(srv)
+
+
+def test_password_on_the_command_line_is_warned_about_and_never_printed(tmp_path):
+    """A --backplane password on the command line is readable by any local user (ps): one
+    warning line that points to a 0600 --config file, without the secret; from a config file,
+    no warning."""
+    secret = "s3cr3t-pw"
+    r = subprocess.run([str(SERVER_BIN), "--backplane", f"redis://:{secret}@127.0.0.1:1/0", "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r
+    warnings = [l for l in r.stderr.splitlines() if "warning" in l]
+    assert len(warnings) == 1 and "--config" in warnings[0] and "ps" in warnings[0], r.stderr
+    assert secret not in r.stderr
+    r = subprocess.run([str(SERVER_BIN), f"--backplane=redis://user:{secret}@127.0.0.1:1", "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert "warning" in r.stderr and secret not in r.stderr, r.stderr
+    conf = tmp_path / "wss.toml"
+    conf.write_text(f'backplane = "redis://:{secret}@127.0.0.1:1/0"\n')
+    conf.chmod(0o600)
+    r = subprocess.run([str(SERVER_BIN), "--config", str(conf), "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "warning" not in r.stderr, r
+    r = subprocess.run([str(SERVER_BIN), "--backplane", "redis://127.0.0.1:1/0", "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "warning" not in r.stderr, r
