@@ -298,7 +298,7 @@ def test_plain_http_on_tls_port_not_served(server_factory):
 
 def test_password_on_the_command_line_is_warned_about_and_never_printed(tmp_path):
     """A --backplane password on the command line is readable by any local user (ps): one
-    warning line that points to a 0600 --config file, without the secret; from a config file,
+    warning line that points to --backplane-password-file and a 0600 --config file, without the secret; from a config file,
     no warning."""
     secret = "s3cr3t-pw"
     r = subprocess.run([str(SERVER_BIN), "--backplane", f"redis://:{secret}@127.0.0.1:1/0", "--print-config"],
@@ -306,6 +306,7 @@ def test_password_on_the_command_line_is_warned_about_and_never_printed(tmp_path
     assert r.returncode == 0, r
     warnings = [l for l in r.stderr.splitlines() if "warning" in l]
     assert len(warnings) == 1 and "--config" in warnings[0] and "ps" in warnings[0], r.stderr
+    assert "--backplane-password-file" in warnings[0], r.stderr
     assert secret not in r.stderr
     r = subprocess.run([str(SERVER_BIN), f"--backplane=redis://user:{secret}@127.0.0.1:1", "--print-config"],
                        capture_output=True, text=True, timeout=10)
