@@ -27,7 +27,7 @@ SAMPLE = {
     "backplane-password-file": "/etc/wss/redis.pw",
     "history-size": 50, "history-ttl": 60.0, "history-meta-ttl": 3600.0, "trusted-proxy": ["10.1.0.0/16", "fd00::/8"],
     "session-timeout": 30.0, "poll-timeout": 10.0, "max-sessions": 500, "max-post-body": 65536,
-    "max-post-messages": 10, "post-timeout": 5.0,
+    "max-post-messages": 10, "post-timeout": 5.0, "ticket-key-file": "/etc/wss/ticket.key",
 }
 NOT_SETTINGS = {"config", "print-config", "help", "version"}
 
