@@ -36,16 +36,18 @@ extension RedisBackplane {
     public func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void) {
         guard let scripts else { return completion(Recovery(messages: [], position: nil, recovered: since == nil)) }
         loop.execute { [self] in
-            // Wait until live messages of the topic reach this instance before reading the
-            // history (a first local subscriber's SUBSCRIBE may still be on its way).
-            if awaitingAck[topic] != nil || (topics?.activeTopics.contains(topic) == true && subscriber.state != .ready) {
-                guard subscriber.state == .ready else { return completion(Recovery(messages: [], position: nil, recovered: false)) }
-                deferredRecoveries[topic, default: []].append { [self] subscribed in
-                    if subscribed { readHistory(scripts, topic, since, completion) } else { completion(Recovery(messages: [], position: nil, recovered: false)) }
-                }
-                return
+            // Read the history only once live messages of the topic reach this instance: a
+            // first local subscriber's SUBSCRIBE may still be on its way, or (activation from
+            // another loop not run yet) not even sent.
+            let active = topics?.activeTopics.contains(topic) == true
+            if active && subscriber.state == .ready && !subscribed.contains(topic) { reconcile(topic) }
+            if active && subscriber.state != .ready {
+                return completion(Recovery(messages: [], position: nil, recovered: false))
             }
-            readHistory(scripts, topic, since, completion)
+            guard awaitingAck[topic] != nil else { return readHistory(scripts, topic, since, completion) }
+            deferredRecoveries[topic, default: []].append { [self] subscribed in
+                if subscribed { readHistory(scripts, topic, since, completion) } else { completion(Recovery(messages: [], position: nil, recovered: false)) }
+            }
         }
     }
 

@@ -101,6 +101,19 @@ async def sync_all(clients, tag: str, rounds: int = 100):
         await drain(c, 0.3)
 
 
+def wait_listening(port: int, proc: subprocess.Popen, log, timeout: float = 10.0):
+    """Until something accepts on 127.0.0.1:port; fails at once if `proc` exits (with its log)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert proc.poll() is None, f"haproxy exited: {log.read_text()}"
+            time.sleep(0.05)
+    raise AssertionError(f"haproxy did not listen on {port}")
+
+
 class HAProxy:
     """haproxy in TCP mode in front of `backends` [(host, port)], on a free 127.0.0.1 port,
     health checks on /healthz (with the PROXY header when `send_proxy` is set)."""
@@ -134,15 +147,7 @@ backend instances
         self.log = tmp_path / f"haproxy-{self.port}.log"
         self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(self.cfg)], stdout=open(self.log, "wb"),
                                      stderr=subprocess.STDOUT)
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None, f"haproxy exited: {self.log.read_text()}"
-                time.sleep(0.05)
-        raise AssertionError("haproxy did not listen")
+        wait_listening(self.port, self.proc, self.log)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -150,7 +155,7 @@ backend instances
             self.proc.wait(5)
 
 
-class ClusterHAProxy:
+class ClusterHAProxy(HAProxy):
     """HAProxy running make cluster's own config (share/cluster/haproxy.cfg: HTTP mode, TLS
     terminated, sticky fallback sessions) on a free 127.0.0.1 port, in front of three TLS
     instances with --proxy-protocol; `certs` holds cert.pem, key.pem and ca.pem."""
@@ -172,17 +177,4 @@ class ClusterHAProxy:
         self.log = tmp_path / f"haproxy-{self.port}.log"
         self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env,
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None, f"haproxy exited: {self.log.read_text()}"
-                time.sleep(0.05)
-        raise AssertionError("haproxy did not listen")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
+        wait_listening(self.port, self.proc, self.log)

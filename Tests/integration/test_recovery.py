@@ -255,3 +255,38 @@ async def cluster_outage(servers, redis, extra, persist):
     for r in readers:
         await r.ws.close()
     await pub.close()
+
+
+def test_redis_without_history_a_resume_after_an_outage_is_reported_incomplete(server_factory):
+    """No history: nothing to replay, so a client that comes back with a position is told so
+    (and the instances count what they missed in wss_backplane_lost_total)."""
+    redis = Redis().start()
+    try:
+        servers = [chat(server_factory, "--backplane", redis.url) for _ in range(2)]
+
+        async def main():
+            pub = await ws_connect(servers[0], "/chatsocket?room=n")
+            r = Reader(servers[1], "n")
+            await r.connect()
+            await r.until(0, recoveries=1)
+            for _ in range(100):  # until instance 1's subscription carries instance 0's messages
+                await pub.send("probe")
+                try:
+                    r.take(await asyncio.wait_for(r.ws.recv(), 0.1))
+                    break
+                except asyncio.TimeoutError:
+                    pass
+            assert r.messages and r.messages[0] == (None, "probe"), "no positions without history"
+            await r.ws.close()
+            redis.kill()
+            await send_all(pub, [f"lost{i}" for i in range(5)])
+            redis.start()
+            back = await ws_connect(servers[1], "/chatsocket?room=n&since=1&epoch=e0")
+            m = json.loads(await asyncio.wait_for(back.recv(), 5))
+            assert m["type"] == "recovery" and m["recovered"] is False and m["count"] == 0, m
+            await back.close()
+            await pub.close()
+
+        run(main(), timeout=30)
+    finally:
+        redis.kill()
