@@ -107,6 +107,9 @@ struct WSSServerCommand: ParsableCommand {
     @Flag(help: "TLS: keep OpenSSL's record layer after the handshake instead of ours (see README).")
     var opensslRecords = false
 
+    @Option(help: ArgumentHelp("TLS session-ticket secret: the first 32 bytes of FILE (e.g. `openssl rand 32`), mode 0600. Servers sharing the file (and a clock) resume each other's sessions. Default: random per process.", valueName: "FILE"))
+    var ticketKeyFile: String?
+
     @Flag(help: "Do not serve GET /metrics.")
     var noMetrics = false
 
@@ -131,6 +134,7 @@ struct WSSServerCommand: ParsableCommand {
 
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
+        if ticketKeyFile != nil && cert == nil { throw ValidationError("--ticket-key-file needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1–1024") }
         if case .failure(let bad)? = IOBackend.environment { throw ValidationError(bad.description) }
@@ -177,6 +181,7 @@ struct WSSServerCommand: ParsableCommand {
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
         config.tlsNativeRecords = !opensslRecords
+        config.ticketKeyFile = ticketKeyFile
         config.deflate = try DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
                                         serverNoContextTakeover: deflateNoContextTakeover,
                                         clientNoContextTakeover: deflateNoContextTakeover,
@@ -256,6 +261,7 @@ enum RawOutput {
     }
 }
 
+if let warning = ArgvSecrets.warning(for: Array(CommandLine.arguments.dropFirst())) { RawOutput.write(warning + "\n") }
 do {
     WSSServerCommand.mainWithOneLineErrors(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
 } catch {

@@ -17,6 +17,10 @@ public struct ServerConfiguration: Sendable {
     /// messages). False keeps OpenSSL's record layer for every connection and sends one
     /// session ticket (resumption); TLS 1.2 connections always use OpenSSL's.
     public var tlsNativeRecords = true
+    /// Secret of the TLS session-ticket keys: the first 32 bytes of this file, which group and
+    /// others must not be able to read (see `TLSTicketKeys(secretFile:)`). Servers sharing the
+    /// file resume each other's sessions. nil: a random secret per process.
+    public var ticketKeyFile: String?
     /// Event loops, one thread each. Default: one per core.
     public var threads: Int = ServerConfiguration.coreCount
     /// What the loops wait on: epoll or io_uring. Default: `WSS_IO` from the environment if it

@@ -11,18 +11,24 @@ extension WebSocketConnection {
 
     func sendFrame(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer, compress: Bool? = nil) -> SendStatus {
         loop.assertInLoop()  // debug builds: a send from another thread is a bug (use AsyncWebSocket)
-        guard policy.phase == .open else {
-            guard let fallback = extras?.fallback else { return .dropped }
-            return fallback.send(opcode == .text ? .text : .binary, bytes)
-        }
-        guard !overBackpressureLimit(adding: bytes.count) else { return .dropped }
-        if bytes.count < Self.directSendThreshold || writeBlocked || !sendDirect(opcode, bytes, compress: compress) {
+        guard policy.phase == .open else { return sendToFallback(opcode, bytes) }
+        let n = bytes.count
+        // The limit's slow path (metrics, logging, close) out of line: one compare here.
+        if proto.outbound.readableCount &+ n > core.maxBackpressure, overBackpressureLimit(adding: n) { return .dropped }
+        if n < Self.directSendThreshold || writeBlocked || !sendDirect(opcode, bytes, compress: compress) {
             guard proto.send(opcode, bytes, compress: compress) == .queued else { return .dropped }
         }
         counters.messagesOut &+= 1
-        counters.bytesOut &+= bytes.count
-        scheduleFlush()
+        counters.bytesOut &+= n
+        if !flushQueued { scheduleFlush() }
         return status
+    }
+
+    /// Not a WebSocket (yet, or any more): an SSE or long-polling session takes the message.
+    @inline(never)
+    func sendToFallback(_ opcode: Opcode, _ bytes: UnsafeRawBufferPointer) -> SendStatus {
+        guard let fallback = extras?.fallback else { return .dropped }
+        return fallback.send(opcode == .text ? .text : .binary, bytes)
     }
 
     /// Writes a large message without copying it (see `StreamDriver.writeDirect`); only what
@@ -50,6 +56,7 @@ extension WebSocketConnection {
 
     /// Whether queuing `count` more bytes would pass `maxBackpressure`; applies the policy
     /// (drop, or close with 1008).
+    @inline(never)
     func overBackpressureLimit(adding count: Int) -> Bool {
         guard proto.outbound.readableCount + count > core.maxBackpressure else { return false }
         core.metrics.backpressureDrops.add(1)

@@ -23,6 +23,12 @@ enum ReceiveState {
     /// Between frames with no header bytes pending.
     static var idle: ReceiveState { .header(PartialHeader()) }
 
+    /// Between frames with no header bytes pending (the receive fast path's precondition).
+    @inline(__always) var isIdle: Bool {
+        if case .header(let partial) = self { return partial.count == 0 }
+        return false
+    }
+
     /// False only between frames with no partial header.
     var isInsideFrame: Bool {
         if case .header(let partial) = self { return partial.count > 0 }

@@ -35,6 +35,10 @@ extension WebSocketProtocol {
     public mutating func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
                               compress: Bool? = nil) -> SendResult {
         guard state == .open else { return .closed }
+        if deflate == nil, role == .server {  // the common case, without the compression checks
+            writeServerFrame(opcode, payload, fin: fin, rsv: 0)
+            return .queued
+        }
         if let d = deflate, fin, opcode == .text || opcode == .binary, d.canCompress,
            compress ?? d.shouldCompress(size: payload.count) {
             let scratch = d.sendScratch ?? ByteBuffer(capacity: 1 << 12)
@@ -99,6 +103,7 @@ extension WebSocketProtocol {
 
     mutating func writeFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
                              rsv: UInt8 = 0) {
+        if role == .server { return writeServerFrame(opcode, payload, fin: fin, rsv: rsv) }
         let masked = role == .client
         let key = masked ? maskKeys!.nextKey() : 0  // §5.3: a fresh key from the CSPRNG per frame
         let header = FrameHeader(fin: fin, rsv: rsv, opcode: opcode, masked: masked, maskKey: key,
@@ -113,5 +118,26 @@ extension WebSocketProtocol {
             }
         }
         outbound.commitWrite(h + payload.count)
+    }
+
+    /// A server's frame (unmasked, §5.1) straight into `outbound`: the header's 2, 4 or 10
+    /// bytes (minimal length form, §5.2) and one copy of the payload.
+    @inline(__always)
+    private func writeServerFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, rsv: UInt8) {
+        let n = payload.count
+        let headerLength = n < 126 ? 2 : n <= 0xFFFF ? 4 : 10
+        let dst = outbound.reserveWritable(headerLength &+ n)
+        dst.storeBytes(of: (fin ? 0x80 : 0) | (rsv & 7) << 4 | opcode.rawValue, as: UInt8.self)
+        if n < 126 {
+            dst.storeBytes(of: UInt8(truncatingIfNeeded: n), toByteOffset: 1, as: UInt8.self)
+        } else if n <= 0xFFFF {
+            dst.storeBytes(of: 126, toByteOffset: 1, as: UInt8.self)
+            dst.storeBytes(of: UInt16(truncatingIfNeeded: n).bigEndian, toByteOffset: 2, as: UInt16.self)
+        } else {
+            dst.storeBytes(of: 127, toByteOffset: 1, as: UInt8.self)
+            dst.storeBytes(of: UInt64(n).bigEndian, toByteOffset: 2, as: UInt64.self)
+        }
+        if n > 0 { (dst + headerLength).copyMemory(from: payload.baseAddress!, byteCount: n) }
+        outbound.commitWrite(headerLength &+ n)
     }
 }

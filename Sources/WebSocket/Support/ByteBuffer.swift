@@ -59,12 +59,12 @@ public final class ByteBuffer {
     /// Makes room for `count` more bytes and returns a pointer to write them at;
     /// call `commitWrite(count)` afterwards with how many were actually written.
     @inlinable @inline(__always) package func reserveWritable(_ count: Int) -> UnsafeMutableRawPointer {
-        if writeIndex + count > capacity { grow(to: writeIndex - readIndex + count) }
+        if writeIndex &+ count > capacity { grow(to: writeIndex - readIndex + count) }
         return storage! + writeIndex
     }
 
     @inlinable package func commitWrite(_ count: Int) {
-        writeIndex += count
+        writeIndex &+= count
     }
 
     @inlinable @inline(__always) public func append(_ bytes: UnsafeRawBufferPointer) {
