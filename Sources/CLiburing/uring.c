@@ -252,3 +252,8 @@ int wss_uring_has_send_zc(wss_uring *u) {
     io_uring_free_probe(p);
     return ok;
 }
+
+/* Linking the TransportURing target registers the io_uring loop backend with Transport before
+   main (TransportURing/URingLoops.swift): a program without it has epoll loops only. */
+extern void wss_transport_uring_install(void);
+__attribute__((constructor)) static void wss_register_backend(void) { wss_transport_uring_install(); }

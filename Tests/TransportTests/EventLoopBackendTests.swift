@@ -1,5 +1,6 @@
 import Glibc
 import Transport
+import TransportURing
 import XCTest
 
 /// The contract both loop backends keep (LoopBackend's doc comment), each test run on epoll and
@@ -226,6 +227,15 @@ final class EventLoopBackendTests: XCTestCase {
             onLoop(loop) { try! loop.register(fd: ours, handler: probe, interest: .read) }
             eventually("\(io): ticks", within: 3 * EventLoop.tickMillis + 500) { probe.state.withLock { $0.ticks } >= 2 }
             onLoop(loop) { loop.unregister(fd: ours) }
+        }
+    }
+
+    /// Linking TransportURing registers the backend before main (its C constructor): what the
+    /// loop uses is then exactly what the kernel probe says, not "built without io_uring".
+    func testLinkingTransportURingRegistersTheBackend() {
+        XCTAssertEqual(IOBackend.uringOutcome, URingProbe.check())
+        if IOBackend.uringOutcome == .available {
+            XCTAssertEqual(try EventLoop(index: 0, readBufferSize: 64, io: .uring).io, .uring)
         }
     }
 

@@ -66,7 +66,8 @@ public final class EventLoop: @unchecked Sendable {
     /// and logged already; see `IOBackend.resolve`).
     public init(index: Int, readBufferSize: Int = 256 << 10, io: IOBackend? = nil) throws(TransportError) {
         self.index = index
-        if (io ?? IOBackend.selected) == .uring, let uring = try? URingLoopBackend() {
+        if (io ?? IOBackend.selected) == .uring, let make = URingRegistration.current?.makeBackend,
+           let uring = try? make() {
             backend = uring
         } else {
             backend = try EpollBackend()

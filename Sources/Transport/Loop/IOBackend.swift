@@ -41,7 +41,7 @@ public enum IOBackend: String, Sendable, CaseIterable, CustomStringConvertible {
     /// The backend to run for `requested`: epoll when io_uring cannot run in this process, with
     /// the reason (the caller logs it, once). The probe runs once per process.
     public static func resolve(_ requested: IOBackend,
-                               probe: () -> URingProbe.Outcome = { uringOutcome }) -> (backend: IOBackend, fallback: String?) {
+                               probe: () -> Availability = { uringOutcome }) -> (backend: IOBackend, fallback: String?) {
         guard requested == .uring else { return (requested, nil) }
         switch probe() {
         case .available: return (.uring, nil)
@@ -49,6 +49,33 @@ public enum IOBackend: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// `URingProbe.check()`, once per process.
-    public static let uringOutcome: URingProbe.Outcome = URingProbe.check()
+    /// Whether a backend can run in this process.
+    public enum Availability: Equatable, Sendable {
+        case available
+        /// Why not, in a few words (for the one log line of the fallback to epoll).
+        case unavailable(String)
+    }
+
+    /// Whether io_uring loops can run here: `URingProbe.check()` of the TransportURing target,
+    /// once per process; unavailable in a program that does not link that target.
+    public static let uringOutcome: Availability = URingRegistration.current?.probe()
+        ?? .unavailable("this program is built without the io_uring backend (the TransportURing target)")
+}
+
+/// What the TransportURing target hands Transport when it is linked into a program (at load
+/// time, before `main`: see its `URingLoops.install()`). Transport itself never links liburing,
+/// so a library user of WSServer or WSClient alone neither builds nor loads it.
+package struct URingRegistration: Sendable {
+    package let probe: @Sendable () -> IOBackend.Availability
+    package let makeBackend: @Sendable () throws(TransportError) -> any LoopBackend
+
+    package init(probe: @escaping @Sendable () -> IOBackend.Availability,
+                 makeBackend: @escaping @Sendable () throws(TransportError) -> any LoopBackend) {
+        self.probe = probe
+        self.makeBackend = makeBackend
+    }
+
+    /// Set once, before any loop is made (a load-time constructor, or `install()` at the top
+    /// of `main`), read afterwards.
+    nonisolated(unsafe) package static var current: URingRegistration?
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLinux
+import Transport
 
 /// An event loop on io_uring. Readiness goes through the ring as one-shot IORING_OP_POLL_ADD
 /// requests, re-armed after the handler ran: a descriptor still ready is reported again at

@@ -1,4 +1,5 @@
 import CLiburing
+import Transport
 
 /// One io_uring (liburing, through CLiburing), owned by one thread: the submission/completion
 /// rings an io_uring event loop runs on. Preparing a request only fills a submission slot;
