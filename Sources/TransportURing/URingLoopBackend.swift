@@ -110,7 +110,7 @@ package final class URingLoopBackend: LoopBackend {
         if !unarmed.isEmpty { retryArms() }
         if wakeUnarmed { wakeUnarmed = false; armWake() }
         let rc = ring.submitAndWait(timeoutMillis: Int(timeoutMillis))
-        loop.now = monotonicMillis()
+        loop.updateClock()
         switch -rc {
         case EBADF, EBADFD, EFAULT, EINVAL, EOPNOTSUPP, EEXIST: return false
         default: break

@@ -7,7 +7,7 @@ import XCTest
 /// on io_uring with real socket pairs on a running loop: level-triggered readiness, interest
 /// changes, hang-up whatever the interest, no event after unregister, a FIN as soon as a
 /// registered socket is closed, cross-thread tasks and ticks.
-final class EventLoopBackendTests: XCTestCase {
+final class EventLoopBackendTests: LoopTestCase {
     /// Counts what the loop reports; reads (and drops) input only when `drain` is set.
     final class Probe: EventHandler, @unchecked Sendable {
         let fd: Int32
@@ -27,51 +27,6 @@ final class EventLoopBackendTests: XCTestCase {
         }
         func tick(now: UInt64) { state.withLock { $0.ticks += 1 } }
         func flushScheduled() {}
-    }
-
-    var loops: [EventLoop] = []
-    var fds: [Int32] = []
-
-    override func tearDown() {
-        for l in loops { l.stop(); l.join() }
-        loops = []
-        for fd in fds { close(fd) }
-        fds = []
-    }
-
-    /// The backends to run a test on: io_uring only where the probe allows it here.
-    var backends: [IOBackend] {
-        if case .unavailable = IOBackend.uringOutcome { return [.epoll] }
-        return [.epoll, .uring]
-    }
-
-    func startLoop(_ io: IOBackend) throws -> EventLoop {
-        let loop = try EventLoop(index: 0, readBufferSize: 4096, io: io)
-        XCTAssertEqual(loop.io, io)
-        loop.start(name: "test")
-        loops.append(loop)
-        return loop
-    }
-
-    /// A connected non-blocking stream pair (ours, peer).
-    func pair() -> (Int32, Int32) {
-        var sv: [Int32] = [0, 0]
-        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &sv), 0)
-        fds += sv
-        return (sv[0], sv[1])
-    }
-
-    /// Runs `body` on the loop's thread and waits for it.
-    func onLoop(_ loop: EventLoop, _ body: @escaping @Sendable () -> Void) {
-        let done = DispatchSemaphore(value: 0)
-        loop.execute { body(); done.signal() }
-        XCTAssertEqual(done.wait(timeout: .now() + 2), .success, "loop task did not run")
-    }
-
-    func eventually(_ what: String, within ms: UInt64 = 2000, _ condition: () -> Bool) {
-        let deadline = monotonicMillis() + ms
-        while !condition() && monotonicMillis() < deadline { usleep(2000) }
-        XCTAssertTrue(condition(), what)
     }
 
     func send(_ fd: Int32, _ text: String) {

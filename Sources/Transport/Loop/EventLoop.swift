@@ -33,16 +33,26 @@ public final class EventLoop: @unchecked Sendable {
     let wakeFD: Int32
     /// The backend this loop runs on.
     public var io: IOBackend { backend.kind }
-    /// Handlers by fd.
+    /// Handlers by fd: the loop owns what is registered on it (a connection lives as long as
+    /// its registration). Touched on register/unregister, ticks and stop; not per event.
     @exclusivity(unchecked) private var handlers: [EventHandler?] = []
-    /// Registration count per fd, carried in each backend event: an event still queued for an
-    /// fd that was closed and reused within one batch is recognised as stale and dropped.
-    @exclusivity(unchecked) private var generations: [UInt32] = []
-    @exclusivity(unchecked) private var pendingFlush: [EventHandler] = []
+    /// What `dispatch` reads per event, by fd: the same handlers unowned (no retain/release
+    /// per event) and the registration count per fd (see `HandlerTable`).
+    private let table = HandlerTable()
+    /// Handlers unregistered during this iteration, kept alive until it ends: a handler may
+    /// unregister itself inside `handleEvent` or after `scheduleFlush`, and both `dispatch`
+    /// and the flush queue hold it unowned.
+    @exclusivity(unchecked) private var retired: [EventHandler] = []
+    @exclusivity(unchecked) private var retiredSpare: [EventHandler] = []
+    /// Handlers that asked for `flushScheduled()` this iteration, unowned.
+    private let pendingFlush = FlushQueue()
     private let tasks = Locked<[@Sendable () -> Void]>([])
     private let stopped = Atomic<Bool>(false)
-    /// The loop's clock, updated once per iteration.
-    @exclusivity(unchecked) public package(set) var now: UInt64 = monotonicMillis()
+    /// The loop's clock in milliseconds, updated once per iteration. Read on every receive by
+    /// other modules: a `let` pointer read through an inlinable getter compiles to one load
+    /// (a stored `var` costs a dynamic exclusivity check per read across modules).
+    @inlinable public var now: UInt64 { clock.pointee }
+    @usableFromInline let clock: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var nextTick: UInt64 = 0
     /// One receive buffer for every connection on this loop: a connection keeps only the
     /// unconsumed tail of a partial frame. 256 KiB fits 16 TLS records or a large TCP burst.
@@ -73,6 +83,8 @@ public final class EventLoop: @unchecked Sendable {
             backend = try EpollBackend()
         }
         wakeFD = backend.wakeFD
+        clock = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        clock.initialize(to: monotonicMillis())
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
         scratchBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
     }
@@ -80,7 +92,11 @@ public final class EventLoop: @unchecked Sendable {
     deinit {
         readBuffer.deallocate()
         scratchBuffer.deallocate()
+        clock.deallocate()
     }
+
+    /// Reads the clock (backends, once per iteration).
+    @inline(__always) package func updateClock() { clock.pointee = monotonicMillis() }
 
     // MARK: - Registration (loop thread only)
 
@@ -105,13 +121,12 @@ public final class EventLoop: @unchecked Sendable {
     public func register(fd: Int32, handler: EventHandler, events: UInt32) throws(TransportError) {
         let i = Int(fd)
         if i >= handlers.count {
-            let more = i + 1 - handlers.count + 64
-            handlers += Array(repeating: nil, count: more)
-            generations += Array(repeating: 0, count: more)
+            handlers += Array(repeating: nil, count: i + 1 - handlers.count + 64)
         }
-        generations[i] &+= 1
-        try backend.add(fd: fd, tag: Self.tag(fd, generations[i]), events: events)
+        let generation = table.nextGeneration(fd: i)
+        try backend.add(fd: fd, tag: Self.tag(fd, generation), events: events)
         handlers[i] = handler
+        table.set(fd: i, handler)
         registeredCount += 1
     }
 
@@ -121,7 +136,7 @@ public final class EventLoop: @unchecked Sendable {
 
     public func modify(fd: Int32, events: UInt32) {
         let i = Int(fd)
-        backend.modify(fd: fd, tag: Self.tag(fd, i < generations.count ? generations[i] : 0), events: events)
+        backend.modify(fd: fd, tag: Self.tag(fd, table.generation(fd: i)), events: events)
     }
 
     /// Removes the handler; call before closing the fd.
@@ -139,9 +154,11 @@ public final class EventLoop: @unchecked Sendable {
 
     private func forget(fd: Int32, closing: Bool) {
         let i = Int(fd)
-        if i < handlers.count, handlers[i] != nil {
-            backend.remove(fd: fd, tag: Self.tag(fd, generations[i]), closing: closing)
+        if i < handlers.count, let h = handlers[i] {
+            backend.remove(fd: fd, tag: Self.tag(fd, table.generation(fd: i)), closing: closing)
+            table.set(fd: i, nil)
             handlers[i] = nil
+            retired.append(h)
             registeredCount -= 1
         }
     }
@@ -150,14 +167,13 @@ public final class EventLoop: @unchecked Sendable {
     /// registration ended. Called by the backend for each ready descriptor.
     @inline(__always) package func dispatch(tag: UInt64, events: UInt32) -> Bool {
         let idx = Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag)))
-        guard idx < handlers.count, generations[idx] == UInt32(truncatingIfNeeded: tag >> 32),
-              let h = handlers[idx] else { return false }
-        h.handleEvent(IOEvents(rawValue: events))
-        return true
+        return table.dispatch(fd: idx, generation: UInt32(truncatingIfNeeded: tag >> 32), events: events)
     }
 
     /// Asks for `flushScheduled()` at the end of this iteration (write coalescing: many
     /// sends, one write).
+    /// The handler must stay alive until the iteration ends: registered handlers do (an
+    /// unregistered one is kept in `retired` until then); others must be owned elsewhere.
     public func scheduleFlush(_ handler: EventHandler) {
         pendingFlush.append(handler)
     }
@@ -205,6 +221,7 @@ public final class EventLoop: @unchecked Sendable {
                 for case let h? in handlers { h.tick(now: now) }
             }
             flushPending()
+            if !retired.isEmpty { releaseRetired() }
         }
         // Close whatever is still registered and break reference cycles (handler ↔ loop).
         runTasks()
@@ -212,9 +229,9 @@ public final class EventLoop: @unchecked Sendable {
         for case let h? in remaining { h.loopStopped() }
         backend.finish()
         handlers.removeAll()
-        generations.removeAll()
+        table.removeAll()
         pendingFlush.removeAll()
-        flushing.removeAll()
+        releaseRetired()
         registeredCount = 0
     }
 
@@ -227,18 +244,16 @@ public final class EventLoop: @unchecked Sendable {
         for t in batch { t() }
     }
 
-    /// Spare array swapped with `pendingFlush`, so neither is ever copied (no allocation per
-    /// iteration).
-    @exclusivity(unchecked) private var flushing: [EventHandler] = []
+    /// Flushes in order of scheduling; handlers scheduled by a flush run in the same pass.
+    @inline(__always) private func flushPending() {
+        pendingFlush.drain()
+    }
 
-    private func flushPending() {
-        while !pendingFlush.isEmpty {
-            swap(&pendingFlush, &flushing)
-            // Indexed loop: no iterator, no copy of the array.
-            var i = 0
-            while i < flushing.count { flushing[i].flushScheduled(); i += 1 }
-            flushing.removeAll(keepingCapacity: true)
-        }
+    /// Drops the handlers unregistered this iteration. Swapped out first: a deinit that
+    /// unregisters something else appends to the other array.
+    private func releaseRetired() {
+        swap(&retired, &retiredSpare)
+        retiredSpare.removeAll(keepingCapacity: true)
     }
 
     /// Starts the loop on a new thread.

@@ -83,7 +83,7 @@ package final class EpollBackend: LoopBackend {
 
     package func wait(timeoutMillis: Int32, loop: EventLoop) -> Bool {
         let n = epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMillis)
-        loop.now = monotonicMillis()
+        loop.updateClock()
         if n < 0 { return errno == EINTR }
         for i in 0..<Int(n) {
             let tag = events[i].data.u64
