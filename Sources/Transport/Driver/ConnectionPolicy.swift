@@ -158,6 +158,19 @@ public enum ConnectionAction: Equatable, Sendable {
     /// Close the socket now.
     case drop(DropReason)
 
+    /// Written out and inlinable: owners compare with a constant (`== .pauseReading`) per
+    /// receive, which then folds to a tag test instead of a call to the derived `==`.
+    @inlinable public static func == (lhs: ConnectionAction, rhs: ConnectionAction) -> Bool {
+        switch (lhs, rhs) {
+        case (.none, .none), (.pauseReading, .pauseReading), (.resumeReading, .resumeReading),
+             (.sendPing, .sendPing), (.shutdownWrite, .shutdownWrite):
+            return true
+        case let (.close(a), .close(b)): return a == b
+        case let (.drop(a), .drop(b)): return a == b
+        default: return false
+        }
+    }
+
     public enum CloseReason: Equatable, Sendable {
         /// No answer to our ping for a whole idle period (WebSocket: 1001).
         case idleTimeout
