@@ -14,10 +14,23 @@ public protocol EventHandler: AnyObject {
     func flushScheduled()
     /// The loop stopped: close the descriptor, drop references.
     func loopStopped()
+    /// Loop plumbing; conformers keep the default. `handleEvent` / `flushScheduled` on the
+    /// handler at `object` without retaining it: the loop's tables store the object pointer and
+    /// the conforming type, and the per-type witness calls the concrete method.
+    static func _loopHandleEvent(_ object: UnsafeRawPointer, _ events: IOEvents)
+    static func _loopFlushScheduled(_ object: UnsafeRawPointer)
 }
 
 extension EventHandler {
     public func loopStopped() {}
+
+    @inlinable public static func _loopHandleEvent(_ object: UnsafeRawPointer, _ events: IOEvents) {
+        Unmanaged<Self>.fromOpaque(object)._withUnsafeGuaranteedRef { $0.handleEvent(events) }
+    }
+
+    @inlinable public static func _loopFlushScheduled(_ object: UnsafeRawPointer) {
+        Unmanaged<Self>.fromOpaque(object)._withUnsafeGuaranteedRef { $0.flushScheduled() }
+    }
 }
 
 /// One event loop on one thread, on epoll or io_uring (`IOBackend`, chosen when it is made).
@@ -100,7 +113,7 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: - Registration (loop thread only)
 
-    public func register(fd: Int32, handler: EventHandler, interest: Interest) throws(TransportError) {
+    public func register<H: EventHandler>(fd: Int32, handler: H, interest: Interest) throws(TransportError) {
         assertInLoop()
         try register(fd: fd, handler: handler, events: interest.epollBits)
     }
@@ -118,7 +131,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Registers `fd` with a raw epoll mask (EPOLLIN/EPOLLOUT: the benchmark's timers).
-    public func register(fd: Int32, handler: EventHandler, events: UInt32) throws(TransportError) {
+    public func register<H: EventHandler>(fd: Int32, handler: H, events: UInt32) throws(TransportError) {
         let i = Int(fd)
         if i >= handlers.count {
             handlers += Array(repeating: nil, count: i + 1 - handlers.count + 64)
@@ -156,7 +169,7 @@ public final class EventLoop: @unchecked Sendable {
         let i = Int(fd)
         if i < handlers.count, let h = handlers[i] {
             backend.remove(fd: fd, tag: Self.tag(fd, table.generation(fd: i)), closing: closing)
-            table.set(fd: i, nil)
+            table.clear(fd: i)
             handlers[i] = nil
             retired.append(h)
             registeredCount -= 1
@@ -174,7 +187,7 @@ public final class EventLoop: @unchecked Sendable {
     /// sends, one write).
     /// The handler must stay alive until the iteration ends: registered handlers do (an
     /// unregistered one is kept in `retired` until then); others must be owned elsewhere.
-    public func scheduleFlush(_ handler: EventHandler) {
+    public func scheduleFlush<H: EventHandler>(_ handler: H) {
         pendingFlush.append(handler)
     }
 

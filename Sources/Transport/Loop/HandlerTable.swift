@@ -1,9 +1,12 @@
 /// The loop's per-event lookup: by fd, the registered handler (unowned: `EventLoop.handlers`
 /// owns it) and the fd's registration count. A flat buffer of plain slots, so `dispatch` is a
-/// bounds check, a compare and a call: no array uniqueness check, no retain/release.
+/// bounds check, a compare and a call: no array uniqueness check, no retain/release (even an
+/// `unowned(unsafe)` existential is retained around a call, so a slot keeps the object pointer
+/// and its type, and calls through `EventHandler._loopHandleEvent`).
 final class HandlerTable {
     struct Slot {
-        unowned(unsafe) var handler: EventHandler?
+        var object: UnsafeRawPointer?
+        var type: (any EventHandler.Type)?
         /// Registration count, carried in each backend event: an event still queued for an fd
         /// that was closed and reused within one batch is recognised as stale and dropped.
         var generation: UInt32
@@ -15,7 +18,7 @@ final class HandlerTable {
     init() {
         capacity = 64
         slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(handler: nil, generation: 0), count: capacity)
+        slots.initialize(repeating: Slot(object: nil, type: nil, generation: 0), count: capacity)
     }
 
     deinit { slots.deallocate() }
@@ -30,25 +33,33 @@ final class HandlerTable {
     func generation(fd: Int) -> UInt32 { fd < capacity ? slots[fd].generation : 0 }
 
     /// Sets the handler of an fd already passed to `nextGeneration`.
-    func set(fd: Int, _ handler: EventHandler?) { slots[fd].handler = handler }
+    func set<H: EventHandler>(fd: Int, _ handler: H) {
+        slots[fd].object = UnsafeRawPointer(Unmanaged.passUnretained(handler).toOpaque())
+        slots[fd].type = H.self
+    }
+
+    func clear(fd: Int) {
+        slots[fd].object = nil
+        slots[fd].type = nil
+    }
 
     @inline(__always) func dispatch(fd: Int, generation: UInt32, events: UInt32) -> Bool {
         guard fd >= 0, fd < capacity else { return false }
         let slot = slots[fd]
-        guard slot.generation == generation, let h = slot.handler else { return false }
-        h.handleEvent(IOEvents(rawValue: events))
+        guard slot.generation == generation, let object = slot.object, let type = slot.type else { return false }
+        type._loopHandleEvent(object, IOEvents(rawValue: events))
         return true
     }
 
     func removeAll() {
-        for i in 0..<capacity { slots[i].handler = nil }
+        for i in 0..<capacity { clear(fd: i) }
     }
 
     private func grow(to needed: Int) {
         let bigger = max(needed + 64, capacity * 2)
         let fresh = UnsafeMutablePointer<Slot>.allocate(capacity: bigger)
         fresh.moveInitialize(from: slots, count: capacity)
-        (fresh + capacity).initialize(repeating: Slot(handler: nil, generation: 0), count: bigger - capacity)
+        (fresh + capacity).initialize(repeating: Slot(object: nil, type: nil, generation: 0), count: bigger - capacity)
         slots.deallocate()
         slots = fresh
         capacity = bigger
@@ -59,7 +70,10 @@ final class HandlerTable {
 /// keeps registered and just-unregistered handlers alive until the iteration ends. Grows by
 /// doubling and never shrinks, so steady state allocates nothing.
 final class FlushQueue {
-    struct Entry { unowned(unsafe) let handler: EventHandler }
+    struct Entry {
+        let object: UnsafeRawPointer
+        let type: any EventHandler.Type
+    }
 
     private var entries: UnsafeMutablePointer<Entry>
     private var capacity = 64
@@ -68,9 +82,10 @@ final class FlushQueue {
     init() { entries = .allocate(capacity: capacity) }
     deinit { entries.deallocate() }
 
-    @inline(__always) func append(_ handler: EventHandler) {
+    @inline(__always) func append<H: EventHandler>(_ handler: H) {
         if count == capacity { grow() }
-        (entries + count).initialize(to: Entry(handler: handler))
+        let object = UnsafeRawPointer(Unmanaged.passUnretained(handler).toOpaque())
+        (entries + count).initialize(to: Entry(object: object, type: H.self))
         count += 1
     }
 
@@ -78,8 +93,8 @@ final class FlushQueue {
     func drain() {
         var i = 0
         while i < count {
-            let h = entries[i].handler
-            h.flushScheduled()
+            let e = entries[i]
+            e.type._loopFlushScheduled(e.object)
             i += 1
         }
         count = 0
