@@ -204,7 +204,4 @@ final class ConnectionExtras {
     /// frame (or HTTP answer) being written, so the backlog behind it can be discarded
     /// without cutting a frame.
     var headRemaining = 0
-    /// The access-log record of this WebSocket, written at close (only with an access log).
-    var access: AccessLogRecord?
-    var accessOpenedMicros: UInt64 = 0
 }
