@@ -53,7 +53,7 @@ public final class WebSocketConnection: EventHandler {
     }
     /// Input read but not processed because output went above the high-water mark mid-read
     /// (a compressed message can inflate 1000×). Processed first when reading resumes.
-    var pendingInput: ByteBuffer?
+    @exclusivity(unchecked) var pendingInput: ByteBuffer?
     /// What only some connections need (subprotocol, fallback transport, drop log), boxed.
     var extras: ConnectionExtras?
     /// Topics this connection is subscribed to.
@@ -102,13 +102,15 @@ public final class WebSocketConnection: EventHandler {
             policy.received(now: loop.now)
             received(bytes)
             if policy.phase == .open,
-               policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) == .pauseReading {
+               case .pauseReading = policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) {
                 logPause()
             }
             return !policy.readPaused && policy.phase.rawValue <= ConnectionPolicy.Phase.open.rawValue
         }
         switch end {
-        case .drained: flush()
+        case .drained:
+            // A flush already queued for the end of this loop iteration writes it (once).
+            if !flushQueued { flush() }
         case .stopped:
             if policy.phase == .lingering { return linger() }
             guard policy.phase != .closed else { return }
@@ -171,7 +173,12 @@ public final class WebSocketConnection: EventHandler {
     }
 
     func flush() {
-        let out = proto.outbound
+        // At +0: `proto.outbound` is a `let` that lives as long as this connection (a strong
+        // local cost a retain/release pair per flush; `unowned(unsafe)` cost three).
+        Unmanaged.passUnretained(proto.outbound)._withUnsafeGuaranteedRef { flush($0) }
+    }
+
+    private func flush(_ out: ByteBuffer) {
         let tracking = core.configuration.closeOnBackpressureLimit
         let end = driver.flush(pending: { out.readableBytes }, consumed: { n in
             if tracking { trackFrameBoundary(out.readableBytes, written: n) }
@@ -183,11 +190,15 @@ public final class WebSocketConnection: EventHandler {
         })
         switch end {
         case .drained:
-            writeBlocked = false
             proto.outboundDrained()
-            updateInterest()
+            // Interest changes only with `writeBlocked` here (a resume of reading in
+            // `consumed` updated it already).
+            if writeBlocked {
+                writeBlocked = false
+                updateInterest()
+            }
             // Large output blocks go back to the allocator once written.
-            out.releaseIfEmpty(threshold: 64 << 10)
+            if out.allocatedBytes >= 64 << 10 { out.releaseIfEmpty(threshold: 64 << 10) }
             if afterFlush == .linger { startLinger() }
         case .writeBlocked:
             writeBlocked = true
