@@ -213,6 +213,8 @@ final class ConnectionExtras {
     /// frame (or HTTP answer) being written, so the backlog behind it can be discarded
     /// without cutting a frame.
     var headRemaining = 0
+    /// Topics the connection is subscribed to.
+    var subscriptions: [String] = []
     /// The access-log record of this WebSocket, written at close (only with an access log).
     var access: AccessLogRecord?
     var accessOpenedMicros: UInt64 = 0
