@@ -80,6 +80,7 @@ extension WebSocketConnection {
     // MARK: - WebSocket frames
 
     /// Runs frames through the protocol; whatever backpressure left unprocessed is kept.
+    @inline(__always)
     func receivedFramesKeepingRest(_ bytes: UnsafeMutableRawBufferPointer) {
         let used = receivedFrames(bytes, from: 0)
         if used < bytes.count && policy.phase == .open {

@@ -108,7 +108,9 @@ public final class WebSocketConnection: EventHandler {
         let end = driver.receive(into: loop.readBuffer) { bytes in
             policy.received(now: loop.now)
             received(bytes)
-            if policy.phase == .open,
+            // Only output above the high-water mark can pause (the policy call is not
+            // inlinable across modules: test first).
+            if proto.outbound.readableCount > core.policySettings.highWaterMark, policy.phase == .open,
                case .pauseReading = policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) {
                 logPause()
             }
