@@ -6,7 +6,7 @@ PYTEST  := python3 -m pytest -q -p no:cacheprovider
 
 .PHONY: all build-deps build debug certs run run-plain test deps unit integration browser conformance \
         conformance-deflate conformance-full cluster bench-cluster fuzz fuzz-replay tlsfuzz testssl bench-resumption sanitize sanitize-address sanitize-thread bench bench-peers clean \
-        install uninstall static man trust-ca
+        install uninstall static man trust-ca test-uring
 
 all: build
 
@@ -58,6 +58,18 @@ test: deps build unit integration browser conformance conformance-deflate fuzz-r
 
 deps:
 	Tests/install-deps.sh
+
+## Unit, integration and Autobahn 1-10 (ws + wss) again on the io_uring loop backend
+## (WSS_IO=uring; a CI stage after `make test`). Fails at once if io_uring cannot run here,
+## rather than testing the epoll fallback twice. The packaging tests (static install, the README package example) do
+## not depend on the loop and take minutes: `make test` runs them once.
+test-uring: build
+	.build/release/uring-echo --probe
+	WSS_IO=uring $(SWIFT) test --disable-swift-testing
+	WSS_IO=uring WSS_SERVER=$(BIN) $(PYTEST) Tests/integration --ignore Tests/integration/test_adopt_install.py \
+	    --ignore Tests/integration/test_adopt_package.py
+	Tests/conformance/setup.sh
+	WSS_IO=uring CONFORMANCE_REPORTS=$(CURDIR)/reports/uring WSS_SERVER=$(BIN) Tests/conformance/run.sh --transport both
 
 unit:
 	$(SWIFT) test --disable-swift-testing

@@ -9,6 +9,9 @@ let package = Package(
         .library(name: "WSServer", targets: ["WSServer"]),
         .library(name: "WebSocket", targets: ["WebSocket"]),
         .library(name: "WSClient", targets: ["WSClient"]),
+        // The io_uring loop backend (needs liburing). Linking it makes `--io uring` /
+        // `ServerConfiguration.io = .uring` available; without it every loop is epoll.
+        .library(name: "TransportURing", targets: ["TransportURing"]),
         // Pub/sub across instances through Redis (needs libhiredis; WSServer alone does not).
         .library(name: "WSRedis", targets: ["WSRedis"]),
         .executable(name: "wss-server", targets: ["wss-server"]),
@@ -43,16 +46,18 @@ let package = Package(
         // Linux headers Glibc's module map leaves out (epoll, eventfd).
         .systemLibrary(name: "CLinux"),
         // liburing (Debian liburing-dev) behind a small C API of fixed-width types, for the io_uring
-        // ring wrapper (Transport/Loop/URing*.swift). liburing.h defines _GNU_SOURCE and pulls in
+        // ring wrapper (TransportURing/URing*.swift). liburing.h defines _GNU_SOURCE and pulls in
         // system headers, which clashes with Glibc's Swift module if Swift imports it directly.
         .target(name: "CLiburing", linkerSettings: [.linkedLibrary("uring")]),
         // Sans-IO protocol core: HTTP head parser, handshake, frames, messages, close codes.
         .target(name: "WebSocket", dependencies: ["COpenSSL", "CZlib"]),
-        // epoll event loops, sockets, TLS streams.
+        // Event loops (epoll; io_uring when TransportURing is linked), sockets, TLS streams.
         .target(name: "Transport", dependencies: [
-            "COpenSSL", "CLinux", "CLiburing",
+            "COpenSSL", "CLinux",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The io_uring ring wrapper and loop backend; registers itself with Transport when linked.
+        .target(name: "TransportURing", dependencies: ["Transport", "CLiburing", "CLinux"]),
         // Version and git commit of the build, generated offline before every build (VERSION +
         // `git describe`), for --version and wss_build_info.
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
@@ -70,7 +75,7 @@ let package = Package(
         // WebSocket client on the same loops and protocol core (ws and wss).
         .target(name: "WSClient", dependencies: ["WebSocket", "Transport"]),
         .executableTarget(name: "wss-server", dependencies: [
-            "WSServer", "WSRedis", "WSSBuildInfo", "ToolSupport",
+            "WSServer", "WSRedis", "WSSBuildInfo", "ToolSupport", "TransportURing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
@@ -81,22 +86,23 @@ let package = Package(
         ]),
         // Load generator and benchmark client (ws and wss), built on WSClient.
         .executableTarget(name: "wss-bench", dependencies: [
-            "WSClient", "Transport", "WSSBuildInfo", "ToolSupport",
+            "WSClient", "Transport", "TransportURing", "WSSBuildInfo", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Command-line WebSocket client (interactive or pipe), built on WSClient.
         .executableTarget(name: "wss-client", dependencies: [
-            "WSClient", "Transport", "WSSBuildInfo", "ToolSupport",
+            "WSClient", "Transport", "TransportURing", "WSSBuildInfo", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Raw TCP echo on io_uring: the completion-loop ceiling next to tools/tcpecho (make bench-peers).
-        .executableTarget(name: "uring-echo", dependencies: ["Transport"], path: "Tests/bench/uring-echo"),
+        .executableTarget(name: "uring-echo", dependencies: ["Transport", "TransportURing"], path: "Tests/bench/uring-echo"),
         // Examples (built in CI so they keep compiling against the API).
         .executableTarget(name: "chat-room-example", dependencies: ["WSServer"], path: "Examples/ChatRoom"),
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "COpenSSL", "CMallocCounter"]),
+        // TransportURing: the URing tests, and both backends for every test binary (WSS_IO=uring).
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "TransportURing", "COpenSSL", "CMallocCounter"]),
         .testTarget(name: "WSRedisTests", dependencies: ["WSRedis", "WSServer", "WSClient", "WebSocket", "Transport"]),
         .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter"]),
     ]

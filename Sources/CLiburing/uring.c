@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 struct wss_uring {
     struct io_uring ring;
+    uint64_t eventfd_value;
 };
 
 struct wss_buf_ring {
@@ -39,6 +42,35 @@ wss_uring *wss_uring_new(unsigned entries, uint32_t *flags_out, int *err) {
 void wss_uring_free(wss_uring *u) {
     io_uring_queue_exit(&u->ring);
     free(u);
+}
+
+wss_uring *wss_uring_new_loop(unsigned entries, uint32_t *flags_out, int *err) {
+    static const unsigned tries[] = {
+        IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, 0};
+    wss_uring *u = calloc(1, sizeof *u);
+    if (!u) { *err = -ENOMEM; return NULL; }
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        struct io_uring_params p = {0};
+        p.flags = tries[i] | IORING_SETUP_CQSIZE;
+        p.cq_entries = entries * 8; /* one armed poll per connection: room for a burst of them */
+        rc = io_uring_queue_init_params(entries, &u->ring, &p);
+        if (rc == 0) { *flags_out = tries[i]; return u; }
+        if (rc != -EINVAL) break;
+    }
+    free(u);
+    *err = rc;
+    return NULL;
+}
+
+int wss_uring_enable(wss_uring *u) {
+    if (!(u->ring.flags & IORING_SETUP_R_DISABLED)) return 0;
+    /* liburing 2.3 declares io_uring_enable_rings but its shared library does not export it. */
+    long rc = syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    if (rc < 0) return -errno;
+    u->ring.flags &= ~IORING_SETUP_R_DISABLED;
+    return 0;
 }
 
 int wss_uring_fd(const wss_uring *u) { return u->ring.ring_fd; }
@@ -92,6 +124,43 @@ void wss_uring_prep_close(wss_uring *u, int fd, uint64_t user_data) {
     struct io_uring_sqe *s = sqe(u);
     io_uring_prep_close(s, fd);
     io_uring_sqe_set_data64(s, user_data);
+}
+
+int wss_uring_prep_poll_add(wss_uring *u, int fd, uint32_t mask, uint64_t user_data) {
+    struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
+    io_uring_prep_poll_add(s, fd, mask);
+    io_uring_sqe_set_data64(s, user_data);
+    return 0;
+}
+
+int wss_uring_prep_poll_remove(wss_uring *u, uint64_t target, uint64_t user_data) {
+    struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
+    io_uring_prep_poll_remove(s, target);
+    io_uring_sqe_set_data64(s, user_data);
+    return 0;
+}
+
+int wss_uring_prep_poll_update(wss_uring *u, uint64_t target, uint32_t mask, uint64_t user_data) {
+    struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
+    /* new user data 0: the kernel refuses one without IORING_POLL_UPDATE_USER_DATA */
+    io_uring_prep_poll_update(s, target, 0, mask, IORING_POLL_UPDATE_EVENTS);
+    io_uring_sqe_set_data64(s, user_data);
+    return 0;
+}
+
+int wss_uring_prep_read(wss_uring *u, int fd, void *buf, unsigned len, uint64_t user_data) {
+    struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
+    io_uring_prep_read(s, fd, buf, len, 0);
+    io_uring_sqe_set_data64(s, user_data);
+    return 0;
+}
+
+int wss_uring_prep_eventfd_read(wss_uring *u, int fd, uint64_t user_data) {
+    return wss_uring_prep_read(u, fd, &u->eventfd_value, sizeof u->eventfd_value, user_data);
 }
 
 unsigned wss_uring_sq_ready(const wss_uring *u) { return io_uring_sq_ready(&u->ring); }
@@ -164,7 +233,8 @@ unsigned wss_buf_ring_staged(const wss_buf_ring *b) { return (unsigned)b->staged
 int wss_uring_probe_required(wss_uring *u, const char **missing) {
     static const struct { int op; const char *name; } ops[] = {
         {IORING_OP_ACCEPT, "accept"}, {IORING_OP_RECV, "recv"}, {IORING_OP_SEND, "send"},
-        {IORING_OP_ASYNC_CANCEL, "cancel"}, {IORING_OP_CLOSE, "close"}};
+        {IORING_OP_ASYNC_CANCEL, "cancel"}, {IORING_OP_CLOSE, "close"},
+        {IORING_OP_POLL_ADD, "poll"}, {IORING_OP_POLL_REMOVE, "poll removal"}, {IORING_OP_READ, "read"}};
     struct io_uring_probe *p = io_uring_get_probe_ring(&u->ring);
     if (!p) return -EOPNOTSUPP;
     int ok = 1;
@@ -182,3 +252,8 @@ int wss_uring_has_send_zc(wss_uring *u) {
     io_uring_free_probe(p);
     return ok;
 }
+
+/* Linking the TransportURing target registers the io_uring loop backend with Transport before
+   main (TransportURing/URingLoops.swift): a program without it has epoll loops only. */
+extern void wss_transport_uring_install(void);
+__attribute__((constructor)) static void wss_register_backend(void) { wss_transport_uring_install(); }

@@ -8,11 +8,14 @@ import WebSocket
 ///     1       1     version, 1
 ///     2       1     kind: 1 text, 2 binary; flag 0x80: the sequence is the topic's stream
 ///                   offset (history on); flag 0x40: the publishing server delivered it to
-///                   its own subscribers already
+///                   its own subscribers already; flag 0x20: the stream's epoch
+///                   follows the header (set by the history script, never by `writeHeader`)
 ///     3       16    instance id of the publishing server (OS CSPRNG, new at each start)
 ///     19      8     sequence number, big-endian: per (instance, topic) from 1, or with
 ///                   flag 0x80 the offset in the topic's Redis Stream (set by the script)
-///     27      …     payload
+///     27      1     with flag 0x20 only: the epoch's length E (1…255)
+///     28      E     with flag 0x20 only: the epoch (ASCII)
+///     27/28+E …     payload
 ///
 /// The instance id lets a server skip its own messages (it delivered them locally already);
 /// the sequence lets a receiver count messages it missed (a Redis outage) and drop repeats.
@@ -28,9 +31,13 @@ public struct BackplaneEnvelope: Equatable, Sendable {
     public var isStreamOffset: Bool
     /// Flag 0x40: the publisher's own subscribers have it already.
     public var deliveredAtOrigin: Bool
+    /// Flag 0x20: the epoch of the stream `sequence` is an offset in (read by `parse`;
+    /// `writeHeader` leaves it to the history script).
+    public var epoch: String?
 
     public init(kind: Message.Kind, instance: InstanceID, sequence: UInt64,
-                isStreamOffset: Bool = false, deliveredAtOrigin: Bool = false) {
+                isStreamOffset: Bool = false, deliveredAtOrigin: Bool = false, epoch: String? = nil) {
+        self.epoch = epoch
         self.kind = kind
         self.instance = instance
         self.sequence = sequence
@@ -55,26 +62,35 @@ public struct BackplaneEnvelope: Equatable, Sendable {
         guard bytes[0] == magic else { return .failure(.notAnEnvelope) }
         guard bytes[1] == version else { return .failure(.unknownVersion(bytes[1])) }
         let kind: Message.Kind
-        switch bytes[2] & 0x3F {
+        switch bytes[2] & 0x1F {
         case 1: kind = .text
         case 2: kind = .binary
         default: return .failure(.unknownKind(bytes[2]))
         }
         func u64(_ at: Int) -> UInt64 { bytes[at..<at + 8].reduce(0) { $0 << 8 | UInt64($1) } }
-        let envelope = BackplaneEnvelope(kind: kind, instance: InstanceID(high: u64(3), low: u64(11)), sequence: u64(19),
+        var envelope = BackplaneEnvelope(kind: kind, instance: InstanceID(high: u64(3), low: u64(11)), sequence: u64(19),
                                          isStreamOffset: bytes[2] & 0x80 != 0, deliveredAtOrigin: bytes[2] & 0x40 != 0)
-        return .success((envelope, UnsafeRawBufferPointer(rebasing: bytes[headerSize...])))
+        var start = headerSize
+        if bytes[2] & 0x20 != 0 {
+            guard bytes.count > headerSize, bytes[headerSize] > 0, bytes.count >= headerSize + 1 + Int(bytes[headerSize]) else {
+                return .failure(.badEpoch)
+            }
+            start = headerSize + 1 + Int(bytes[headerSize])
+            envelope.epoch = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(headerSize + 1)..<start]), as: UTF8.self)
+        }
+        return .success((envelope, UnsafeRawBufferPointer(rebasing: bytes[start...])))
     }
 }
 
 public enum EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible {
-    case tooShort(Int), notAnEnvelope, unknownVersion(UInt8), unknownKind(UInt8)
+    case tooShort(Int), notAnEnvelope, unknownVersion(UInt8), unknownKind(UInt8), badEpoch
     public var description: String {
         switch self {
         case .tooShort(let n): return "message of \(n) bytes is shorter than the 27-byte envelope header"
         case .notAnEnvelope: return "no envelope magic (published by something other than wss-server?)"
         case .unknownVersion(let v): return "envelope version \(v) is not 1"
         case .unknownKind(let k): return "message kind \(k) is neither 1 (text) nor 2 (binary)"
+        case .badEpoch: return "flag 0x20 set but no epoch (length byte 1-255 and that many bytes) after the header"
         }
     }
 }

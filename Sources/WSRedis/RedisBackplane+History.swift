@@ -5,12 +5,12 @@ import WebSocket
 /// History in Redis Streams: publishing through the script, recovery by XRANGE.
 extension RedisBackplane {
     /// `EVALSHA <publish> 2 <prefix>h:<topic> <prefix>m:<topic> <header> <payload> <maxlen>
-    /// <ttl> <prefix><topic> <epoch>`, written straight into the outbox.
+    /// <ttl> <prefix><topic> <epoch> <meta ttl>`, written straight into the outbox.
     func appendHistoryPublish(_ out: inout [UInt8], _ scripts: HistoryScripts, topic: String,
                               envelope: BackplaneEnvelope, payload: UnsafeRawBufferPointer) {
         withHeader(envelope) { header in
             withNames(topic) { prefix, name in
-                RedisCommand.appendArrayHeader(&out, 11)
+                RedisCommand.appendArrayHeader(&out, 12)
                 RedisCommand.appendASCII(&out, "$7\r\nEVALSHA\r\n")
                 scripts.publishSHA.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
                 RedisCommand.appendASCII(&out, "$1\r\n2\r\n")
@@ -22,6 +22,7 @@ extension RedisBackplane {
                 RedisCommand.appendBulk(&out, prefix, name)
                 var epoch = scripts.epochPrefix + "-" + String(envelope.sequence)
                 epoch.withUTF8 { RedisCommand.appendBulk(&out, UnsafeRawBufferPointer($0)) }
+                scripts.metaTTL.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
             }
         }
     }
@@ -35,25 +36,41 @@ extension RedisBackplane {
     public func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void) {
         guard let scripts else { return completion(Recovery(messages: [], position: nil, recovered: since == nil)) }
         loop.execute { [self] in
-            guard commands.state == .ready else {
+            // Read the history only once live messages of the topic reach this instance: a
+            // first local subscriber's SUBSCRIBE may still be on its way, or (activation from
+            // another loop not run yet) not even sent.
+            let active = topics?.activeTopics.contains(topic) == true
+            if active && subscriber.state == .ready && !subscribed.contains(topic) { reconcile(topic) }
+            if active && subscriber.state != .ready {
                 return completion(Recovery(messages: [], position: nil, recovered: false))
             }
-            var out: [UInt8] = []
-            withNames(topic) { prefix, name in
-                RedisCommand.appendArrayHeader(&out, 9)
-                RedisCommand.appendASCII(&out, "$7\r\nEVALSHA\r\n")
-                scripts.recoverSHA.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
-                RedisCommand.appendASCII(&out, "$1\r\n2\r\n")
-                appendKeys(&out, prefix, name)
+            guard awaitingAck[topic] != nil else { return readHistory(scripts, topic, since, completion) }
+            deferredRecoveries[topic, default: []].append { [self] subscribed in
+                if subscribed { readHistory(scripts, topic, since, completion) } else { completion(Recovery(messages: [], position: nil, recovered: false)) }
             }
-            let first = since.map { "\($0.offset + 1)-0" } ?? "-"
-            for arg in [first, scripts.epochPrefix + "-r\(monotonicMillis())", String(decoding: scripts.ttl, as: UTF8.self), since?.epoch ?? ""] {
-                var a = arg
-                a.withUTF8 { RedisCommand.appendBulk(&out, UnsafeRawBufferPointer($0)) }
-            }
-            replies.push(.recovery(.init(topic: topic, since: since, completion: completion)))
-            commands.send(out)
         }
+    }
+
+    private func readHistory(_ scripts: HistoryScripts, _ topic: String, _ since: StreamPosition?,
+                             _ completion: @escaping @Sendable (Recovery) -> Void) {
+        guard commands.state == .ready else {
+            return completion(Recovery(messages: [], position: nil, recovered: false))
+        }
+        var out: [UInt8] = []
+        withNames(topic) { prefix, name in
+            RedisCommand.appendArrayHeader(&out, 9)
+            RedisCommand.appendASCII(&out, "$7\r\nEVALSHA\r\n")
+            scripts.recoverSHA.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
+            RedisCommand.appendASCII(&out, "$1\r\n2\r\n")
+            appendKeys(&out, prefix, name)
+        }
+        let first = since.map { "\($0.offset + 1)-0" } ?? "-"
+        for arg in [first, scripts.epochPrefix + "-r\(monotonicMillis())", String(decoding: scripts.metaTTL, as: UTF8.self), since?.epoch ?? ""] {
+            var a = arg
+            a.withUTF8 { RedisCommand.appendBulk(&out, UnsafeRawBufferPointer($0)) }
+        }
+        replies.push(.recovery(.init(topic: topic, since: since, completion: completion)))
+        commands.send(out)
     }
 
     /// `{epoch, last offset, [[id, [m, envelope]], …]}` → a Recovery.

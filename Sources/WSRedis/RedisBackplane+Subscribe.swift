@@ -13,17 +13,19 @@ extension RedisBackplane {
         let wanted = topics.activeTopics.contains(topic)
         if wanted && !subscribed.contains(topic) {
             subscribed.insert(topic)
+            awaitingAck[topic, default: 0] += 1
             subscriber.send(RedisCommand.format("SUBSCRIBE", options.channelPrefix + topic))
         } else if !wanted && subscribed.contains(topic) {
             subscribed.remove(topic)
             lastSeen[topic] = nil
+            streamEpochs[topic] = nil
             subscriber.send(RedisCommand.format("UNSUBSCRIBE", options.channelPrefix + topic))
         }
     }
 
     func resubscribe() {
         subscribed = Set(topics?.activeTopics ?? [])
-        subscribeAcksPending = subscribed.count
+        awaitingAck = Dictionary(uniqueKeysWithValues: subscribed.map { ($0, 1) })
         guard !subscribed.isEmpty else { return drainOutbox() }
         subscriber.send(RedisCommand.format([Array("SUBSCRIBE".utf8)] + subscribed.map { Array((options.channelPrefix + $0).utf8) }))
         logger.notice("redis: subscribed to \(subscribed.count) active topic(s)")
@@ -35,14 +37,17 @@ extension RedisBackplane {
             logger.warning("redis: subscription connection lost with \(subscribed.count) active topic(s); messages other instances publish until it is back cannot reach this instance (counted in wss_backplane_lost_total when detected)")
         }
         subscribed = []
-        subscribeAcksPending = 0
+        awaitingAck = [:]
+        // Recoveries waiting for a subscription that is gone: answered incomplete now (what
+        // is published until it is back may never reach this instance).
+        let waiting = deferredRecoveries.values.joined()
+        deferredRecoveries = [:]
+        for run in waiting { run(false) }
     }
 
     func subscriberReply(_ value: RESPValue) {
-        if subscribeAcksPending > 0, case .array(let items) = value, items.first?.string == "subscribe" {
-            subscribeAcksPending -= 1
-            if subscribeAcksPending == 0 { drainOutbox() }
-            return
+        if case .array(let items) = value, items.count == 3, items[0].string == "subscribe", case .bulk(let channel) = items[1] {
+            return subscribeConfirmed(channel)
         }
         guard case .array(let items) = value, items.count == 3, items[0].string == "message",
               case .bulk(let channel) = items[1], case .bulk(let message) = items[2] else { return }
@@ -50,6 +55,18 @@ extension RedisBackplane {
         guard channel.starts(with: prefix) else { return }
         let topic = String(decoding: channel[prefix.count...], as: UTF8.self)
         message.withUnsafeBytes { receive(topic: topic, $0) }
+    }
+
+    private func subscribeConfirmed(_ channel: [UInt8]) {
+        let prefix = options.channelPrefix.utf8
+        guard channel.starts(with: prefix) else { return }
+        let topic = String(decoding: channel[prefix.count...], as: UTF8.self)
+        guard let n = awaitingAck[topic] else { return }
+        awaitingAck[topic] = n > 1 ? n - 1 : nil
+        if n == 1, let waiting = deferredRecoveries.removeValue(forKey: topic) {
+            for run in waiting { run(true) }
+        }
+        if awaitingAck.isEmpty { drainOutbox() }
     }
 
     static let streamKey = InstanceID(high: 0, low: 0)
@@ -66,6 +83,7 @@ extension RedisBackplane {
             // they come back here with their offset, unless delivered during an outage.
             if mine && !envelope.isStreamOffset { return }
             let key = envelope.isStreamOffset ? Self.streamKey : envelope.instance
+            if envelope.isStreamOffset { streamEpochChanged(topic, envelope.epoch) }
             let last = lastSeen[topic]?[key]
             if let last, envelope.sequence <= last {
                 counters.duplicates.add(1, ordering: .relaxed)
@@ -75,8 +93,20 @@ extension RedisBackplane {
             lastSeen[topic, default: [:]][key] = envelope.sequence
             if mine && envelope.deliveredAtOrigin { return }
             counters.received.add(1, ordering: .relaxed)
-            topics?.deliverLocally(topic, kind: envelope.kind, payload: payload)
+            let position = envelope.epoch.map { StreamPosition(offset: envelope.sequence, epoch: $0) }
+            topics?.deliverLocally(topic, kind: envelope.kind, payload: payload, position: position)
         }
+    }
+
+    /// A stream offset from another epoch: the stream began again (Redis lost it, or it
+    /// expired), so its offsets restart and the last one seen means nothing.
+    private func streamEpochChanged(_ topic: String, _ epoch: String?) {
+        guard let epoch, streamEpochs[topic] != epoch else { return }
+        if streamEpochs[topic] != nil, lastSeen[topic]?[Self.streamKey] != nil {
+            logger.warning("redis: the history of topic '\(topic)' began again (new epoch \(epoch)): what it held is gone; subscribers that resume from an older position are told their recovery is incomplete")
+            lastSeen[topic]?[Self.streamKey] = nil
+        }
+        streamEpochs[topic] = epoch
     }
 
     func reportLoss(_ topic: String, _ envelope: BackplaneEnvelope, missed: UInt64) {

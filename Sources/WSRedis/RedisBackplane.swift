@@ -54,9 +54,16 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     /// SUBSCRIBE confirmations still to come after a (re)subscribe. The backlog waits for
     /// them: with history our own subscribers get our messages back from Redis, so the
     /// subscription must be in place before they are published.
-    var subscribeAcksPending = 0
+    /// Per topic, SUBSCRIBE confirmations still to come.
+    var awaitingAck: [String: Int] = [:]
+    /// Recoveries waiting for their topic's SUBSCRIBE to be confirmed (the history is read
+    /// only once live messages reach us, so none falls between); run with false if the
+    /// subscription connection drops first.
+    var deferredRecoveries: [String: [(Bool) -> Void]] = [:]
+    /// Per topic, the epoch of the stream its offsets belong to.
+    var streamEpochs: [String: String] = [:]
     var presenceTicks = 0
-    var subscriptionSettled: Bool { subscriber.state == .ready && subscribeAcksPending == 0 }
+    var subscriptionSettled: Bool { subscriber.state == .ready && awaitingAck.isEmpty }
 
     struct Outbox {
         var bytes: [UInt8] = []

@@ -119,6 +119,7 @@ final class RedisConnection: EventHandler {
             Glibc.close(fd)
             fd = -1
         }
+        if !wasReady { wipeOut() }  // an unsent login may hold the password
         state = .down
         out.removeAll(keepingCapacity: true)
         sent = 0
@@ -198,11 +199,16 @@ final class RedisConnection: EventHandler {
         }
         guard fd >= 0 else { return }
         if sent == out.count {
+            if state != .ready { wipeOut() }  // the login (AUTH password) is written: no copy left in the buffer
             out.removeAll(keepingCapacity: out.capacity <= 1 << 20)
             sent = 0
             if state != .connecting { loop.modify(fd: fd, interest: .read) }
             onDrained?()
         }
+    }
+
+    private func wipeOut() {
+        out.withUnsafeMutableBytes { if let b = $0.baseAddress { explicit_bzero(b, $0.count) } }
     }
 
     /// Called when everything queued has been written (the caller may queue more).

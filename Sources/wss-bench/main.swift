@@ -106,6 +106,10 @@ struct WSSBench: ParsableCommand {
           help: "(echo, text) JSON bodies (batches of trade-like records with varying numbers) instead of random letters; -s at least \(jsonMinSize).")
     var json = false
 
+    @Option(name: .customLong("fallback"),
+            help: "Echo or --idle over the HTTP fallbacks of `wss-server` instead of WebSocket: sse (POST up, event stream down) or longpoll (POST up, polls down); -c = sessions.")
+    var fallback: FallbackMode?
+
     @Flag(name: .customShort("q"), help: "Print only the RESULT line.")
     var quiet = false
 
@@ -134,6 +138,12 @@ struct WSSBench: ParsableCommand {
         if json {
             if kind == .binary { throw ValidationError("--json sends text messages (drop --binary)") }
             if size < jsonMinSize { throw ValidationError("-s must be at least \(jsonMinSize) with --json") }
+        }
+        if fallback != nil {
+            if handshakes || pubsub != nil || deflate || json || kind == .binary {
+                throw ValidationError("--fallback measures text echo or --idle only")
+            }
+            if size < 16 { throw ValidationError("-s must be at least 16 with --fallback (the sequence tag)") }
         }
         if let window, window < 1 { throw ValidationError("--window must be at least 1") }
         if let rate, !(rate > 0) || !rate.isFinite { throw ValidationError("--rate must be positive") }
@@ -200,7 +210,10 @@ struct WSSBench: ParsableCommand {
         }
 
         let code: Int32
-        if handshakes {
+        if let fallback {
+            code = idle.map { runFallbackIdle(loops: loops, settings: &settings, mode: fallback, target: $0) }
+                ?? runFallbackEcho(loops: loops, settings: &settings, mode: fallback)
+        } else if handshakes {
             code = runHandshakes(loops: loops, settings: &settings)
         } else if let idle {
             code = runIdle(loops: loops, settings: &settings, target: idle)

@@ -5,8 +5,11 @@ import WSServer
 
 /// `--backplane …`: pub/sub topics shared with other instances through Redis.
 struct BackplaneOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Share topics with other instances through Redis: redis://[:PASSWORD@]HOST[:PORT][/DB]. Default: this process only.", valueName: "URL"))
+    @Option(help: ArgumentHelp("Share topics with other instances through Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]. Default: this process only. A password here shows in `ps`: prefer --backplane-password-file or WSS_BACKPLANE_PASSWORD.", valueName: "URL"))
     var backplane: String?
+
+    @Option(help: ArgumentHelp("File holding the Redis password (one line; trailing newline ignored), so it stays out of `ps`. Or set WSS_BACKPLANE_PASSWORD.", valueName: "PATH"))
+    var backplanePasswordFile: String?
 
     @Option(help: "Bytes of publishes waiting for Redis beyond which they are not forwarded (counted in /metrics; local delivery goes on).")
     var backplaneQueueLimit: Int = 16 << 20
@@ -20,8 +23,11 @@ struct BackplaneOptions: ParsableArguments {
     @Option(help: "Seconds a topic's history lives after its last publish (with --history-size; default 300).")
     var historyTTL: Double?
 
+    @Option(help: "Seconds a topic's epoch and last offset outlive its last publish, so an idle topic keeps its place (with --history-size; default 86400, never less than --history-ttl).")
+    var historyMetaTTL: Double?
+
     var history: HistoryOptions? {
-        historySize.map { HistoryOptions(size: $0, ttl: historyTTL ?? 300) }
+        historySize.map { HistoryOptions(size: $0, ttl: historyTTL ?? 300, metaTTL: historyMetaTTL) }
     }
 
     func validate() throws {
@@ -30,8 +36,14 @@ struct BackplaneOptions: ParsableArguments {
             if historySize == nil { throw ValidationError("--history-ttl needs --history-size") }
             if !(t >= 1 && t <= 30 * 86400) { throw ValidationError("--history-ttl must be 1–2592000 seconds") }
         }
+        if let t = historyMetaTTL {
+            if historySize == nil { throw ValidationError("--history-meta-ttl needs --history-size") }
+            if !(t >= 1 && t <= 365 * 86400) { throw ValidationError("--history-meta-ttl must be 1–31536000 seconds") }
+        }
         if let url = backplane {
             do { _ = try RedisEndpoint(url: url) } catch { throw ValidationError("--backplane: \(error)") }
+        } else if backplanePasswordFile != nil {
+            throw ValidationError("--backplane-password-file needs --backplane")
         }
         if backplaneQueueLimit < 64 << 10 { throw ValidationError("--backplane-queue-limit must be at least 65536 bytes") }
         if backplaneChannelPrefix.utf8.count > 64 { throw ValidationError("--backplane-channel-prefix must be at most 64 bytes") }
@@ -40,7 +52,11 @@ struct BackplaneOptions: ParsableArguments {
     /// The backplane the flags ask for (the in-process one without --backplane).
     func makeBackplane(logger: Logger) throws -> Backplane {
         guard let url = backplane else { return InProcessBackplane(history: history) }
-        var options = RedisBackplane.Options(endpoint: try RedisEndpoint(url: url))
+        var endpoint = try RedisEndpoint(url: url)
+        if let password = try BackplanePassword.read(file: backplanePasswordFile, urlHasOne: endpoint.password != nil, logger: logger) {
+            endpoint.password = password
+        }
+        var options = RedisBackplane.Options(endpoint: endpoint)
         options.history = history
         options.maxQueuedBytes = backplaneQueueLimit
         options.channelPrefix = backplaneChannelPrefix

@@ -8,6 +8,8 @@ import WSSBuildInfo
 import WSServer
 import WebSocket
 
+extension IOBackend: ExpressibleByArgument {}
+
 enum AppName: String, ExpressibleByArgument, CaseIterable {
     case reply, echo, chat
 }
@@ -35,6 +37,9 @@ struct WSSServerCommand: ParsableCommand {
 
     @Option(help: "Event loop threads (default: number of cores).")
     var threads: Int = ServerConfiguration.coreCount
+
+    @Option(help: "Event loop backend: epoll or uring (default: WSS_IO from the environment, else epoll). uring runs on epoll, with one log line, where io_uring is unavailable or disabled.")
+    var io: IOBackend = ServerConfiguration.defaults.io
 
     @Option(help: "Largest message in bytes after reassembly; larger ones close with 1009.")
     var maxMessageSize: Int = ServerConfiguration.defaults.limits.maxMessageSize
@@ -102,6 +107,9 @@ struct WSSServerCommand: ParsableCommand {
     @Flag(help: "TLS: keep OpenSSL's record layer after the handshake instead of ours (see README).")
     var opensslRecords = false
 
+    @Option(help: ArgumentHelp("TLS session-ticket secret: the first 32 bytes of FILE (e.g. `openssl rand 32`), mode 0600. Servers sharing the file (and a clock) resume each other's sessions. Default: random per process.", valueName: "FILE"))
+    var ticketKeyFile: String?
+
     @Flag(help: "Do not serve GET /metrics.")
     var noMetrics = false
 
@@ -126,8 +134,10 @@ struct WSSServerCommand: ParsableCommand {
 
     func validate() throws {
         if key != nil && cert == nil { throw ValidationError("--key needs --cert") }
+        if ticketKeyFile != nil && cert == nil { throw ValidationError("--ticket-key-file needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1–1024") }
+        if case .failure(let bad)? = IOBackend.environment { throw ValidationError(bad.description) }
         if maxMessageSize < 1 { throw ValidationError("--max-message-size must be positive") }
         if let f = maxFrameSize, f < 1 { throw ValidationError("--max-frame-size must be positive") }
         if !(1...255).contains(maxQueuedPongs) { throw ValidationError("--max-queued-pongs must be 1–255") }
@@ -160,6 +170,7 @@ struct WSSServerCommand: ParsableCommand {
         config.certificateFile = cert
         config.keyFile = key
         config.threads = threads
+        config.io = io
         config.limits = try .init(maxMessageSize: maxMessageSize, maxFrameSize: maxFrameSize, maxFragments: maxFragments,
                               maxQueuedPongs: maxQueuedPongs)
         config.maxConnections = maxConnections
@@ -170,6 +181,7 @@ struct WSSServerCommand: ParsableCommand {
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
         config.tlsNativeRecords = !opensslRecords
+        config.ticketKeyFile = ticketKeyFile
         config.deflate = try DeflateOptions(enabled: !noDeflate, serverMaxWindowBits: deflateWindowBits,
                                         serverNoContextTakeover: deflateNoContextTakeover,
                                         clientNoContextTakeover: deflateNoContextTakeover,
@@ -249,6 +261,7 @@ enum RawOutput {
     }
 }
 
+if let warning = ArgvSecrets.warning(for: Array(CommandLine.arguments.dropFirst())) { RawOutput.write(warning + "\n") }
 do {
     WSSServerCommand.mainWithOneLineErrors(try ConfigFile.expand(Array(CommandLine.arguments.dropFirst())))
 } catch {

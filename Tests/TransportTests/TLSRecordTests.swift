@@ -102,14 +102,34 @@ final class TLSRecordTests: XCTestCase {
         XCTAssertThrowsError(try open(s2, one)) { XCTAssertEqual($0 as? TLSRecordError, .badRecordMAC) }
     }
 
+    /// Good records and then a bad one in one input: the good bytes come back with the error
+    /// (not lost with it), and the layer opens nothing more (RFC 8446 §6.2).
+    func testGoodRecordsBeforeABadOneAreKept() throws {
+        let (c, s) = pair()
+        let good = seal(c, Array("one ".utf8)) + seal(c, Array("two".utf8))
+        var tampered = seal(c, Array("bad".utf8))
+        tampered[tampered.count - 1] ^= 1
+        let input = good + tampered + seal(c, Array("after".utf8))
+        let inBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: input.count, alignment: 16)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: input.count, alignment: 16)
+        defer { inBuf.deallocate(); out.deallocate() }
+        input.withUnsafeBytes { inBuf.copyMemory(from: $0) }
+        let r = try s.open(UnsafeRawBufferPointer(inBuf), into: out)
+        XCTAssertEqual(r.error, .badRecordMAC)
+        XCTAssertEqual(Array(out[0..<r.produced]), Array("one two".utf8))
+        XCTAssertEqual(s.failure, .badRecordMAC)
+        XCTAssertThrowsError(try open(s, seal(c, [1]))) { XCTAssertEqual($0 as? TLSRecordError, .badRecordMAC) }
+    }
+
     func testOversizedAndUnprotectedRecordsAreRejected() {
         let (_, s) = pair()
         // §5.2: ciphertext longer than 2^14 + 256 → record_overflow, decided at the header.
         XCTAssertThrowsError(try open(s, [23, 3, 3, 0x41, 0x01] + [UInt8](repeating: 0, count: 8))) {
             XCTAssertEqual($0 as? TLSRecordError, .recordOverflow)
         }
-        // After the handshake every record has outer type application_data.
-        XCTAssertThrowsError(try open(s, [22, 3, 3, 0, 1, 0])) {
+        // After the handshake every record has outer type application_data (a fresh layer:
+        // nothing is opened after a fatal error).
+        XCTAssertThrowsError(try open(pair().server, [22, 3, 3, 0, 1, 0])) {
             guard case .unexpectedMessage = $0 as? TLSRecordError else { return XCTFail("\($0)") }
         }
     }

@@ -81,6 +81,44 @@ final class TLSStreamTests: XCTestCase {
         }
     }
 
+    /// Our record layer: several good records and a bad one (bad MAC, then a record of the
+    /// wrong outer type) in ONE read. Every good byte reaches the owner first, an answer it
+    /// writes after them still goes out, and only then the fatal alert (RFC 8446 §6.2), at
+    /// close. Before: the good records of that read were dropped with the error.
+    func testNativeLayerDeliversGoodRecordsBeforeABadOne() throws {
+        let badRecords: [[UInt8]] = [[23, 3, 3, 0, 24] + [UInt8](repeating: 0x5a, count: 24),  // bad_record_mac
+                                     [22, 3, 3, 0, 4, 1, 2, 3, 4]]  // unprotected handshake: unexpected_message
+        for (bad, alert) in zip(badRecords, [SSL_AD_BAD_RECORD_MAC, SSL_AD_UNEXPECTED_MESSAGE]) {
+            let p = try Pair(try context())
+            XCTAssertNotNil(p.server.records, "our record layer")
+            // Three good records and the bad one in the socket before the server reads once.
+            let wbio = BIO_new(BIO_s_mem())!
+            let sock = SSL_get_wbio(p.client)
+            SSL_set0_wbio(p.client, wbio)
+            for word in ["one ", "two ", "three"] { p.clientWrite(word) }
+            var staged = [UInt8](repeating: 0, count: 4096)
+            let n = Int(BIO_read(wbio, &staged, Int32(staged.count)))
+            _ = BIO_up_ref(sock)
+            SSL_set0_wbio(p.client, sock)
+            let oneWrite = Array(staged[0..<n]) + bad
+            XCTAssertEqual(write(p.fds[1], oneWrite, oneWrite.count), oneWrite.count)
+
+            XCTAssertEqual(p.server.read(into: buffer), .done(13))
+            XCTAssertEqual(Array(UnsafeRawBufferPointer(rebasing: buffer[0..<13])), Array("one two three".utf8))
+            XCTAssertTrue(p.server.hasPendingBytes, "the error is for the next read")
+            let echo = Array("echo: one two three".utf8)
+            XCTAssertEqual(echo.withUnsafeBytes { p.server.write($0) }, .done(echo.count), "the answer is sealed")
+            guard case .error = p.server.read(into: buffer) else { return XCTFail("error expected") }
+            p.server.close()
+            let got = p.clientRead(echo.count + 1)
+            XCTAssertEqual(got.bytes, echo, "the answer to the good records arrives")
+            XCTAssertEqual(got.error, SSL_ERROR_SSL, "then the fatal alert")
+            // OpenSSL's reason for a received alert is 1000 + its description.
+            XCTAssertEqual(Int32(ERR_peek_last_error() & 0x7FFFFF), 1000 + alert, "alert \(alert)")
+            ERR_clear_error()
+        }
+    }
+
     /// RFC 8446 §6.1: a peer's close_notify is answered with ours, on both record layers.
     func testCloseNotifyIsAnswered() throws {
         for native in [true, false] {

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Transport
+import TransportURing
 import XCTest
 
 /// The io_uring wrapper on real rings and real loopback sockets: multishot accept, multishot

@@ -29,6 +29,29 @@ final class EnvelopeTests: XCTestCase {
         try bytes.withUnsafeBytes { XCTAssertEqual(try BackplaneEnvelope.parse($0).get().0, e) }
     }
 
+    func testTheEpochTheHistoryScriptInsertsIsReadAndSkipped() throws {
+        // What the publish script writes: flag 0x20, then a length byte and the epoch.
+        let e = BackplaneEnvelope(kind: .text, instance: InstanceID(high: 1, low: 2), sequence: 9, isStreamOffset: true)
+        var bytes = [UInt8](repeating: 0, count: BackplaneEnvelope.headerSize)
+        bytes.withUnsafeMutableBytes { e.writeHeader(into: $0) }
+        bytes[2] |= 0x20
+        bytes += [5] + Array("ab-12".utf8) + Array("hi".utf8)
+        try bytes.withUnsafeBytes { raw in
+            let (got, payload) = try BackplaneEnvelope.parse(raw).get()
+            XCTAssertEqual(got.epoch, "ab-12")
+            XCTAssertEqual(got.kind, .text)
+            XCTAssertEqual(got.sequence, 9)
+            XCTAssertEqual(Array(payload), Array("hi".utf8))
+        }
+        // A length byte of 0, or one past the end, is refused.
+        for tail in [[0] + Array("hi".utf8), [9, 0x61]] as [[UInt8]] {
+            let cut = Array(bytes[0..<BackplaneEnvelope.headerSize]) + tail
+            cut.withUnsafeBytes { raw in
+                if case .failure(let why) = BackplaneEnvelope.parse(raw) { XCTAssertEqual(why, .badEpoch) } else { XCTFail("accepted \(tail)") }
+            }
+        }
+    }
+
     func testForeignOrDamagedMessagesAreRejectedWithAReason() {
         var good = [UInt8](repeating: 0, count: 27)
         good[0] = 0x57; good[1] = 1; good[2] = 1

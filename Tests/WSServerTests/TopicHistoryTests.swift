@@ -63,8 +63,9 @@ final class TopicHistoryTests: XCTestCase {
         XCTAssertFalse(h.recover("t", since: StreamPosition(offset: 9, epoch: p.epoch)).recovered)
     }
 
-    func testMessagesExpireAfterTheTTLAndAnIdleTopicGetsANewEpoch() {
-        let (h, clock) = make(size: 10, ttl: 10)
+    func testMessagesExpireAfterTheTTLButTheEpochAndOffsetOutliveThem() {
+        let clock = Clock()
+        let h = TopicHistory(options: HistoryOptions(size: 10, ttl: 10, metaTTL: 100), clock: { clock.now.withLock { $0 } })
         let p1 = publish(h, "t", "old")
         clock.advance(6_000)
         publish(h, "t", "newer")
@@ -72,10 +73,23 @@ final class TopicHistoryTests: XCTestCase {
         let r = h.recover("t", since: StreamPosition(offset: 0, epoch: p1.epoch))
         XCTAssertEqual(texts(r), ["newer"])
         XCTAssertFalse(r.recovered, "offset 1 expired")
-        clock.advance(11_000)  // nothing published for longer than the TTL
-        let fresh = publish(h, "t", "again")
+        clock.advance(11_000)  // idle for longer than the TTL: the messages are gone, the stream is not
+        let upToDate = h.recover("t", since: StreamPosition(offset: 2, epoch: p1.epoch))
+        XCTAssertEqual(upToDate, Recovery(messages: [], position: StreamPosition(offset: 2, epoch: p1.epoch), recovered: true),
+                       "a subscriber that saw everything is still complete after an idle spell")
+        XCTAssertFalse(h.recover("t", since: StreamPosition(offset: 1, epoch: p1.epoch)).recovered, "offset 2 expired")
+        let next = publish(h, "t", "again")
+        XCTAssertEqual(next, StreamPosition(offset: 3, epoch: p1.epoch))
+        clock.advance(101_000)  // idle past the meta TTL: a new stream
+        let fresh = publish(h, "t", "fresh")
         XCTAssertNotEqual(fresh.epoch, p1.epoch)
         XCTAssertEqual(fresh.offset, 1)
+    }
+
+    func testTheMetaTTLDefaultsToADayOrTheTTLIfLonger() {
+        XCTAssertEqual(HistoryOptions(size: 1, ttl: 300).metaTTL, 86_400)
+        XCTAssertEqual(HistoryOptions(size: 1, ttl: 200_000).metaTTL, 200_000)
+        XCTAssertEqual(HistoryOptions(size: 1, ttl: 300, metaTTL: 10).metaTTL, 300, "never shorter than the messages")
     }
 
     func testWithoutHistoryALostPositionIsReportedIncomplete() {

@@ -10,12 +10,17 @@
 #   pub/sub fan-out against `--app chat`: 1 publisher → 1, 10, 100, 1000 subscribers on one path
 #         (ws; wss for 1000), 64 B text, 16 publishes in flight (deliveries/s, send→subscriber latency);
 #   permessage-deflate: 1 KiB JSON text ×10 conns depth 4 over ws, without and with compression
-#         (same server, deflate on by default), with wire bytes per message and the CPU it costs.
+#         (same server, deflate on by default), with wire bytes per message and the CPU it costs;
+#   fallbacks: 64 B text echo ×100 sessions depth 1 over SSE and long polling beside WebSocket
+#         (POST up; event stream or polls down), and server RSS per idle session at 1,000 (an open
+#         SSE stream, a held poll) beside 1,000 idle WebSocket connections, on plain http.
 #
 # Environment: BENCH_SECONDS (measured seconds per run, default 5), BENCH_WARMUP (default 1),
 # BENCH_IDLE_CONNS (default 10000), BENCH_TOOLS (default ../shared/tools beside the repo),
-# BENCH_ONLY (comma-separated groups to run: echo, handshakes, idle, pubsub, deflate; default all —
-# e.g. BENCH_ONLY=pubsub for the fan-out rows alone), BENCH_PUBSUB_N (default "1 10 100 1000").
+# BENCH_ONLY (comma-separated groups to run: echo, handshakes, idle, pubsub, deflate, fallback;
+# default all — e.g. BENCH_ONLY=pubsub for the fan-out rows alone), BENCH_PUBSUB_N (default
+# "1 10 100 1000"), BENCH_FALLBACK_CONNS (sessions echoing, default 100), BENCH_FALLBACK_IDLE
+# (idle sessions, default 1000).
 # Kills only the processes it started. Exit status 1 if any run reported errors or mismatches.
 set -uo pipefail
 
@@ -24,7 +29,9 @@ cd "$ROOT"
 SECS="${BENCH_SECONDS:-5}"
 WARM="${BENCH_WARMUP:-1}"
 IDLE_CONNS="${BENCH_IDLE_CONNS:-10000}"
-ONLY="${BENCH_ONLY:-echo,handshakes,idle,pubsub,deflate}"
+ONLY="${BENCH_ONLY:-echo,handshakes,idle,pubsub,deflate,fallback}"
+FB_CONNS="${BENCH_FALLBACK_CONNS:-100}"
+FB_IDLE="${BENCH_FALLBACK_IDLE:-1000}"
 PUBSUB_N="${BENCH_PUBSUB_N:-1 10 100 1000}"
 TOOLS="${BENCH_TOOLS:-$ROOT/../shared/tools}"
 [[ -n "${BENCH_TOOLS:-}" || -d "$TOOLS" || ! -d "$ROOT/../../shared/tools" ]] || TOOLS="$ROOT/../../shared/tools"  # a worktree
@@ -36,7 +43,7 @@ BENCH_NAME=bench
 source "$ROOT/Tests/bench/common.sh"
 
 for g in ${ONLY//,/ }; do
-    case "$g" in echo|handshakes|idle|pubsub|deflate) ;; *) die "BENCH_ONLY: unknown group '$g' (echo, handshakes, idle, pubsub, deflate)";; esac
+    case "$g" in echo|handshakes|idle|pubsub|deflate|fallback) ;; *) die "BENCH_ONLY: unknown group '$g' (echo, handshakes, idle, pubsub, deflate, fallback)";; esac
 done
 
 # Idle connections need descriptors on both ends (children inherit the soft limit).
@@ -196,6 +203,27 @@ if want deflate; then
     stop_server "$SRV_PID"
 fi
 
+# Fallbacks (SSE, long polling) beside WebSocket, on one plain-http echo server: each session
+# POSTs one message per request (keep-alive) and gets the echo on its event stream or its next
+# poll. Then idle sessions, each group on a fresh server (RSS per session, as for connections).
+FB_ECHO="fallback 64B c$FB_CONNS d1"
+FB_IDLE_ID="idle $FB_IDLE sessions"
+if want fallback; then
+    start_server fallback-echo
+    FB_URL="ws://127.0.0.1:$SRV_PORT/"
+    FB_ARGS=(-c "$FB_CONNS" -d 1 -s 64 "${COMMON[@]}" --server-pid "$SRV_PID" "$FB_URL")
+    run "$FB_ECHO" ws wss-bench --text "${FB_ARGS[@]}"
+    run "$FB_ECHO" sse wss-bench --fallback sse "${FB_ARGS[@]}"
+    run "$FB_ECHO" longpoll wss-bench --fallback longpoll "${FB_ARGS[@]}"
+    stop_server "$SRV_PID"
+    for tr in ws sse longpoll; do
+        start_server "fallback-idle-$tr"
+        mode=(); [[ "$tr" != ws ]] && mode=(--fallback "$tr")
+        run "$FB_IDLE_ID" "$tr" wss-bench "${mode[@]}" --idle "$FB_IDLE" -T "$SECS" --server-pid "$SRV_PID" "ws://127.0.0.1:$SRV_PORT/"
+        stop_server "$SRV_PID"
+    done
+fi
+
 # ---------------------------------------------------------------------------------------------
 num_or_dash() { [[ -n "$1" && "$1" != -1 && "$1" != -1.* && "$1" != "-100.0" ]] && printf '%s' "$1" || printf '%s' "-"; }
 
@@ -212,9 +240,10 @@ for row in "${ROWS[@]}"; do
     line="${R[$id|$tr]}"
     note=""
     if [[ "$id" == idle* ]]; then
-        per="$(kv "$line" per_conn_bytes)"
+        per="$(kv "$line" per_conn_bytes)" unit="B/conn"
+        [[ "$tr" == sse || "$tr" == longpoll ]] && unit="B/session ($([[ "$tr" == sse ]] && echo "an open event stream" || echo "a held poll"))"
         printf "$FMT" "$id" "$tr" "-" "-" "$(num_or_dash "$(kv "$line" hs_p50_us)")" "$(num_or_dash "$(kv "$line" hs_p99_us)")" "-" "-" "-" "-" "-" \
-            "server RSS $(num_or_dash "$per") B/conn (up $(kv "$line" conns_up)/$(kv "$line" conns_target), setup $(kv "$line" setup_s) s; p50/p99 = connect→open)"
+            "server RSS $(num_or_dash "$per") $unit (up $(kv "$line" conns_up)/$(kv "$line" conns_target), setup $(kv "$line" setup_s) s; p50/p99 = connect→open)"
         continue
     fi
     rate="$(kv "$line" msgs_per_s)"; [[ -z "$rate" ]] && rate="$(kv "$line" hs_per_s)"
@@ -251,6 +280,13 @@ for row in "${ROWS[@]}"; do
     if [[ "$id" == "$DEFLATE_NO" || "$id" == "$DEFLATE_YES" ]]; then
         note="wire B/msg out $(num_or_dash "$(kv "$line" wire_bytes_per_msg_out)") in $(num_or_dash "$(kv "$line" wire_bytes_per_msg_in)") (payload 1024)"
         [[ "$id" == "$DEFLATE_YES" ]] && note="$note; permessage-deflate" || note="$note; uncompressed"
+    fi
+    if [[ "$id" == "$FB_ECHO" ]]; then
+        case "$tr" in
+            ws) note="WebSocket, for comparison" ;;
+            sse) note="SSE: one POST per message up, the event stream down; p50/p99 = POST → echo" ;;
+            longpoll) note="long polling: one POST per message up, polls down; p50/p99 = POST → echo" ;;
+        esac
     fi
     [[ "${mism:-0}" != 0 || "${errs:-0}" != 0 ]] && note="$note ERRORS: mismatches=${mism:-?} errors=${errs:-?}"
     if [[ "$id" == *"[wsload]" ]]; then

@@ -202,11 +202,13 @@ def test_chat_nickname_reaches_a_python_client(chromium, start_server, certs):
 
     async def talk():
         ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
-        async with websockets.connect(f"wss://localhost:{server.port}/chatsocket", ssl=ctx,
+        async with websockets.connect(f"wss://localhost:{server.port}/chatsocket?room=lobby", ssl=ctx,
                                       origin=server.origin) as ws:
-            await asyncio.sleep(0.3)
+            assert json.loads(await asyncio.wait_for(ws.recv(), WAIT))["type"] == "recovery"  # subscribed
             send(d, MESSAGE)
-            got = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+            envelope = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+            assert envelope["type"] == "message", envelope
+            got = json.loads(envelope["data"])
             assert got["nick"] == "ann" and got["text"] == MESSAGE, got
             await ws.send(json.dumps({"nick": "bob", "text": "hi ann"}))
             await asyncio.sleep(0.5)
@@ -216,3 +218,36 @@ def test_chat_nickname_reaches_a_python_client(chromium, start_server, certs):
     who = js(d, "Array.from(document.querySelectorAll('#content .msg.them .meta')).map(e => e.textContent)")
     assert any(w.endswith("· bob") for w in who), who
     assert bubbles(d, "me") == [MESSAGE], "own chat message shown once (its broadcast copy is not repeated)"
+
+
+def test_chat_page_resumes_from_its_last_offset_and_says_when_it_could_not(chromium, start_server, certs):
+    """History on: the page keeps the last offset of its room and reconnects with since=&epoch=;
+    what was missed appears in order, and an incomplete recovery shows a notice."""
+    server = start_server("--app", "chat", "--history-size", "3")
+    d = chromium()
+    open_page(d, server)
+    import websockets
+
+    async def say(texts):
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        async with websockets.connect(f"wss://localhost:{server.port}/chatsocket?room=lobby", ssl=ctx,
+                                      origin=server.origin) as ws:
+            await asyncio.wait_for(ws.recv(), WAIT)  # subscribed
+            for t in texts:
+                await ws.send(json.dumps({"nick": "bob", "text": t}))
+            for _ in texts:
+                await asyncio.wait_for(ws.recv(), WAIT)
+
+    asyncio.run(say(["one"]))
+    wait(d, lambda: bubbles(d, "them") == ["one"], "a live message", server)
+    d.find_element(By.ID, "close").click()
+    asyncio.run(say(["two", "three"]))  # missed while closed
+    d.find_element(By.ID, "reconnect").click()
+    wait(d, lambda: bubbles(d, "them") == ["one", "two", "three"], "the missed messages, in order", server)
+    wait(d, lambda: any("recovered 2 missed" in t for t in bubbles(d, "sys")), "the recovered notice", server)
+
+    d.find_element(By.ID, "close").click()
+    asyncio.run(say([f"x{i}" for i in range(6)]))  # more than the 3 kept
+    d.find_element(By.ID, "reconnect").click()
+    wait(d, lambda: bubbles(d, "them")[-3:] == ["x3", "x4", "x5"], "what the history still had", server)
+    wait(d, lambda: any("could not be recovered" in t for t in bubbles(d, "sys")), "the incomplete notice", server)

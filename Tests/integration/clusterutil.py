@@ -42,8 +42,14 @@ class Redis:
             time.sleep(0.05)
         raise AssertionError(f"redis-server did not answer on {self.port}")
 
+    def start_auth(self, password: str, timeout: float = 10.0):
+        """start() for a redis-server run with --requirepass."""
+        self.password = password
+        return self.start(timeout)
+
     def cli(self, *args: str, timeout: float = 10.0) -> str:
-        r = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=timeout)
+        auth = ["--no-auth-warning", "-a", self.password] if getattr(self, "password", None) else []
+        r = subprocess.run(["redis-cli", "-p", str(self.port), *auth, *args], capture_output=True, text=True, timeout=timeout)
         return r.stdout
 
     def kill(self):
@@ -95,6 +101,19 @@ async def sync_all(clients, tag: str, rounds: int = 100):
         await drain(c, 0.3)
 
 
+def wait_listening(port: int, proc: subprocess.Popen, log, timeout: float = 10.0):
+    """Until something accepts on 127.0.0.1:port; fails at once if `proc` exits (with its log)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert proc.poll() is None, f"haproxy exited: {log.read_text()}"
+            time.sleep(0.05)
+    raise AssertionError(f"haproxy did not listen on {port}")
+
+
 class HAProxy:
     """haproxy in TCP mode in front of `backends` [(host, port)], on a free 127.0.0.1 port,
     health checks on /healthz (with the PROXY header when `send_proxy` is set)."""
@@ -128,17 +147,34 @@ backend instances
         self.log = tmp_path / f"haproxy-{self.port}.log"
         self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(self.cfg)], stdout=open(self.log, "wb"),
                                      stderr=subprocess.STDOUT)
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None, f"haproxy exited: {self.log.read_text()}"
-                time.sleep(0.05)
-        raise AssertionError("haproxy did not listen")
+        wait_listening(self.port, self.proc, self.log)
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(5)
+
+
+class ClusterHAProxy(HAProxy):
+    """HAProxy running make cluster's own config (share/cluster/haproxy.cfg: HTTP mode, TLS
+    terminated, sticky fallback sessions) on a free 127.0.0.1 port, in front of three TLS
+    instances with --proxy-protocol; `certs` holds cert.pem, key.pem and ca.pem."""
+
+    def __init__(self, tmp_path, backends, certs):
+        import os
+        from pathlib import Path
+        config = Path(__file__).resolve().parents[2] / "share" / "cluster" / "haproxy.cfg"
+        assert shutil.which("haproxy"), "haproxy missing (Tests/install-deps.sh installs it)"
+        assert len(backends) == 3, "the config names three instances"
+        self.port = free_port()
+        pem = tmp_path / f"haproxy-{self.port}.pem"
+        pem.write_bytes((certs / "cert.pem").read_bytes() + (certs / "key.pem").read_bytes())
+        pem.chmod(0o600)
+        env = {**os.environ, "WSS_CLUSTER_FRONT": f"127.0.0.1:{self.port}",
+               "WSS_CLUSTER_PEM": str(pem), "WSS_CLUSTER_CA": str(certs / "ca.pem")}
+        for name, (h, p) in zip("ABC", backends):
+            env[f"WSS_CLUSTER_{name}"] = f"{h}:{p}"
+        self.log = tmp_path / f"haproxy-{self.port}.log"
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], env=env,
+                                     stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        wait_listening(self.port, self.proc, self.log)

@@ -24,9 +24,10 @@ SAMPLE = {
     "log-format": "json", "access-log": "/var/log/wss/access.log",
     "metrics-listen": "127.0.0.1:9100", "metrics-allow": ["10.0.0.0/8", "::1/128"],
     "backplane": "redis://127.0.0.1:6390/2", "backplane-queue-limit": 1048576, "backplane-channel-prefix": "t:",
-    "history-size": 50, "history-ttl": 60.0, "trusted-proxy": ["10.1.0.0/16", "fd00::/8"],
+    "backplane-password-file": "/etc/wss/redis.pw",
+    "history-size": 50, "history-ttl": 60.0, "history-meta-ttl": 3600.0, "trusted-proxy": ["10.1.0.0/16", "fd00::/8"],
     "session-timeout": 30.0, "poll-timeout": 10.0, "max-sessions": 500, "max-post-body": 65536,
-    "max-post-messages": 10, "post-timeout": 5.0,
+    "max-post-messages": 10, "post-timeout": 5.0, "ticket-key-file": "/etc/wss/ticket.key",
 }
 NOT_SETTINGS = {"config", "print-config", "help", "version"}
 

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 from websockets.asyncio.client import connect
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -76,6 +77,45 @@ def test_json_logs_and_access_lines(server_factory, scheme, client_ssl):
         assert ok["tls_version"] == "TLSv1.3" and ok["tls_cipher"].startswith("TLS_")
     else:
         assert ok["tls_version"] is None and ok["tls_cipher"] is None
+
+
+@pytest.mark.parametrize("scheme_, extra, tls12", [("ws", [], False), ("wss", [], False),
+                                                    ("wss", ["--openssl-records"], False), ("wss", [], True)],
+                         ids=["ws", "wss", "wss-openssl-records", "wss-tls1.2"])
+def test_websocket_line_counts_the_whole_connection(server_factory, certs, scheme_, extra, tls12):
+    """A WebSocket's access line counts the bytes of the connection's whole life (TCP payload,
+    handshake and every frame; with TLS the records), not just the handshake, and its
+    duration from accept to close; tls_cipher is filled on every TLS path."""
+    srv = server_factory(scheme_, "--log-format", "json", "--app", "echo", "--no-deflate", *extra)
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem")) if srv.tls else None
+    if tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    url = (srv.url.replace("127.0.0.1", "localhost") if srv.tls else srv.url) + "/chatsocket"
+    chunk, rounds = os.urandom(20_000), 10
+
+    async def ws():
+        async with connect(url, ssl=ctx, compression=None, max_size=None) as c:
+            for _ in range(rounds):
+                await c.send(chunk)
+                assert await c.recv() == chunk
+            await asyncio.sleep(0.3)
+    t0 = time.monotonic()
+    asyncio.run(ws())
+    elapsed_ms = (time.monotonic() - t0) * 1000
+    sess = wait_for(lambda: next((l for l in access_lines(srv.stderr()) if l["kind"] == "websocket"), None))
+    assert sess, srv.stderr()[-2000:]
+    payload = len(chunk) * rounds
+    assert sess["close_code"] == 1000
+    # At least every payload byte and the handshake; at most that plus frame and record overhead.
+    for key in ("bytes_in", "bytes_out"):
+        assert payload + 100 < sess[key] < payload * 1.05 + 8_000, (key, sess)
+    assert 300 <= sess["duration_ms"] <= elapsed_ms + 1000, sess
+    if srv.tls:
+        assert sess["tls_version"] == ("TLSv1.2" if tls12 else "TLSv1.3"), sess
+        want = "TLS_ECDHE_ECDSA_WITH_" if tls12 else "TLS_AES_"
+        assert sess["tls_cipher"] and sess["tls_cipher"].startswith(want), sess
+    else:
+        assert sess["tls_cipher"] is None
 
 
 def test_text_format_and_access_log_off(server_factory):

@@ -156,6 +156,40 @@ def test_invalid_arguments_exit_nonzero(args):
     assert "Fatal error" not in err and err.strip(), err
 
 
+def _tool(name):
+    path = SERVER_BIN.parent / name
+    if not path.is_file():
+        pytest.fail(f"{name} not found beside {SERVER_BIN}", pytrace=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("tool, args", [
+    ("wss-server", ["--no-such-flag"]), ("wss-server", ["--port", "notaport"]), ("wss-server", ["--port", "70000"]),
+    ("wss-server", ["--app", "bogus"]), ("wss-server", ["--threads", "0"]), ("wss-server", ["--port"]),
+    ("wss-server", ["--key", "k.pem"]), ("wss-server", ["--ticket-key-file", "t.key"]),
+    ("wss-server", ["--config", "/nonexistent/wss.toml"]),
+    ("wss-client", ["--no-such-flag", "ws://127.0.0.1:1/"]), ("wss-client", []),
+    ("wss-client", ["not a url"]),
+    ("wss-bench", ["--no-such-flag", "ws://127.0.0.1:1/"]), ("wss-bench", []),
+    ("wss-bench", ["--connections", "abc", "ws://127.0.0.1:1/"]),
+])
+def test_every_bad_flag_is_one_line_and_exit_1(tool, args):
+    """COMMON rule: an ordinary error of a tool is ONE line, "TOOL: error: reason", and exit
+    status 1 (not ArgumentParser's 64 and its usage block); --help still exits 0."""
+    r = subprocess.run([_tool(tool), *args], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, f"{tool} {args}: rc={r.returncode}; stderr={r.stderr!r}"
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"{tool} {args}: {r.stderr!r}"
+    assert lines[0].startswith(f"{tool}: error: "), lines[0]
+    assert "Usage:" not in r.stderr + r.stdout
+
+
+@pytest.mark.parametrize("tool", ["wss-server", "wss-client", "wss-bench"])
+def test_help_exits_0(tool):
+    r = subprocess.run([_tool(tool), "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "USAGE:" in r.stdout.upper(), r
+
+
 # ---------------------------------------------------------------- signals
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -260,3 +294,29 @@ def test_plain_http_on_tls_port_not_served(server_factory):
     finally:
         s.close()
     reply_roundtrip(srv)
+
+
+def test_password_on_the_command_line_is_warned_about_and_never_printed(tmp_path):
+    """A --backplane password on the command line is readable by any local user (ps): one
+    warning line that points to --backplane-password-file and a 0600 --config file, without the secret; from a config file,
+    no warning."""
+    secret = "s3cr3t-pw"
+    r = subprocess.run([str(SERVER_BIN), "--backplane", f"redis://:{secret}@127.0.0.1:1/0", "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r
+    warnings = [l for l in r.stderr.splitlines() if "warning" in l]
+    assert len(warnings) == 1 and "--config" in warnings[0] and "ps" in warnings[0], r.stderr
+    assert "--backplane-password-file" in warnings[0], r.stderr
+    assert secret not in r.stderr
+    r = subprocess.run([str(SERVER_BIN), f"--backplane=redis://user:{secret}@127.0.0.1:1", "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert "warning" in r.stderr and secret not in r.stderr, r.stderr
+    conf = tmp_path / "wss.toml"
+    conf.write_text(f'backplane = "redis://:{secret}@127.0.0.1:1/0"\n')
+    conf.chmod(0o600)
+    r = subprocess.run([str(SERVER_BIN), "--config", str(conf), "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "warning" not in r.stderr, r
+    r = subprocess.run([str(SERVER_BIN), "--backplane", "redis://127.0.0.1:1/0", "--print-config"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "warning" not in r.stderr, r

@@ -212,3 +212,62 @@ def test_slow_redis_never_stalls_local_delivery_and_overflow_is_counted(server_f
     assert srv.stderr().count("outgoing queue full") == 1, srv.stderr()
     # What the full queue dropped is exactly what the other instance reports lost.
     assert missing_remotely == m["wss_backplane_dropped_total"] == metrics(other)["wss_backplane_lost_total"]
+
+
+def test_redis_password_from_a_file_or_the_environment_stays_out_of_ps(server_factory, tmp_path, monkeypatch):
+    import secrets
+    password = "pw-" + secrets.token_hex(12)
+    redis = Redis(None, "--requirepass", password).start_auth(password)
+    try:
+        pwfile = tmp_path / "redis.pw"
+        pwfile.write_text(password + "\n")
+        pwfile.chmod(0o600)
+        a = server_factory("ws", "--app", "chat", "--backplane", redis.url, "--backplane-password-file", str(pwfile))
+        monkeypatch.setenv("WSS_BACKPLANE_PASSWORD", password)
+        b = server_factory("ws", "--app", "chat", "--backplane", redis.url)
+        monkeypatch.delenv("WSS_BACKPLANE_PASSWORD")
+        for s in (a, b):
+            for name in ("cmdline", "environ"):
+                with open(f"/proc/{s.proc.pid}/{name}", "rb") as f:
+                    assert password.encode() not in f.read(), f"the password shows in /proc/PID/{name}"
+
+        async def main():
+            ca = await ws_connect(a, "/chatsocket")
+            cb = await ws_connect(b, "/chatsocket")
+            await sync_all([ca, cb], "auth")  # only through an authenticated Redis
+            await ca.close()
+            await cb.close()
+
+        run(main(), timeout=30)
+        for s in (a, b):
+            assert "WRONGPASS" not in s.stderr() and "NOAUTH" not in s.stderr(), s.stderr()
+
+        wrong = tmp_path / "wrong.pw"
+        wrong.write_text("not-it\n")
+        wrong.chmod(0o600)
+        c = server_factory("ws", "--app", "chat", "--backplane", redis.url, "--backplane-password-file", str(wrong))
+        end = time.monotonic() + 5
+        while time.monotonic() < end and "WRONGPASS" not in c.stderr() and "invalid" not in c.stderr():
+            time.sleep(0.05)
+        assert "WRONGPASS" in c.stderr() or "invalid" in c.stderr(), c.stderr()
+        assert password not in c.stderr() and "not-it" not in c.stderr(), "a password in the log"
+    finally:
+        redis.kill()
+
+
+def test_redis_password_given_twice_or_unreadable_is_one_line_and_exit_1(tmp_path):
+    from conftest import SERVER_BIN
+    pw = tmp_path / "pw"
+    pw.write_text("x\n")
+    cases = [
+        (["--backplane", "redis://:inline@127.0.0.1:1", "--backplane-password-file", str(pw)], "given twice"),
+        (["--backplane", "redis://127.0.0.1:1", "--backplane-password-file", str(tmp_path / "missing")], "cannot open"),
+        (["--backplane-password-file", str(pw)], "needs --backplane"),
+    ]
+    for args, expect in cases:
+        r = subprocess.run([str(SERVER_BIN), "--port", "0", *args], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1, (args, r)
+        # One error line (a password in the URL also draws the argv warning, a line of its own).
+        errors = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("wss-server: warning:")]
+        assert len(errors) == 1 and errors[0].startswith("wss-server: error:") and expect in errors[0], (args, r.stderr)
+        assert "inline" not in r.stderr, "the password echoed"

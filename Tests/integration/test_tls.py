@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import SERVER_BIN
 from wsutil import (OP_BIN, OP_CLOSE, OP_TEXT, Reader, build_frame, close_payload, raw_connect, read_frame,
                     recv_until_closed, upgrade_request, accept_for, read_http_response)
 
@@ -244,3 +245,160 @@ def test_bad_records_get_an_alert_and_a_log_line(server_factory, client_ssl, gar
     # Other connections are unharmed.
     echo_round_trips(other, other_reader, sizes=(10,))
     close_cleanly(other, other_reader)
+
+
+def _memory_bio_client(srv, client_ssl):
+    """A TLS 1.3 client over memory BIOs: its records are ours to send however we like."""
+    out, inc = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_ssl.wrap_bio(inc, out, server_hostname="localhost")
+    raw = socket.create_connection((srv.host, srv.port), timeout=5)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(out.read())
+            data = raw.recv(65536)
+            assert data
+            inc.write(data)
+    raw.sendall(out.read())
+    return obj, inc, out, raw
+
+
+def _read_plaintext(obj, inc, raw, want: int) -> tuple[bytes, Exception | None]:
+    got = b""
+    raw.settimeout(5)
+    while len(got) < want:
+        try:
+            got += obj.read(65536)
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLError as e:
+            return got, e
+        data = raw.recv(65536)
+        if not data:
+            break
+        inc.write(data)
+    return got, None
+
+
+@pytest.mark.parametrize("bad, alert", [
+    (bytes([23, 3, 3, 0, 40]) + bytes(40), "BAD_RECORD_MAC"),
+    (bytes([22, 3, 3, 0, 4, 1, 0, 0, 0]), "UNEXPECTED_MESSAGE"),
+], ids=["bad_mac", "wrong_type"])
+def test_good_records_before_a_bad_one_are_answered_before_the_alert(server_factory, client_ssl, bad, alert):
+    """Three good records (each a WebSocket frame) and a bad record in ONE write: the server's
+    own record layer opens the good ones, the echo answers all three, and only then comes the
+    fatal alert (RFC 8446 §6.2). Before, the good records of that read were dropped."""
+    srv = server_factory("wss", "--app", "echo")
+    obj, inc, out, raw = _memory_bio_client(srv, client_ssl)
+    assert obj.version() == "TLSv1.3"
+    req, key = upgrade_request("/")
+    obj.write(req.encode())
+    raw.sendall(out.read())
+    head, _ = _read_plaintext(obj, inc, raw, 1)
+    while b"\r\n\r\n" not in head:
+        more, _ = _read_plaintext(obj, inc, raw, 1)
+        assert more
+        head += more
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payloads = [b"first", b"second", b"third"]
+    for p in payloads:
+        obj.write(build_frame(OP_TEXT, p))  # one record each
+    raw.sendall(out.read() + bad)
+    expected = b"".join(build_frame(OP_TEXT, p, mask=False) for p in payloads)
+    got, err = _read_plaintext(obj, inc, raw, len(expected) + 1)
+    assert got == expected, got
+    assert err is not None and alert in str(err), err
+    raw.close()
+    assert srv.alive()
+
+
+def _s_client(srv, certs, *args, timeout=15):
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-servername", "localhost",
+                        "-CAfile", str(certs / "ca.pem"), "-tls1_3", "-ign_eof", *args],
+                       input=b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=timeout)
+    return r.stdout.decode(errors="replace")
+
+
+def test_ticket_key_file_lets_two_servers_resume_each_others_sessions(server_factory, certs, tmp_path):
+    """--ticket-key-file: two instances that share the secret file (a cluster behind a load
+    balancer) accept each other's tickets; an instance with its own random secret does not."""
+    key = tmp_path / "ticket.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    a = server_factory("wss", "--ticket-key-file", str(key))
+    b = server_factory("wss", "--ticket-key-file", str(key))
+    other = server_factory("wss")
+    sess = tmp_path / "a.sess"
+    first = _s_client(a, certs, "-sess_out", str(sess))
+    assert "New, TLSv1.3" in first and "ok" in first, first[-1500:]
+    assert sess.stat().st_size > 0, "s_client saved no session (no ticket from server a)"
+    on_b = _s_client(b, certs, "-sess_in", str(sess))
+    assert "Reused, TLSv1.3" in on_b, on_b[-1500:]
+    on_other = _s_client(other, certs, "-sess_in", str(sess))
+    assert "New, TLSv1.3" in on_other, on_other[-1500:]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_ticket_key_file_readable_by_others_is_refused(certs, tmp_path, mode):
+    key = tmp_path / "ticket.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(mode)
+    r = subprocess.run([str(SERVER_BIN), "--host", "127.0.0.1",
+                        "--port", "0", "--cert", str(certs / "cert.pem"), "--key", str(certs / "key.pem"),
+                        "--ticket-key-file", str(key)], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("wss-server: error:") and "accessible by group or others" in lines[0], lines
+    assert "chmod 600" in lines[0]
+
+
+def test_wss_client_sends_close_notify_after_the_close_handshake(certs, tmp_path):
+    """RFC 8446 §6.1: the client ends its TLS writing with close_notify of its own, not just a
+    TCP FIN. A Python TLS server answers the upgrade and the close frame, keeps TCP open, and
+    must then read a close_notify (recv() == b"") rather than an EOF without one (SSLEOFError)."""
+    import base64, hashlib, threading
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(certs / "cert.pem"), str(certs / "key.pem"))
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # a bare FIN must be an error, not b""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen = {}
+
+    def serve():
+        conn, _ = listener.accept()
+        with ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False) as s:
+            s.settimeout(10)
+            reader = Reader(s)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            key = next(l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key"))
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            _, _, op, _, payload = read_frame(reader, timeout=10)
+            s.sendall(build_frame(op, payload, mask=False))  # echo the message
+            _, _, op, _, payload = read_frame(reader, timeout=10)
+            seen["close"] = (op, payload[:2])
+            s.sendall(build_frame(OP_CLOSE, payload[:2], mask=False))
+            try:
+                seen["after"] = s.recv(100)  # b"": close_notify
+            except ssl.SSLError as e:
+                seen["after"] = e
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client = str(SERVER_BIN.parent / "wss-client")
+    r = subprocess.run([client, f"wss://localhost:{port}/", "--ca", str(certs / "ca.pem"), "--count", "1"],
+                       input=b"hello\n", capture_output=True, timeout=20)
+    t.join(15)
+    listener.close()
+    assert r.returncode == 0, r
+    assert b"hello" in r.stdout, r
+    assert seen.get("close") == (OP_CLOSE, b"\x03\xe8"), seen
+    assert seen.get("after") == b"", f"no close_notify from the client: {seen.get('after')!r}"

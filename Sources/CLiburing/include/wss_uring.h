@@ -27,6 +27,12 @@ enum {
 
 /* Ring setup. *flags_out: the IORING_SETUP_* flags the kernel accepted. NULL + *err on failure. */
 wss_uring *wss_uring_new(unsigned entries, uint32_t *flags_out, int *err);
+/* A ring for an event loop: created disabled (any thread may create it and prepare requests),
+   enabled by wss_uring_enable on the thread that then owns it (single issuer, deferred task
+   work when the kernel has them), submission continues past a failed entry (SUBMIT_ALL). */
+wss_uring *wss_uring_new_loop(unsigned entries, uint32_t *flags_out, int *err);
+/* Enables a ring made by wss_uring_new_loop on the calling thread (a no-op for others). */
+int wss_uring_enable(wss_uring *u);
 void wss_uring_free(wss_uring *u);
 int wss_uring_fd(const wss_uring *u);
 
@@ -38,6 +44,15 @@ void wss_uring_prep_send(wss_uring *u, int fd, const void *buf, size_t len, uint
 void wss_uring_prep_send_zc(wss_uring *u, int fd, const void *buf, size_t len, uint64_t user_data);
 void wss_uring_prep_cancel(wss_uring *u, uint64_t target, uint64_t user_data);
 void wss_uring_prep_close(wss_uring *u, int fd, uint64_t user_data);
+/* Readiness (the loop's level-triggered emulation): one-shot poll for poll(2) bits, removal by
+   the poll's user data, and an in-place change of an armed poll's bits (Linux 5.13). These
+   return 0, or -EBUSY when no submission slot could be had even after submitting. */
+int wss_uring_prep_poll_add(wss_uring *u, int fd, uint32_t mask, uint64_t user_data);
+int wss_uring_prep_poll_remove(wss_uring *u, uint64_t target, uint64_t user_data);
+int wss_uring_prep_poll_update(wss_uring *u, uint64_t target, uint32_t mask, uint64_t user_data);
+int wss_uring_prep_read(wss_uring *u, int fd, void *buf, unsigned len, uint64_t user_data);
+/* An 8-byte read of an eventfd into memory the ring owns (valid as long as the ring). */
+int wss_uring_prep_eventfd_read(wss_uring *u, int fd, uint64_t user_data);
 
 /* Submitting and completing. */
 unsigned wss_uring_sq_ready(const wss_uring *u);
@@ -57,7 +72,7 @@ void wss_buf_ring_publish(wss_buf_ring *br);
 unsigned wss_buf_ring_staged(const wss_buf_ring *br);
 
 /* Probe: 1 if the kernel has every operation the io_uring loop needs (accept, recv, send,
-   cancel, close), 0 if not (*missing names the first one missing), -errno if no probe. */
+   cancel, close, poll add/remove, read), 0 if not (*missing names the first one missing), -errno if no probe. */
 int wss_uring_probe_required(wss_uring *u, const char **missing);
 /* 1 if the kernel has IORING_OP_SEND_ZC (Linux 6.0). */
 int wss_uring_has_send_zc(wss_uring *u);

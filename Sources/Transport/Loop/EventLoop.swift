@@ -20,25 +20,29 @@ extension EventHandler {
     public func loopStopped() {}
 }
 
-/// One epoll loop on one thread. Everything registered on it is touched only by that thread;
-/// other threads talk to it through `execute`, a queue woken by an eventfd.
+/// One event loop on one thread, on epoll or io_uring (`IOBackend`, chosen when it is made).
+/// Everything registered on it is touched only by that thread; other threads talk to it
+/// through `execute`, a queue woken by an eventfd.
 public final class EventLoop: @unchecked Sendable {
     /// Deadline resolution. Timeouts here are seconds long; 250 ms keeps ticks cheap.
     public static let tickMillis: UInt64 = 250
 
     public let index: Int
-    let epfd: Int32
+    /// What this loop waits on (one final class per backend; see `LoopBackend`).
+    let backend: any LoopBackend
     let wakeFD: Int32
+    /// The backend this loop runs on.
+    public var io: IOBackend { backend.kind }
     /// Handlers by fd.
     @exclusivity(unchecked) private var handlers: [EventHandler?] = []
-    /// Registration count per fd, carried in each epoll event: an event still queued for an
+    /// Registration count per fd, carried in each backend event: an event still queued for an
     /// fd that was closed and reused within one batch is recognised as stale and dropped.
     @exclusivity(unchecked) private var generations: [UInt32] = []
     @exclusivity(unchecked) private var pendingFlush: [EventHandler] = []
     private let tasks = Locked<[@Sendable () -> Void]>([])
     private let stopped = Atomic<Bool>(false)
     /// The loop's clock, updated once per iteration.
-    @exclusivity(unchecked) public private(set) var now: UInt64 = monotonicMillis()
+    @exclusivity(unchecked) public package(set) var now: UInt64 = monotonicMillis()
     @exclusivity(unchecked) private var nextTick: UInt64 = 0
     /// One receive buffer for every connection on this loop: a connection keeps only the
     /// unconsumed tail of a partial frame. 256 KiB fits 16 TLS records or a large TCP burst.
@@ -57,25 +61,25 @@ public final class EventLoop: @unchecked Sendable {
         return owner != 0 && owner == UInt(pthread_self())
     }
 
-    public init(index: Int, readBufferSize: Int = 256 << 10) throws(TransportError) {
+    /// `io`: the backend (nil: `IOBackend.selected`, i.e. `WSS_IO` or epoll). A loop asked
+    /// for io_uring runs on epoll if its ring cannot be set up (the caller resolved the probe
+    /// and logged already; see `IOBackend.resolve`).
+    public init(index: Int, readBufferSize: Int = 256 << 10, io: IOBackend? = nil) throws(TransportError) {
         self.index = index
-        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        if epfd < 0 { throw .syscall("epoll_create1", errno) }
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        if wakeFD < 0 { throw .syscall("eventfd", errno) }
+        if (io ?? IOBackend.selected) == .uring, let make = URingRegistration.current?.makeBackend,
+           let uring = try? make() {
+            backend = uring
+        } else {
+            backend = try EpollBackend()
+        }
+        wakeFD = backend.wakeFD
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
         scratchBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
-        var ev = epoll_event()
-        ev.events = EPOLLIN.rawValue
-        ev.data.u64 = Self.tag(wakeFD, UInt32.max)
-        epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
     }
 
     deinit {
         readBuffer.deallocate()
         scratchBuffer.deallocate()
-        Glibc.close(epfd)
-        Glibc.close(wakeFD)
     }
 
     // MARK: - Registration (loop thread only)
@@ -97,7 +101,7 @@ public final class EventLoop: @unchecked Sendable {
         assert(ownerThread.load(ordering: .relaxed) == 0 || isCurrent, "loop-only call off loop \(index)", file: file, line: line)
     }
 
-    /// Registers `fd` with a raw epoll mask (the listener and the benchmark's timers).
+    /// Registers `fd` with a raw epoll mask (EPOLLIN/EPOLLOUT: the benchmark's timers).
     public func register(fd: Int32, handler: EventHandler, events: UInt32) throws(TransportError) {
         let i = Int(fd)
         if i >= handlers.count {
@@ -106,10 +110,7 @@ public final class EventLoop: @unchecked Sendable {
             generations += Array(repeating: 0, count: more)
         }
         generations[i] &+= 1
-        var ev = epoll_event()
-        ev.events = events
-        ev.data.u64 = Self.tag(fd, generations[i])
-        if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 { throw .syscall("epoll_ctl(ADD)", errno) }
+        try backend.add(fd: fd, tag: Self.tag(fd, generations[i]), events: events)
         handlers[i] = handler
         registeredCount += 1
     }
@@ -119,33 +120,40 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     public func modify(fd: Int32, events: UInt32) {
-        var ev = epoll_event()
-        ev.events = events
         let i = Int(fd)
-        ev.data.u64 = Self.tag(fd, i < generations.count ? generations[i] : 0)
-        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+        backend.modify(fd: fd, tag: Self.tag(fd, i < generations.count ? generations[i] : 0), events: events)
     }
 
     /// Removes the handler; call before closing the fd.
     public func unregister(fd: Int32) {
-        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
-        forget(fd: fd)
+        forget(fd: fd, closing: false)
     }
 
     /// Removes the handler of an fd the caller closes right away and never duplicated: closing
     /// its only file reference takes it out of the epoll set, so no EPOLL_CTL_DEL (one syscall
-    /// less per connection). Events already fetched for it carry the old generation and are
-    /// dropped.
+    /// less per connection; io_uring cancels the fd's poll in the iteration's one submit).
+    /// Events already fetched for it carry the old generation and are dropped.
     public func unregisterClosing(fd: Int32) {
-        forget(fd: fd)
+        forget(fd: fd, closing: true)
     }
 
-    private func forget(fd: Int32) {
+    private func forget(fd: Int32, closing: Bool) {
         let i = Int(fd)
         if i < handlers.count, handlers[i] != nil {
+            backend.remove(fd: fd, tag: Self.tag(fd, generations[i]), closing: closing)
             handlers[i] = nil
             registeredCount -= 1
         }
+    }
+
+    /// Hands `events` to the handler registered under `tag` (fd + generation); false if that
+    /// registration ended. Called by the backend for each ready descriptor.
+    @inline(__always) package func dispatch(tag: UInt64, events: UInt32) -> Bool {
+        let idx = Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag)))
+        guard idx < handlers.count, generations[idx] == UInt32(truncatingIfNeeded: tag >> 32),
+              let h = handlers[idx] else { return false }
+        h.handleEvent(IOEvents(rawValue: events))
+        return true
     }
 
     /// Asks for `flushScheduled()` at the end of this iteration (write coalescing: many
@@ -186,30 +194,12 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs the loop on the calling thread until `stop()`.
     public func run() {
-        let maxEvents = 256
-        var events = [epoll_event](repeating: epoll_event(), count: maxEvents)
         ownerThread.store(UInt(pthread_self()), ordering: .relaxed)
+        backend.start()
         nextTick = monotonicMillis() + Self.tickMillis
         while !isStopped {
             let timeout = Int32(clamping: nextTick > now ? nextTick - now : 0)
-            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epfd, $0.baseAddress, Int32(maxEvents), timeout) }
-            now = monotonicMillis()
-            if n < 0 && errno != EINTR { break }
-            for i in 0..<max(0, Int(n)) {
-                let tag = events[i].data.u64
-                let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: tag))
-                if fd == wakeFD {
-                    var v: UInt64 = 0
-                    _ = Glibc.read(wakeFD, &v, 8)
-                    runTasks()
-                    continue
-                }
-                let idx = Int(fd)
-                if idx < handlers.count, generations[idx] == UInt32(truncatingIfNeeded: tag >> 32),
-                   let h = handlers[idx] {
-                    h.handleEvent(IOEvents(rawValue: events[i].events))
-                }
-            }
+            if !backend.wait(timeoutMillis: timeout, loop: self) { break }
             if now >= nextTick {
                 nextTick = now + Self.tickMillis
                 for case let h? in handlers { h.tick(now: now) }
@@ -220,6 +210,7 @@ public final class EventLoop: @unchecked Sendable {
         runTasks()
         let remaining = handlers
         for case let h? in remaining { h.loopStopped() }
+        backend.finish()
         handlers.removeAll()
         generations.removeAll()
         pendingFlush.removeAll()
@@ -227,7 +218,7 @@ public final class EventLoop: @unchecked Sendable {
         registeredCount = 0
     }
 
-    private func runTasks() {
+    package func runTasks() {
         let batch = tasks.withLock { q -> [@Sendable () -> Void] in
             let b = q
             q.removeAll(keepingCapacity: true)

@@ -35,6 +35,8 @@ public final class TLS13RecordLayer {
     var handshakeBytes: [UInt8] = []
     /// close_notify received.
     public private(set) var receivedCloseNotify = false
+    /// The fatal error that ended the read side (RFC 8446 §6.2: nothing is opened after it).
+    public private(set) var failure: TLSRecordError?
     /// Records in a row that carried no application data.
     private var recordsWithoutData = 0
     public static let maxRecordsWithoutData = 32
@@ -72,13 +74,31 @@ public final class TLS13RecordLayer {
         public var consumed: Int
         /// Application bytes written to `out`.
         public var produced: Int
+        /// The fatal error found in a record after `produced` good bytes (nothing after that
+        /// record was opened). Without good bytes `open` throws it instead.
+        public var error: TLSRecordError? = nil
     }
 
     /// Opens every complete record in `input`, writing application data to `out` (which must
     /// have room for `input.count` bytes: plaintext is always shorter than its record).
     /// Stops after a close_notify. A partial record at the end is left unconsumed.
+    /// A bad record behind good ones does not cost the good ones: their bytes come back with
+    /// the error (`Opened.error`); every later call throws it.
     public func open(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(TLSRecordError) -> Opened {
+        if let failure { throw failure }
         var off = 0, produced = 0
+        do throws(TLSRecordError) {
+            try openRecords(input, into: out, off: &off, produced: &produced)
+        } catch {
+            failure = error
+            guard produced > 0 else { throw error }
+            return Opened(consumed: off, produced: produced, error: error)
+        }
+        return Opened(consumed: off, produced: produced)
+    }
+
+    private func openRecords(_ input: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer,
+                             off: inout Int, produced: inout Int) throws(TLSRecordError) {
         while input.count - off >= 5 && !receivedCloseNotify {
             let type = input[off]
             let length = Int(input[off + 3]) << 8 | Int(input[off + 4])
@@ -111,7 +131,6 @@ public final class TLS13RecordLayer {
                 throw .unexpectedMessage("content type \(inner)")
             }
         }
-        return Opened(consumed: off, produced: produced)
     }
 
     /// A peer that sends only records without application data (empty ones, KeyUpdates,

@@ -56,12 +56,12 @@ extension TLSStream {
         pthread_sigmask(SIG_SETMASK, &old, nil)
     }
 
-    /// close_notify after whatever is still queued (best effort, like SSL_shutdown), then FIN;
-    /// reading stays possible.
+    /// close_notify (or the fatal alert a bad record earned) after whatever is still queued
+    /// (best effort, like SSL_shutdown), then FIN; reading stays possible.
     public func shutdownWrite() {
         if records != nil {
             if hasPendingOutput { _ = sendUnsent() }
-            if !hasPendingOutput { sendAlert(0) }
+            if !hasPendingOutput { sendAlert(owedAlert ?? 0) }
         } else {
             sendOpenSSLCloseNotify()
         }

@@ -28,8 +28,11 @@ extension TLSStream {
         do throws(TLSRecordError) {
             opened = try records.open(UnsafeRawBufferPointer(start: scratch.baseAddress, count: have), into: buffer)
         } catch {
-            sendAlert(error.alert)
-            return .error(error.description)
+            return failed(error)
+        }
+        if let error = opened.error {  // behind good bytes: those first, the error next read
+            pendingResult = failed(error)
+            return .done(opened.produced)
         }
         if opened.consumed < have {
             carry = Array(UnsafeRawBufferPointer(start: scratch.baseAddress! + opened.consumed, count: have - opened.consumed))
@@ -45,6 +48,15 @@ extension TLSStream {
         // Only a partial record, a KeyUpdate or a ticket: nothing for the caller yet. Bytes
         // still in the kernel are signalled again (level-triggered epoll).
         return .wantRead
+    }
+
+    /// A fatal record error ends reading. Our alert (RFC 8446 §6.2) is owed, not sent: the
+    /// owner may still answer what it received before the bad record, and `shutdownWrite` or
+    /// `close` sends the alert after those answers. A peer's fatal alert needs none, and
+    /// nothing more is sealed after it.
+    func failed(_ error: TLSRecordError) -> IOResult {
+        if let alert = error.alert { owedAlert = alert } else { alertSent = true }
+        return .error(error.description)
     }
 
     /// Sends what an earlier call left, then seals as much of `bytes` as the scratch buffer

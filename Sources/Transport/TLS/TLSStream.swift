@@ -21,6 +21,11 @@ public final class TLSStream: ByteStream {
     public private(set) var protocolVersion = ""
     /// The handshake resumed a session (a ticket) instead of a full handshake.
     public private(set) var resumedSession = false
+    /// The suite's IANA name from OpenSSL's static cipher table (lives as long as libssl).
+    private var cipherStandardName: UnsafePointer<CChar>?
+    /// The negotiated cipher suite, IANA name (e.g. "TLS_AES_128_GCM_SHA256",
+    /// "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"), on both record layers; "" before the handshake.
+    public var cipherName: String { cipherStandardName.map { String(cString: $0) } ?? "" }
 
     /// Native record protection once a TLS 1.3 handshake is done (nil: OpenSSL's).
     public private(set) var records: TLS13RecordLayer?
@@ -43,6 +48,9 @@ public final class TLSStream: ByteStream {
     var unsentOffset = 0
     /// Our close_notify or fatal alert went out: nothing more is sealed.
     var alertSent = false
+    /// The fatal alert a bad record earned, sent by `shutdownWrite` / `close` after the
+    /// output queued before it (instead of close_notify).
+    var owedAlert: UInt8?
     /// A fatal error (or end of stream) found after good bytes, for the next `read`.
     var pendingResult: IOResult?
 
@@ -116,6 +124,7 @@ public final class TLSStream: ByteStream {
             isEstablished = true
             protocolVersion = String(cString: SSL_get_version(ssl))
             resumedSession = SSL_session_reused(ssl) == 1
+            cipherStandardName = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_standard_name($0) }
             ticketKeys = nil
             counters?.count(resumed: resumedSession)
             takeOverRecords(ssl)

@@ -33,10 +33,23 @@ public final class TLSTicketKeys: @unchecked Sendable {
         }
     }
 
-    /// The master secret from the first 32 bytes of `secretFile` (shared by a cluster).
+    /// The master secret from the first 32 bytes of `secretFile` (shared by a cluster). The
+    /// file must be a regular file that group and others cannot read or write (mode 0600 or
+    /// 0400, as ssh asks of private keys): whoever reads it can open every ticket, so every
+    /// recorded resumed session, and whoever writes it can choose the keys.
     public init(secretFile: String, rotationSeconds: UInt64 = 3600) throws(TLSError) {
-        guard let fp = fopen(secretFile, "r") else {
+        guard let fp = fopen(secretFile, "re") else {
             throw TLSError("cannot read session-ticket key file '\(secretFile)': \(errnoDescription())")
+        }
+        var st = stat()
+        guard fstat(fileno(fp), &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            fclose(fp)
+            throw TLSError("session-ticket key file '\(secretFile)' is not a regular file")
+        }
+        guard st.st_mode & 0o077 == 0 else {
+            fclose(fp)
+            let mode = String(st.st_mode & 0o777, radix: 8)
+            throw TLSError("session-ticket key file '\(secretFile)' is accessible by group or others (mode \(mode)): chmod 600 it")
         }
         let m = UnsafeMutableRawPointer.allocate(byteCount: Self.secretLength, alignment: 16)
         let n = fread(m, 1, Self.secretLength, fp)

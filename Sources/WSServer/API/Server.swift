@@ -12,6 +12,8 @@ public final class Server: @unchecked Sendable {
     let logger: Logger
     let loops: [EventLoop]
     let core: ServerCore
+    /// Session-ticket keys of every TLS context this server makes (a reload keeps them).
+    let ticketKeys: TLSTicketKeys
     private var acceptors: [Acceptor] = []
     /// The separate /metrics listener (`configuration.metricsListen`), see Server+Metrics.swift.
     var metricsListener: MetricsListener?
@@ -28,11 +30,16 @@ public final class Server: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         var tls: TLSContext?
+        ticketKeys = try configuration.ticketKeyFile.map { path throws(TLSError) in try TLSTicketKeys(secretFile: path) }
+            ?? .processWide
         if let cert = configuration.certificateFile {
             tls = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile,
-                                 nativeRecords: configuration.tlsNativeRecords)
+                                 nativeRecords: configuration.tlsNativeRecords,
+                                 ticketKeys: ticketKeys)
         }
-        loops = try (0..<configuration.threads).map { try EventLoop(index: $0) }
+        let (io, fallback) = IOBackend.resolve(configuration.io)
+        if let fallback { logger.warning("\(fallback)") }
+        loops = try (0..<configuration.threads).map { try EventLoop(index: $0, io: io) }
         core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops, backplane: backplane)
     }
 
@@ -124,7 +131,8 @@ public final class Server: @unchecked Sendable {
             throw TLSError("no certificate configured: the server runs plain ws://")
         }
         let fresh = try TLSContext(certificateFile: cert, keyFile: configuration.keyFile,
-                                 nativeRecords: configuration.tlsNativeRecords)
+                                 nativeRecords: configuration.tlsNativeRecords,
+                                 ticketKeys: ticketKeys)
         core.tlsContext.withLock { $0 = fresh }
         return fresh.leafSerialHex
     }
@@ -239,7 +247,8 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     }
 
     func tick(now: UInt64) {
-        core.metrics.loops[loop.index].publish(connections: loop.registeredCount - (closed ? 0 : 1))
+        let own = (closed ? 0 : 1) + core.fallback.loops[loop.index].registeredDescriptors  // listener, session tick
+        core.metrics.loops[loop.index].publish(connections: loop.registeredCount - own)
         if pausedUntil != 0 && now >= pausedUntil && !closed {
             pausedUntil = 0
             loop.modify(fd: listener.fd, interest: .read)

@@ -17,8 +17,19 @@ public struct ServerConfiguration: Sendable {
     /// messages). False keeps OpenSSL's record layer for every connection and sends one
     /// session ticket (resumption); TLS 1.2 connections always use OpenSSL's.
     public var tlsNativeRecords = true
+    /// Secret of the TLS session-ticket keys: the first 32 bytes of this file, which group and
+    /// others must not be able to read (see `TLSTicketKeys(secretFile:)`). Servers sharing the
+    /// file resume each other's sessions. nil: a random secret per process.
+    public var ticketKeyFile: String?
     /// Event loops, one thread each. Default: one per core.
     public var threads: Int = ServerConfiguration.coreCount
+    /// What the loops wait on: epoll or io_uring. Default: `WSS_IO` from the environment if it
+    /// names one, else epoll (README, "Event loop backends"). io_uring where the kernel or a
+    /// sandbox forbids it runs on epoll, with one warning.
+    public var io: IOBackend = {
+        if case .success(let io)? = IOBackend.environment { return io }
+        return IOBackend.standard
+    }()
     /// Message limits (RFC 6455 frames and reassembled messages).
     public var limits = WebSocketProtocol.Limits()
     /// HTTP request head limits (431 when exceeded).
@@ -107,3 +118,6 @@ public struct ServerConfiguration: Sendable {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The event loops' backend (`ServerConfiguration.io`): epoll or io_uring.
+public typealias IOBackend = Transport.IOBackend

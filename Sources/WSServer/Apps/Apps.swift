@@ -26,14 +26,39 @@ public final class EchoApp: WebSocketHandler {
     }
 }
 
-/// A chat room per path: every message goes to every client on the same path, on every loop.
-/// The room's topic is the path itself, so `server.topics.publish("/chat", …)` speaks in it.
+/// Chat rooms: every message goes to every client in the same room, on every loop and, with
+/// a backplane, on every instance.
+///
+/// - `?room=NAME` (what the page sends): the room's topic is "<path>#NAME"; each text
+///   message reaches clients in the JSON envelope of `ChatEnvelope`, with its stream offset
+///   and epoch when history is on, and `?room=NAME&since=OFFSET&epoch=EPOCH` resumes: the
+///   messages missed since then come first, in order, then a `recovery` line saying whether
+///   that was all (`subscribe(_:since:)`).
+/// - No room (a bare `/chat`): the classic relay, byte for byte, on the topic named by the
+///   path, so `server.topics.publish("/chat", …)` speaks in it.
 public final class ChatApp: WebSocketHandler {
     public init() {}
-    public func onOpen(_ connection: WebSocketConnection) {
-        connection.subscribe(connection.path)  // the room is the path (a stored string: no allocation per message)
+
+    public func shouldUpgrade(_ request: UpgradeRequest) -> UpgradeDecision {
+        switch ChatRoom.parse(path: request.path, query: request.query) {
+        case .success(let room): return .accept(userData: room)
+        case .failure(let why): return .reject(status: 400, reason: why.description)
+        }
     }
+
+    public func onOpen(_ connection: WebSocketConnection) {
+        guard let room = connection.userData as? ChatRoom else {
+            connection.subscribe(connection.path)  // the room is the path (a stored string: no allocation per message)
+            return
+        }
+        connection.subscribe(room.topic, since: room.since,
+                             onRecovery: { c, r in c.send(text: ChatEnvelope.recovery(r)) },
+                             onPublication: { c, p in
+                                 if p.message.isText { c.send(text: ChatEnvelope.message(p)) } else { c.send(p.message) }
+                             })
+    }
+
     public func onMessage(_ connection: WebSocketConnection, _ message: Message) {
-        connection.publish(connection.path, message)
+        connection.publish((connection.userData as? ChatRoom)?.topic ?? connection.path, message)
     }
 }

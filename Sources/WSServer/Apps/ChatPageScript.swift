@@ -1,7 +1,7 @@
 /// The page's user interface: lines in `content` (yours on the right, replies on the left,
 /// status lines centred, each with a timestamp), the status indicator and `transport`, send
 /// enabled only while open, the chat app's nickname and room (kept in localStorage), and the
-/// history hook for recovering missed chat messages after a reconnect.
+/// chat envelope: the last offset per room, resumed from on reconnect.
 enum ChatPageScript {
     static let script = #"""
     var CONNECTED = "【连接成功】", CLOSED = "【关闭连接】";
@@ -10,15 +10,30 @@ enum ChatPageScript {
     var content = document.getElementById("content");
     var closedShown = false;
 
-    // History hook, for the chat app with history on (envelope defined by the Redis backplane,
-    // README "History"): `unwrap` opens a delivered message, remembers its offset in
-    // `lastOffset` and returns the payload; `resumeQuery` is what a reconnect adds to the URL
-    // so the server replays what was missed. Until the envelope exists both pass through.
+    // Resume (chat app, README "History and recovery"): every text message in a room comes
+    // in an envelope {"type":"message","offset","epoch","data"}; `unwrap` keeps the last
+    // position per room and returns `data`; `resumeQuery` adds since=&epoch= to a reconnect
+    // so the server replays what was missed. {"type":"recovery"} says whether it could: a
+    // notice when it could not. null offsets (no history) are never resumed from.
     var chatHistory = {
-      lastOffset: null,
-      unwrap: function (data) { return data; },
+      rooms: {},
+      unwrap: function (data) {
+        if (APP !== "chat" || typeof data !== "string" || data.slice(0, 8) !== '{"type":') return data;
+        var m;
+        try { m = JSON.parse(data); } catch (e) { return data; }
+        var here = room(), had = this.rooms[here];
+        if (typeof m.offset === "number" && typeof m.epoch === "string") this.rooms[here] = {offset: m.offset, epoch: m.epoch};
+        if (m.type === "message" && typeof m.data === "string") return m.data;
+        if (m.type === "recovery") {
+          if (!m.recovered && (had || m.resync)) note("some missed messages could not be recovered 部分消息无法恢复");
+          else if (m.count > 0) note("recovered " + m.count + " missed message(s) 已恢复");
+          return null;
+        }
+        return data;
+      },
       resumeQuery: function () {
-        return this.lastOffset === null ? "" : "since=" + encodeURIComponent(this.lastOffset);
+        var p = this.rooms[room()];
+        return p ? "since=" + p.offset + "&epoch=" + encodeURIComponent(p.epoch) : "";
       }
     };
 
@@ -79,6 +94,7 @@ enum ChatPageScript {
     }
     function onTransportMessage(data) {
       data = chatHistory.unwrap(data);
+      if (data === null) return;
       if (typeof data !== "string") {
         addLine("(binary message 二进制消息, " + data.byteLength + " bytes)", "sys");
         return;

@@ -208,6 +208,8 @@ final class ConnectionExtras {
     var query: String?
     /// The SSE or long-polling session behind a connection that is not a WebSocket.
     var fallback: FallbackTransport?
+    /// Topics subscribed with `subscribe(_:since:)` (recovery and positions; PubSub).
+    var streams: [String: StreamSubscription] = [:]
     /// Messages not sent because the output was over `maxBackpressure`.
     var droppedMessages = 0
     /// With close-on-backpressure: bytes from the output's read position to the end of the

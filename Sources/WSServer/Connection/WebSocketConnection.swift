@@ -133,6 +133,7 @@ public final class WebSocketConnection: EventHandler {
         case .eof: peerClosed()
         case .error(let why):
             log.debug("read failed: \(why)", metadata: meta)
+            flush()  // answers to what came before a bad TLS record go out before its alert
             finish()
         }
     }
@@ -255,6 +256,7 @@ public final class WebSocketConnection: EventHandler {
         let wasWebSocket = policy.phase == .open || handler != nil
         policy.closed()
         pendingInput = nil
+        logConnectionEnd()  // access log: the socket's byte counts, before it closes
         driver.close(on: loop)
         core.metrics.openConnections.subtract(1)
         if wasWebSocket { notifyClose(.abnormal, "") }

@@ -54,6 +54,10 @@ final class FallbackLoop: EventHandler {
 
     func lookup(_ id: SessionID) -> FallbackSession? { table.lookup(id, now: loop.now) }
 
+    /// Descriptors this object keeps registered on its loop (the tick eventfd): not
+    /// connections, so the per-loop connection gauge leaves them out.
+    var registeredDescriptors: Int { tickFD >= 0 ? 1 : 0 }
+
     func handleEvent(_ events: IOEvents) {}
     func flushScheduled() {}
 

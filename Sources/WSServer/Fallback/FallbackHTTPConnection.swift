@@ -41,6 +41,12 @@ final class FallbackHTTPConnection: EventHandler {
     /// Idle, head or body deadline (0: none while a poll is held or a stream is open).
     var deadline: UInt64 = 0
     var nextHeartbeat: UInt64 = 0
+    /// Read once at the end of this iteration: the socket was just taken over (from a
+    /// `WebSocketConnection`, or from another loop), and bytes the previous owner left inside
+    /// OpenSSL (decrypted, or read ahead) are never signalled by the kernel again.
+    var readSoon = false
+    /// The CORS origin of the request being answered (a held poll is answered later).
+    var requestCORS: String?
 
     init(id: UInt64, loop: EventLoop, driver: StreamDriver, core: ServerCore) {
         self.id = id
@@ -158,6 +164,13 @@ final class FallbackHTTPConnection: EventHandler {
         default: break
         }
         flush()
+        if readSoon {
+            readSoon = false
+            if !isClosed { readAvailable() }
+        } else if case .idle = state, !input.isEmpty {
+            process()  // a request pipelined behind a poll or a stream that just ended
+            if queuedOutput > 0 { flush() }
+        }
     }
 
     func flush() {

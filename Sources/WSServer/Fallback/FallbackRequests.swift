@@ -18,6 +18,7 @@ extension FallbackHTTPConnection {
         if head.method == "POST" { keepAlive = false }
         let origin = head.value("Origin")
         let cors = corsOrigin(origin)
+        requestCORS = cors
         switch head.method {
         case "OPTIONS":
             return preflight(origin: origin, cors: cors)
@@ -70,8 +71,12 @@ extension FallbackHTTPConnection {
             log.info("fallback: origin \(origin ?? "") not allowed -> 403", metadata: meta)
             return answer(FallbackResponse.error(403, "origin not allowed", keepAlive: keepAlive))
         }
-        let decision = route.handler.shouldUpgrade(UpgradeRequest(head: head, subprotocols: [], fd: driver.fd))
-        guard case .accept(_, let userData) = decision else {
+        guard let offered = FallbackRouter.offeredSubprotocols(head) else {
+            log.info("fallback: subprotocol list is not tokens -> 400", metadata: meta)
+            return answer(FallbackResponse.error(400, "Sec-WebSocket-Protocol is not a list of tokens", keepAlive: keepAlive, cors: cors))
+        }
+        let decision = route.handler.shouldUpgrade(UpgradeRequest(head: head, subprotocols: offered, fd: driver.fd))
+        guard case .accept(let wanted, let userData) = decision else {
             if case .reject(let status, let reason) = decision {
                 log.info("fallback session rejected by the application: \(status) \(reason)", metadata: meta)
                 answer(FallbackResponse.error((400...599).contains(status) ? status : 403, reason, keepAlive: keepAlive, cors: cors))
@@ -82,6 +87,11 @@ extension FallbackHTTPConnection {
             log.warning("fallback: \(settings.maxSessions) sessions open -> 503", metadata: meta)
             return answer(FallbackResponse.error(503, "too many sessions", keepAlive: keepAlive, cors: cors,
                                                  extra: "Retry-After: 5\r\n"))
+        }
+        var subprotocol = wanted
+        if let s = wanted, !offered.contains(s) {
+            log.warning("application chose subprotocol '\(s)' the client did not offer; sending none", metadata: meta)
+            subprotocol = nil
         }
         let home = core.fallback.loops[loop.index]
         let session: FallbackSession
@@ -96,7 +106,7 @@ extension FallbackHTTPConnection {
             return answer(FallbackResponse.error(500, "cannot create a session", keepAlive: keepAlive, cors: cors))
         }
         let connID = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let connection = WebSocketConnection(id: connID, loop: loop, fallback: session, route: route, subprotocol: nil,
+        let connection = WebSocketConnection(id: connID, loop: loop, fallback: session, route: route, subprotocol: subprotocol,
                                              userData: userData, query: FallbackRouter.handlerQuery(head), core: core)
         session.connection = connection
         log.debug("fallback session (\(transport)) opened on \(head.path)", metadata: meta)
@@ -109,9 +119,22 @@ extension FallbackHTTPConnection {
             LongPollBatch.append(.session(session.id.description), to: &body)
             body.append(contentsOf: session.takePending())
             answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count,
-                                         keepAlive: keepAlive, cors: cors), body: body)
+                                         keepAlive: keepAlive, cors: cors,
+                                         extra: sessionHeader(session) + protocolHeader(session)), body: body)
             session.delivered()
         }
+    }
+
+    /// Every answer that belongs to a session names it, so a balancer in HTTP mode can keep
+    /// the session's requests on this instance (share/cluster/haproxy.cfg: `stick
+    /// store-response res.hdr(X-Session-Id)`, matched against `?sid=`). A 404 does not.
+    func sessionHeader(_ session: FallbackSession) -> String {
+        "X-Session-Id: \(session.id)\r\n"
+    }
+
+    /// The chosen subprotocol on a session's opening answer and on every SSE stream.
+    func protocolHeader(_ session: FallbackSession) -> String {
+        session.connection?.subprotocol.map { "Sec-WebSocket-Protocol: \($0)\r\n" } ?? ""
     }
 
     func startStream(_ session: FallbackSession, head: HTTPRequestHead, cors: String?) {
@@ -119,7 +142,7 @@ extension FallbackHTTPConnection {
         if !chunked { keepAlive = false }
         output.append(FallbackResponse.head(200, contentType: FallbackResponse.eventStream, chunked: chunked,
                                                         keepAlive: keepAlive, cors: cors,
-                                                        extra: "X-Accel-Buffering: no\r\n"))
+                                                        extra: "X-Accel-Buffering: no\r\n" + sessionHeader(session) + protocolHeader(session)))
         var first: [UInt8] = []
         SSEEncoder.appendSession(session.id, to: &first)
         first.append(contentsOf: session.takePending())
@@ -149,8 +172,8 @@ extension FallbackHTTPConnection {
         let body = session.takePending()
         state = .idle
         session.detach(self)
-        answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count, keepAlive: keepAlive),
-               body: body)
+        answer(FallbackResponse.head(200, contentType: FallbackResponse.batch, length: body.count, keepAlive: keepAlive,
+                                     cors: requestCORS, extra: sessionHeader(session)), body: body)
         session.delivered()
     }
 
@@ -164,7 +187,7 @@ extension FallbackHTTPConnection {
             return fail(error.status, "\(error)")
         }
         session.touched()
-        answer(FallbackResponse.head(204, keepAlive: keepAlive, cors: corsOrigin(origin)))
+        answer(FallbackResponse.head(204, keepAlive: keepAlive, cors: corsOrigin(origin), extra: sessionHeader(session)))
         session.received(records)
     }
 
@@ -243,7 +266,8 @@ extension FallbackHTTPConnection {
         }
         handle(head)
         process()
-        if queuedOutput > 0 { scheduleFlush() }
+        readSoon = true
+        scheduleFlush()
     }
 
     /// A request that is not a fallback one (the page, an upgrade) on a connection we hold:

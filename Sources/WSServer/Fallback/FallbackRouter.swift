@@ -30,8 +30,46 @@ enum FallbackRouter {
     /// `sid`, so it equals what the same page sends over WebSocket ("room=lobby").
     static func handlerQuery(_ head: HTTPRequestHead) -> String? {
         guard let raw = head.query else { return nil }
-        let kept = raw.split(separator: "&").filter { !$0.hasPrefix("transport=") && !$0.hasPrefix("sid=") }
+        let kept = raw.split(separator: "&").filter {
+            !$0.hasPrefix("transport=") && !$0.hasPrefix("sid=") && !$0.hasPrefix("protocol=")
+        }
         return kept.isEmpty ? nil : kept.joined(separator: "&")
+    }
+
+    /// The subprotocols an opening request offers, in order, as `Sec-WebSocket-Protocol` does
+    /// for an upgrade (RFC 6455 §4.1: a comma list of tokens, compared case-sensitively): the
+    /// header when present (a fetch or XHR client), else the `protocol` query parameter
+    /// (EventSource cannot set headers; commas literal or as %2C). nil: not a list of tokens
+    /// (the request gets 400, as an upgrade does).
+    static func offeredSubprotocols(_ head: HTTPRequestHead) -> [String]? {
+        var list: Substring?
+        if let header = head.value("Sec-WebSocket-Protocol") {
+            list = Substring(header)
+        } else if let raw = head.query {
+            for pair in raw.split(separator: "&") where pair.hasPrefix("protocol=") {
+                list = pair.dropFirst("protocol=".count)
+            }
+        }
+        guard let list else { return [] }
+        let text = list.replacingOccurrences(of: "%2C", with: ",", caseInsensitive: true)
+        var out: [String] = []
+        for element in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let name = element.trimmedOWS
+            if name.isEmpty { continue }  // RFC 9110 §5.6.1: empty list elements are ignored
+            guard name.utf8.allSatisfy(isTokenChar) else { return nil }
+            out.append(String(name))
+        }
+        return out
+    }
+
+    /// RFC 9110 §5.6.2 tchar.
+    static func isTokenChar(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            return true
+        default:
+            return Array("!#$%&'*+-.^_`|~".utf8).contains(c)
+        }
     }
 
     static func claims(_ head: HTTPRequestHead, core: ServerCore) -> Bool {
@@ -48,6 +86,35 @@ enum FallbackRouter {
         }
         return true
     }
+}
+
+extension Substring {
+    fileprivate var trimmedOWS: Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" { s.removeLast() }
+        return s
+    }
+
+    /// Replaces every ASCII `target` (matched ignoring ASCII case when asked).
+    fileprivate func replacingOccurrences(of target: String, with replacement: String, caseInsensitive: Bool) -> String {
+        let t = Array(target.utf8).map { caseInsensitive ? lower($0) : $0 }
+        let bytes = Array(utf8)
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            if i + t.count <= bytes.count, (0..<t.count).allSatisfy({ (caseInsensitive ? lower(bytes[i + $0]) : bytes[i + $0]) == t[$0] }) {
+                out += replacement.utf8
+                i += t.count
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
 }
 
 extension WebSocketConnection {
@@ -72,7 +139,8 @@ extension WebSocketConnection {
         }
         taker.handle(head)
         taker.process()
-        if taker.queuedOutput > 0 { taker.scheduleFlush() }
+        taker.readSoon = true  // the rest of a request may wait inside OpenSSL (this object stopped reading)
+        taker.scheduleFlush()
     }
 }
 

@@ -38,17 +38,7 @@ public final class AccessLog: Sendable {
 
     public func write(_ record: AccessLogRecord) {
         var line = record.formatted(format) + "\n"
-        fd.withLock { fd in
-            line.withUTF8 { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return }
-                    offset += n
-                }
-            }
-        }
+        fd.withLock { LogWrite.all(&line, to: $0) }
     }
 
     /// Reopens FILE (after logrotate moved it); nothing to do for stderr.

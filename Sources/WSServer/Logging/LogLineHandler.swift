@@ -36,15 +36,7 @@ public struct LogLineHandler: LogHandler {
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
         if let explicit { all.merge(explicit) { $1 } }
         var text = render(level: level, message: "\(message)", metadata: all, timestamp: LogTimestamp.now()) + "\n"
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                offset += n
-            }
-        }
+        LogWrite.all(&text, to: fd)
     }
 
     /// The line for one event, without the newline (separate for tests).

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Transport
 import WebSocket
 
@@ -17,25 +20,56 @@ extension WebSocketConnection {
             kind: status == 101 ? .websocket : .http, connection: id, remoteAddress: address, remotePort: port,
             method: head?.method ?? "", path: head?.path ?? "", status: status,
             bytesIn: bytesIn, bytesOut: out.count - mark, durationMillis: millisSinceAccept(),
-            tlsVersion: driver.tls?.protocolVersion ?? "", tlsCipher: Self.cipherName(driver.tls?.records?.suite),
+            tlsVersion: driver.tls?.protocolVersion ?? "", tlsCipher: driver.tls?.cipherName ?? "",
             subprotocol: extras?.subprotocol ?? "", compression: proto.deflate != nil,
             userAgent: head?.value("User-Agent") ?? "")
         if status == 101 {
-            record.durationMillis = 0
+            // Written when the connection ends: bytes and duration of its whole life then.
             extrasBox.access = record
-            extrasBox.accessOpenedMicros = monotonicMicros()
+            extrasBox.accessOpenedMicros = monotonicMicros() &- UInt64(max(0, record.durationMillis * 1000))
         } else {
             log.write(record)
         }
     }
 
-    /// The WebSocket session ended with `code` (the one `onClose` gets).
+    /// The WebSocket session ended with `code` (the one `onClose` gets); the record is
+    /// written by `logConnectionEnd`, when the socket closes.
     func logClose(_ code: CloseCode) {
+        guard core.configuration.accessLog != nil, let extras, extras.access != nil else { return }
+        if extras.access?.closeCode == nil { extras.access?.closeCode = Int(code.rawValue) }
+    }
+
+    /// The connection is about to close its socket: a WebSocket's record gets the bytes the
+    /// connection carried in its whole life (TCP payload both ways, handshake included; with
+    /// TLS the records) and the time since accept, and is written. No close code yet: 1006.
+    func logConnectionEnd() {
         guard let log = core.configuration.accessLog, let extras, var record = extras.access else { return }
         extras.access = nil
-        record.closeCode = Int(code.rawValue)
+        if record.closeCode == nil { record.closeCode = Int(CloseCode.abnormal.rawValue) }
+        if let (received, acked) = Self.tcpByteCounts(fd: driver.fd) {
+            record.bytesIn = received
+            record.bytesOut = acked
+        }
         record.durationMillis = Double(monotonicMicros() &- extras.accessOpenedMicros) / 1000
         log.write(record)
+    }
+
+    /// TCP_INFO's tcpi_bytes_received and tcpi_bytes_acked (Linux ≥ 4.1, RFC 4898): the
+    /// kernel counts them anyway, so the message path counts nothing. Glibc's `tcp_info`
+    /// stops at tcpi_total_retrans; the kernel's (uapi linux/tcp.h, which only grows) goes on
+    /// with pacing_rate, max_pacing_rate, bytes_acked, bytes_received, eight bytes each.
+    static func tcpByteCounts(fd: Int32) -> (received: Int, acked: Int)? {
+        let base = MemoryLayout<tcp_info>.size  // 104: where tcpi_pacing_rate starts
+        var raw = (tcp_info(), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var len = socklen_t(MemoryLayout.size(ofValue: raw))
+        let ok = withUnsafeMutableBytes(of: &raw) { buf -> (Int, Int)? in
+            guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, buf.baseAddress, &len) == 0,
+                  Int(len) >= base + 32 else { return nil }
+            let acked = buf.load(fromByteOffset: base + 16, as: UInt64.self)
+            let received = buf.load(fromByteOffset: base + 24, as: UInt64.self)
+            return (Int(truncatingIfNeeded: received), Int(truncatingIfNeeded: acked))
+        }
+        return ok
     }
 
     private func millisSinceAccept() -> Double {
@@ -54,15 +88,5 @@ extension WebSocketConnection {
             n = n * 10 + Int(b - 0x30)
         }
         return n
-    }
-
-    /// IANA names of the TLS 1.3 suites our record layer runs (RFC 8446 §B.4).
-    static func cipherName(_ suite: TLS13Suite?) -> String {
-        switch suite {
-        case .some(.aes128GCM): return "TLS_AES_128_GCM_SHA256"
-        case .some(.aes256GCM): return "TLS_AES_256_GCM_SHA384"
-        case .some(.chacha20Poly1305): return "TLS_CHACHA20_POLY1305_SHA256"
-        default: return ""
-        }
     }
 }

@@ -57,7 +57,7 @@ public final class InProcessBackplane: Backplane {
         guard let topics = topics.withLock({ $0 }) else { return }
         if let history {
             // Delivered under the history's lock: offsets reach every loop's queue in order.
-            history.append(topic, kind: kind, payload: payload) { _ in topics.deliverLocally(topic, kind: kind, payload: payload) }
+            history.append(topic, kind: kind, payload: payload) { topics.deliverLocally(topic, kind: kind, payload: payload, position: $0) }
         } else {
             topics.deliverLocally(topic, kind: kind, payload: payload)
         }

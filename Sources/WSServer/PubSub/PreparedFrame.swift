@@ -8,12 +8,15 @@ final class PreparedFrame: Sendable {
     let bytes: [UInt8]
     let payloadCount: Int
     let opcode: Opcode
+    /// The message's place in its topic's stream (nil without history).
+    let position: StreamPosition?
     private let compressor: SharedCompressor?
     /// The compressed frame once built; nil inside until the first recipient asks for it.
     private let deflated = Locked<[UInt8]?>(nil)
 
-    init(opcode: Opcode, payload: UnsafeRawBufferPointer, compressor: SharedCompressor? = nil) {
+    init(opcode: Opcode, payload: UnsafeRawBufferPointer, compressor: SharedCompressor? = nil, position: StreamPosition? = nil) {
         self.opcode = opcode
+        self.position = position
         payloadCount = payload.count
         var proto = WebSocketProtocol(role: .server)
         proto.send(opcode, payload)

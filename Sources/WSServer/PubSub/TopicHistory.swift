@@ -15,12 +15,17 @@ public struct StreamPosition: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// `--history-size N --history-ttl S`: keep each topic's last N messages for S seconds.
+/// The stream's epoch and last offset live longer (`metaTTL`, `--history-meta-ttl`, default a
+/// day): a topic idle past the TTL loses its messages but not its place, so a subscriber that
+/// saw everything is still told its recovery is complete, and live ones need no re-sync.
 public struct HistoryOptions: Sendable, Equatable {
     public var size: Int
     public var ttl: Double
-    public init(size: Int, ttl: Double) {
+    public var metaTTL: Double
+    public init(size: Int, ttl: Double, metaTTL: Double? = nil) {
         self.size = size
         self.ttl = ttl
+        self.metaTTL = max(ttl, metaTTL ?? 86_400)
     }
 }
 
@@ -80,11 +85,10 @@ public final class TopicHistory: @unchecked Sendable {
         let now = clock()
         return streams.withLock { all in
             appends += 1
-            if appends & 1023 == 0 { all = all.filter { now < $0.value.touched + ttlMillis } }
+            if appends & 1023 == 0 { all = all.filter { now < $0.value.touched + metaTTLMillis } }
             var s = current(&all, topic, now)
             s.lastOffset += 1
             s.entries.append((s.lastOffset, kind, Array(payload), now))
-            s.touched = now
             trim(&s, now)
             all[topic] = s
             let position = StreamPosition(offset: s.lastOffset, epoch: s.epoch)
@@ -112,13 +116,17 @@ public final class TopicHistory: @unchecked Sendable {
     }
 
     /// The topic's stream, or a new one (new epoch) if it never existed or expired: after
-    /// `ttl` without a publish the history is gone, and its offsets with it.
+    /// `metaTTL` without a publish or a recovery its offsets are gone too.
     private func current(_ all: inout [String: Stream], _ topic: String, _ now: UInt64) -> Stream {
-        if let s = all[topic], now < s.touched + ttlMillis { return s }
+        if var s = all[topic], now < s.touched + metaTTLMillis {
+            s.touched = now
+            return s
+        }
         return Stream(epoch: Self.newEpoch(), touched: now)
     }
 
     private var ttlMillis: UInt64 { UInt64(options.ttl * 1000) }
+    private var metaTTLMillis: UInt64 { UInt64(options.metaTTL * 1000) }
 
     private func trim(_ s: inout Stream, _ now: UInt64) {
         while s.entries.count - s.head > options.size || (s.head < s.entries.count && now >= s.entries[s.head].at + ttlMillis) {

@@ -33,7 +33,8 @@ public final class Topics: @unchecked Sendable {
     /// Call on `c`'s loop.
     func unsubscribe(_ c: TopicSubscriber, from topic: String) {
         loops[c.loopIndex].assertInLoop()
-        if perLoop[c.loopIndex].remove(c, topic) { loopActivity(topic, -1) }
+        let target = c.detachStream(topic) ?? c
+        if perLoop[c.loopIndex].remove(target, topic) { loopActivity(topic, -1) }
     }
 
     private func loopActivity(_ topic: String, _ delta: Int) {
@@ -90,9 +91,11 @@ public final class Topics: @unchecked Sendable {
     }
 
     /// Delivers to this instance's subscribers of `topic` on every loop (what a backplane
-    /// calls). Safe from any thread.
-    public func deliverLocally(_ topic: String, kind: Message.Kind, payload bytes: UnsafeRawBufferPointer) {
-        let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes, compressor: compressor)
+    /// calls), with the message's `position` in the topic's stream when there is history.
+    /// Safe from any thread; calls for one topic must come in offset order.
+    public func deliverLocally(_ topic: String, kind: Message.Kind, payload bytes: UnsafeRawBufferPointer,
+                               position: StreamPosition? = nil) {
+        let frame = PreparedFrame(opcode: kind == .text ? .text : .binary, payload: bytes, compressor: compressor, position: position)
         for loop in loops {
             let local = perLoop[loop.index]
             if loop.isCurrent {
@@ -111,6 +114,12 @@ protocol TopicSubscriber: AnyObject {
     /// The loop it lives on; deliveries come on that loop's thread.
     var loopIndex: Int { get }
     func receive(_ frame: PreparedFrame) -> SendStatus
+    /// The subscription object standing for it on `topic` (`subscribe(_:since:)`), taken away.
+    func detachStream(_ topic: String) -> TopicSubscriber?
+}
+
+extension TopicSubscriber {
+    func detachStream(_ topic: String) -> TopicSubscriber? { nil }
 }
 
 extension PreparedFrame {

@@ -9,6 +9,7 @@
 import Glibc
 #endif
 import Transport
+import TransportURing
 
 enum Kind: UInt64 { case accept = 1, recv = 2, send = 3 }
 /// User data: the request's kind, the connection's generation and its fd (a closed connection's

@@ -1,14 +1,11 @@
 import CLiburing
+import Transport
 
 /// Whether this process can run an io_uring event loop: a ring can be created (the kernel has
 /// io_uring, and neither `kernel.io_uring_disabled` nor a seccomp filter forbids it), the
 /// operations the loop relies on exist, and a provided-buffer ring can be registered.
 public enum URingProbe {
-    public enum Outcome: Equatable, Sendable {
-        case available
-        /// Why not, in a few words (for the one log line of the fallback to epoll).
-        case unavailable(String)
-    }
+    public typealias Outcome = IOBackend.Availability
 
     /// Probes with a throwaway 4-entry ring and a 1-buffer group (well under a millisecond).
     public static func check() -> Outcome {

@@ -1,4 +1,5 @@
 import CLiburing
+import Transport
 
 /// A provided-buffer ring (IORING_REGISTER_PBUF_RING, Linux 5.19): `count` buffers of `size`
 /// bytes that the kernel picks from when a multishot recv on this group has data, so a

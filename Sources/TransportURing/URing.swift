@@ -1,4 +1,5 @@
 import CLiburing
+import Transport
 
 /// One io_uring (liburing, through CLiburing), owned by one thread: the submission/completion
 /// rings an io_uring event loop runs on. Preparing a request only fills a submission slot;
@@ -48,7 +49,22 @@ public final class URing {
         setupFlags = flags
     }
 
+    /// A ring for an event loop (`wss_uring_new_loop`): created disabled so any thread may make
+    /// it and prepare requests; `enable()` on the loop's thread makes that thread its one issuer.
+    public init(loopEntries entries: UInt32) throws(TransportError) {
+        var flags: UInt32 = 0
+        var err: Int32 = 0
+        guard let h = wss_uring_new_loop(entries, &flags, &err) else { throw .syscall("io_uring_setup", -err) }
+        handle = h
+        self.entries = entries
+        setupFlags = flags
+    }
+
     deinit { wss_uring_free(handle) }
+
+    /// Enables a ring made with `init(loopEntries:)` on the calling thread (its issuer from now on).
+    @discardableResult
+    public func enable() -> Int32 { wss_uring_enable(handle) }
 
     /// The ring's descriptor.
     public var fd: Int32 { wss_uring_fd(handle) }
@@ -91,6 +107,32 @@ public final class URing {
     /// Closes `fd`.
     public func prepareClose(fd: Int32, userData: UInt64) {
         wss_uring_prep_close(handle, fd, userData)
+    }
+
+    /// One-shot readiness poll of `fd` for poll(2) bits (the same values as epoll's): completes
+    /// once with the ready bits (or -errno). False when no submission slot could be had.
+    public func preparePoll(fd: Int32, mask: UInt32, userData: UInt64) -> Bool {
+        wss_uring_prep_poll_add(handle, fd, mask, userData) == 0
+    }
+
+    /// Removes the armed poll whose user data is `target` (it completes with -ECANCELED).
+    public func preparePollRemove(target: UInt64, userData: UInt64) -> Bool {
+        wss_uring_prep_poll_remove(handle, target, userData) == 0
+    }
+
+    /// Changes the bits of the armed poll `target` in place (-ENOENT if it already completed).
+    public func preparePollUpdate(target: UInt64, mask: UInt32, userData: UInt64) -> Bool {
+        wss_uring_prep_poll_update(handle, target, mask, userData) == 0
+    }
+
+    /// One read of `fd` into `buffer` (valid until the completion).
+    public func prepareRead(fd: Int32, into buffer: UnsafeMutableRawPointer, count: UInt32, userData: UInt64) -> Bool {
+        wss_uring_prep_read(handle, fd, buffer, count, userData) == 0
+    }
+
+    /// One 8-byte read of the eventfd `fd` into memory the ring owns (a wake-up).
+    public func prepareEventFDRead(fd: Int32, userData: UInt64) -> Bool {
+        wss_uring_prep_eventfd_read(handle, fd, userData) == 0
     }
 
     // MARK: - Submitting and completing

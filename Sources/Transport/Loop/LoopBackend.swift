@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+
+/// The seam between an `EventLoop` and the kernel interface it waits on. The loop keeps the
+/// handler table (by fd, with a generation per registration); a backend only arms descriptors
+/// and reports what became ready, through `EventLoop.dispatch(tag:events:)`, with the loop's
+/// tasks run on a wake-up through `EventLoop.runTasks()`. One final class per backend, chosen
+/// when the loop is made: a loop iteration makes one call through this protocol (`wait`), and
+/// the per-event work inside it is direct.
+///
+/// Semantics both keep: level-triggered (a descriptor still ready after its handler ran is
+/// reported again), hang-up and error reported whatever the interest, events of a registration
+/// that ended never reach a later one of the same fd. `tag` is the registration's identity.
+/// Event bits are epoll's, which are poll(2)'s.
+package protocol LoopBackend: AnyObject {
+    var kind: IOBackend { get }
+    /// The eventfd other threads write to wake the loop.
+    var wakeFD: Int32 { get }
+    func add(fd: Int32, tag: UInt64, events: UInt32) throws(TransportError)
+    func modify(fd: Int32, tag: UInt64, events: UInt32)
+    /// The registration ends. `closing`: the caller closes the fd right away and holds no
+    /// duplicate (epoll needs no call then).
+    func remove(fd: Int32, tag: UInt64, closing: Bool)
+    /// On the loop's thread, before the first `wait`.
+    func start()
+    /// Waits at most `timeoutMillis`, updates the loop's clock, dispatches what is ready.
+    /// False: the backend cannot go on (the loop stops).
+    func wait(timeoutMillis: Int32, loop: EventLoop) -> Bool
+    /// The loop stopped and its handlers closed their descriptors: hand the kernel what is
+    /// still prepared.
+    func finish()
+}
+
+/// epoll_wait with a level-triggered interest set; the wake eventfd is one more descriptor in it.
+package final class EpollBackend: LoopBackend {
+    package var kind: IOBackend { .epoll }
+    let epfd: Int32
+    package let wakeFD: Int32
+    private var events: UnsafeMutableBufferPointer<epoll_event>
+    private static let wakeTag = UInt64.max
+
+    package init() throws(TransportError) {
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        if epfd < 0 { throw .syscall("epoll_create1", errno) }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        if wakeFD < 0 { Glibc.close(epfd); throw .syscall("eventfd", errno) }
+        events = .allocate(capacity: 256)
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        ev.data.u64 = Self.wakeTag
+        epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
+    }
+
+    deinit {
+        events.deallocate()
+        Glibc.close(epfd)
+        Glibc.close(wakeFD)
+    }
+
+    package func add(fd: Int32, tag: UInt64, events: UInt32) throws(TransportError) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.u64 = tag
+        if epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0 { throw .syscall("epoll_ctl(ADD)", errno) }
+    }
+
+    package func modify(fd: Int32, tag: UInt64, events: UInt32) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.u64 = tag
+        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+    }
+
+    /// Closing the only file reference takes the fd out of the epoll set: no EPOLL_CTL_DEL.
+    package func remove(fd: Int32, tag: UInt64, closing: Bool) {
+        if !closing { epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
+    }
+
+    package func start() {}
+    package func finish() {}
+
+    package func wait(timeoutMillis: Int32, loop: EventLoop) -> Bool {
+        let n = epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMillis)
+        loop.now = monotonicMillis()
+        if n < 0 { return errno == EINTR }
+        for i in 0..<Int(n) {
+            let tag = events[i].data.u64
+            if tag == Self.wakeTag {
+                var v: UInt64 = 0
+                _ = Glibc.read(wakeFD, &v, 8)
+                loop.runTasks()
+                continue
+            }
+            _ = loop.dispatch(tag: tag, events: events[i].events)
+        }
+        return true
+    }
+}

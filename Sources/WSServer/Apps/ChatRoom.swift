@@ -1,0 +1,108 @@
+/// What a chat client asked for in its URL: `?room=NAME` (the page always sends it) and, to
+/// resume, `since=OFFSET&epoch=EPOCH` (the position of the last message it saw). Strict:
+/// anything malformed is refused at the upgrade with 400 and the reason.
+final class ChatRoom {
+    /// The pub/sub topic: "<path>#<room>" (a fragment never reaches a server in a path, so
+    /// no path can collide with a room).
+    let topic: String
+    let since: StreamPosition?
+
+    init(topic: String, since: StreamPosition?) {
+        self.topic = topic
+        self.since = since
+    }
+
+    static let maxRoomBytes = 64
+    static let maxEpochBytes = 64
+
+    /// nil: no room and no position asked for (the classic raw relay on the path).
+    static func parse(path: String, query: String?) -> Result<ChatRoom?, ChatQueryError> {
+        guard let query, !query.isEmpty else { return .success(nil) }
+        var room: String?, since: String?, epoch: String?
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(parts[0]), raw = parts.count > 1 ? parts[1] : ""
+            guard ["room", "since", "epoch"].contains(key) else { continue }  // transport=, sid=, … are not ours
+            guard let value = percentDecoded(raw) else { return .failure(.badEncoding(key)) }
+            switch key {
+            case "room": room = value
+            case "since": since = value
+            default: epoch = value
+            }
+        }
+        guard room != nil || since != nil || epoch != nil else { return .success(nil) }
+        let name = room ?? ""
+        guard name.utf8.count <= maxRoomBytes, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            return .failure(.badRoom)
+        }
+        let topic = name.isEmpty ? path : path + "#" + name
+        switch (since, epoch) {
+        case (nil, nil): return .success(ChatRoom(topic: topic, since: nil))
+        case (let s?, let e?):
+            guard let offset = UInt64(s), !s.hasPrefix("+") else { return .failure(.badSince) }
+            guard (1...maxEpochBytes).contains(e.utf8.count),
+                  e.utf8.allSatisfy({ $0 == 0x2D || (0x30...0x39).contains($0) || (0x61...0x7A).contains($0) || (0x41...0x5A).contains($0) }) else {
+                return .failure(.badEpoch)
+            }
+            return .success(ChatRoom(topic: topic, since: StreamPosition(offset: offset, epoch: e)))
+        default: return .failure(.sinceWithoutEpoch)
+        }
+    }
+
+    /// `%XX` and `+` (form encoding) decoded; nil for a broken escape or invalid UTF-8.
+    static func percentDecoded(_ s: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let b = it.popFirst() {
+            if b == UInt8(ascii: "+") { bytes.append(0x20); continue }
+            guard b == UInt8(ascii: "%") else { bytes.append(b); continue }
+            guard it.count >= 2, let h = hex(it.popFirst()!), let l = hex(it.popFirst()!) else { return nil }
+            bytes.append(h << 4 | l)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 0x30...0x39: return c - 0x30
+        case 0x41...0x46: return c - 0x37
+        case 0x61...0x66: return c - 0x57
+        default: return nil
+        }
+    }
+}
+
+enum ChatQueryError: Error, Equatable, CustomStringConvertible {
+    case badEncoding(String), badRoom, badSince, badEpoch, sinceWithoutEpoch
+    var description: String {
+        switch self {
+        case .badEncoding(let key): return "query parameter '\(key)' is not valid percent-encoded UTF-8"
+        case .badRoom: return "room must be at most \(ChatRoom.maxRoomBytes) bytes of UTF-8 without control characters"
+        case .badSince: return "since must be a decimal stream offset (0 to 2^64-1)"
+        case .badEpoch: return "epoch must be 1-\(ChatRoom.maxEpochBytes) letters, digits or '-'"
+        case .sinceWithoutEpoch: return "since and epoch go together (the position of the last message seen)"
+        }
+    }
+}
+
+/// The JSON the chat app sends in a room (text messages; binary goes as it came):
+///
+///     {"type":"message","offset":12,"epoch":"9f…-3","data":"<the text as published>"}
+///     {"type":"recovery","recovered":true,"count":3,"offset":12,"epoch":"9f…-3","resync":false}
+///
+/// `offset`/`epoch` are null without history. `recovery` comes once after the subscribe
+/// (after the recovered messages, before live ones) and again after a re-synchronisation.
+enum ChatEnvelope {
+    static func message(_ p: Publication) -> String {
+        "{\"type\":\"message\",\(position(p.position)),\"data\":\(JSONText.quoted(p.message.text))}"
+    }
+
+    static func recovery(_ r: SubscriptionRecovery) -> String {
+        "{\"type\":\"recovery\",\"recovered\":\(r.recovered),\"count\":\(r.count),\(position(r.position)),\"resync\":\(r.isResync)}"
+    }
+
+    private static func position(_ p: StreamPosition?) -> String {
+        guard let p else { return "\"offset\":null,\"epoch\":null" }
+        return "\"offset\":\(p.offset),\"epoch\":\(JSONText.quoted(p.epoch))"
+    }
+}
