@@ -77,3 +77,24 @@ final class HTTPHeadParserTests: XCTestCase {
         }
     }
 }
+
+final class HeaderNameMatchTests: XCTestCase {
+    /// Header names match ASCII case-insensitively, letters only: '[' and '{' differ by
+    /// the same bit as 'A' and 'a' but are different bytes (RFC 9110 §5.1).
+    func testCaseInsensitiveLettersOnly() {
+        XCTAssertTrue(asciiCaseInsensitiveEquals("Sec-WebSocket-Key", "sec-websocket-key"))
+        XCTAssertTrue(asciiCaseInsensitiveEquals("", ""))
+        XCTAssertFalse(asciiCaseInsensitiveEquals("Host", "Hos"))
+        XCTAssertFalse(asciiCaseInsensitiveEquals("a[", "a{"))
+        XCTAssertFalse(asciiCaseInsensitiveEquals("@", "`"))
+        XCTAssertFalse(asciiCaseInsensitiveEquals("é", "É"))  // non-ASCII is compared exactly
+        let head = HTTPRequestHead(method: "GET", target: "/", headers: [
+            ("Connection", "keep-alive"), ("HOST", "a"), ("connection", "Upgrade")])
+        XCTAssertEqual(head.value("host"), "a")
+        XCTAssertEqual(head.values("CONNECTION"), ["keep-alive", "Upgrade"])
+        XCTAssertEqual(head.value("Connection"), "keep-alive, Upgrade")
+        XCTAssertEqual(head.count("connection"), 2)
+        XCTAssertTrue(head.containsToken("connection", "upgrade"))
+        XCTAssertNil(head.value("Origin"))
+    }
+}

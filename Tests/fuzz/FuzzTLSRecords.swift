@@ -17,8 +17,8 @@
 // authenticated inner layer (content types, alerts, handshake reassembly, KeyUpdate) is
 // reached, not only the MAC check. The wire goes to one server layer in chunks (keeping the
 // unconsumed tail like TLSStream does) and to another all at once. Oracle:
-//   * both feedings end the same way (same error or none, same close_notify) and, without an
-//     error, deliver the same bytes;
+//   * both feedings end the same way (same error or none, same close_notify) and deliver the
+//     same bytes (good records before a bad one are delivered with its error);
 //   * what is delivered is a prefix of the application data sealed, in order (unless a record
 //     with inner type 0 was sealed: its real type is its last non-zero byte);
 //   * with no raw bytes and only application data (at most 32 empty records in a row),
@@ -56,6 +56,8 @@ func feed(_ layer: TLS13RecordLayer, _ wire: [UInt8], chunk: Int) -> Outcome {
                     "consumed \(r.consumed) produced \(r.produced) of \(pending.count)")
             outcome.delivered += output[0..<r.produced]
             pending.removeFirst(r.consumed)
+            // A bad record behind good ones: their bytes came back with the error.
+            if let e = r.error { outcome.error = e; break }
         } catch {
             outcome.error = error
             break
@@ -119,9 +121,9 @@ public func fuzzTLSRecords(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let whole = feed(TLS13RecordLayer(role: .server, suite: suite, readSecret: c2s, writeSecret: s2c), wire, chunk: max(wire.count, 1))
     require(chunked.error == whole.error && chunked.closeNotify == whole.closeNotify,
             "chunked \(chunked) vs whole \(whole)")
-    // Records opened before a failing one in the same call are not delivered, so with an
-    // error the chunked feeding may have delivered more; without one, exactly the same.
-    if whole.error == nil { require(chunked.delivered == whole.delivered, "chunked and whole delivered differently") }
+    // Records opened before a failing one in the same call are delivered with the error, so
+    // however the wire was split, both feedings deliver exactly the same bytes.
+    require(chunked.delivered == whole.delivered, "chunked and whole delivered differently: \(chunked) vs \(whole)")
     for o in [chunked, whole] where prefixOracle {
         require(o.delivered.count <= sealedData.count && Array(sealedData[0..<o.delivered.count]) == o.delivered,
                 "delivered bytes are not a prefix of the sealed application data")

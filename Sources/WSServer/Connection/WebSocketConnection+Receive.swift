@@ -80,6 +80,7 @@ extension WebSocketConnection {
     // MARK: - WebSocket frames
 
     /// Runs frames through the protocol; whatever backpressure left unprocessed is kept.
+    @inline(__always)
     func receivedFramesKeepingRest(_ bytes: UnsafeMutableRawBufferPointer) {
         let used = receivedFrames(bytes, from: 0)
         if used < bytes.count && policy.phase == .open {
@@ -111,28 +112,13 @@ extension WebSocketConnection {
                 counters.messagesIn &+= 1
                 counters.bytesIn &+= p.count
                 deliver(Message(kind: .binary, bytes: p))
-            case .fragment(let op, let p, let first, let last):
-                counters.bytesIn &+= p.count
-                if last { counters.messagesIn &+= 1 }
-                withHandler {
-                    $0.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p, isFirst: first, isLast: last))
-                }
-            case .ping(let p): withHandler { $0.onPing(self, p) }
-            case .pong(let p): withHandler { $0.onPong(self, p) }
-            case .close(let code, let reason):
-                log.debug("peer closed with \(code.map(\.description) ?? "no code")", metadata: meta)
-                core.metrics.closeReceived(code ?? .noStatus)
-                if !closeNotified { core.metrics.closeSent(code ?? .noStatus) }  // our echo
-                notifyClose(code ?? .noStatus, String(decoding: reason, as: UTF8.self))
-            case .failed(let error):
-                log.info("protocol error: \(error.reason) -> close \(error.closeCode)", metadata: meta)
-                core.metrics.closeSent(error.closeCode)
-                notifyClose(error.closeCode, error.reason)
+            default:
+                other(event)
             }
             if cursor < bytes.count && proto.state == .open
                 && proto.outbound.readableCount > core.policySettings.highWaterMark {
                 // Backpressure, decided per message: stop here, keep the rest of the input.
-                if policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) == .pauseReading {
+                if case .pauseReading = policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) {
                     logPause()
                 }
                 break
@@ -140,6 +126,32 @@ extension WebSocketConnection {
         }
         afterProtocolStep()
         return cursor
+    }
+
+    /// Every event but a whole message, out of line: the message loop above stays small
+    /// (its logging set-up alone cost ~60 instructions per read when inlined there).
+    @inline(never)
+    func other(_ event: WebSocketProtocol.Event) {
+        switch event {
+        case .text, .binary: break  // handled in receivedFrames
+        case .fragment(let op, let p, let first, let last):
+            counters.bytesIn &+= p.count
+            if last { counters.messagesIn &+= 1 }
+            withHandler {
+                $0.onFragment(self, Fragment(kind: op == .text ? .text : .binary, bytes: p, isFirst: first, isLast: last))
+            }
+        case .ping(let p): withHandler { $0.onPing(self, p) }
+        case .pong(let p): withHandler { $0.onPong(self, p) }
+        case .close(let code, let reason):
+            log.debug("peer closed with \(code.map(\.description) ?? "no code")", metadata: meta)
+            core.metrics.closeReceived(code ?? .noStatus)
+            if !closeNotified { core.metrics.closeSent(code ?? .noStatus) }  // our echo
+            notifyClose(code ?? .noStatus, String(decoding: reason, as: UTF8.self))
+        case .failed(let error):
+            log.info("protocol error: \(error.reason) -> close \(error.closeCode)", metadata: meta)
+            core.metrics.closeSent(error.closeCode)
+            notifyClose(error.closeCode, error.reason)
+        }
     }
 
     /// A whole message: to `onMessage`, or as one fragment to a streaming handler (compressed
@@ -204,7 +216,6 @@ final class ConnectionExtras {
     /// frame (or HTTP answer) being written, so the backlog behind it can be discarded
     /// without cutting a frame.
     var headRemaining = 0
-    /// The access-log record of this WebSocket, written at close (only with an access log).
-    var access: AccessLogRecord?
-    var accessOpenedMicros: UInt64 = 0
+    /// Topics the connection is subscribed to.
+    var subscriptions: [String] = []
 }

@@ -16,6 +16,8 @@ public final class AccessLog: Sendable {
     public let destination: Destination
     public let format: LogFormat
     private let fd: Locked<Int32>
+    /// WebSocket sessions whose line is written when they close.
+    let sessions = AccessSessions()
 
     /// Opens FILE for appending (created 0640 if missing). Throws a one-line error naming it.
     public init(_ destination: Destination, format: LogFormat) throws {

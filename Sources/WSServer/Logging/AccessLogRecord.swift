@@ -112,3 +112,21 @@ extension AccessLogRecord {
         }
     }
 }
+
+extension AccessLogRecord {
+    /// What a WebSocket line keeps from its upgrade request in one string (interned by
+    /// `AccessSessions`): method, path, TLS version and cipher, subprotocol, compression and
+    /// user agent, NUL-separated. None of the first five can hold a NUL (request-target, token
+    /// and OpenSSL names); the user agent comes last, so whatever it holds comes back whole.
+    var sessionText: String {
+        [method, path, tlsVersion, tlsCipher, subprotocol, compression ? "1" : "", userAgent].joined(separator: "\u{0}")
+    }
+
+    /// A WebSocket record (status 101) with the fields of `sessionText` filled in.
+    init(sessionText text: String) {
+        let f = text.split(separator: "\u{0}", maxSplits: 6, omittingEmptySubsequences: false).map(String.init)
+        func field(_ i: Int) -> String { i < f.count ? f[i] : "" }
+        self.init(kind: .websocket, method: field(0), path: field(1), status: 101, tlsVersion: field(2),
+                  tlsCipher: field(3), subprotocol: field(4), compression: field(5) == "1", userAgent: field(6))
+    }
+}

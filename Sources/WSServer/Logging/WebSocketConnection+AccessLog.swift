@@ -4,10 +4,10 @@ import Glibc
 import Transport
 import WebSocket
 
-/// The access log's two hooks in the connection: after an HTTP request has been answered, and
-/// when a WebSocket session ends. Both do nothing (one load and a branch) when
-/// `ServerConfiguration.accessLog` is nil; with it, a WebSocket keeps its pending record in
-/// `ConnectionExtras` until the close.
+/// The access log's hooks in the connection: after an HTTP request has been answered, when a
+/// WebSocket session gets its close code, and when the socket closes. All do nothing (one load
+/// and a branch) when `ServerConfiguration.accessLog` is nil; with it, an open WebSocket holds
+/// nothing in the connection: its entry waits in the log's `AccessSessions` table.
 extension WebSocketConnection {
     /// `head` was answered; its response starts at `mark` in the output buffer (the status is
     /// read back from that status line, so every answer path is covered by this one hook).
@@ -16,7 +16,7 @@ extension WebSocketConnection {
         let out = proto.outbound.readableBytes
         let status = out.count >= mark + 12 ? Self.status(in: UnsafeRawBufferPointer(rebasing: out[(mark + 9)...])) : 0
         let (address, port) = AccessLogRecord.split(hostPort: peerAddress(fd: driver.fd))
-        var record = AccessLogRecord(
+        let record = AccessLogRecord(
             kind: status == 101 ? .websocket : .http, connection: id, remoteAddress: address, remotePort: port,
             method: head?.method ?? "", path: head?.path ?? "", status: status,
             bytesIn: bytesIn, bytesOut: out.count - mark, durationMillis: millisSinceAccept(),
@@ -25,32 +25,38 @@ extension WebSocketConnection {
             userAgent: head?.value("User-Agent") ?? "")
         if status == 101 {
             // Written when the connection ends: bytes and duration of its whole life then.
-            extrasBox.access = record
-            extrasBox.accessOpenedMicros = monotonicMicros() &- UInt64(max(0, record.durationMillis * 1000))
+            let opened = monotonicMicros() &- UInt64(max(0, record.durationMillis * 1000))
+            log.sessions.open(fd: driver.fd, connection: id, openedMicros: opened, address: address, port: port,
+                              text: record.sessionText)
         } else {
             log.write(record)
         }
     }
 
-    /// The WebSocket session ended with `code` (the one `onClose` gets); the record is
-    /// written by `logConnectionEnd`, when the socket closes.
+    /// The WebSocket session ended with `code` (the one `onClose` gets); the line is written
+    /// by `logConnectionEnd`, when the socket closes.
     func logClose(_ code: CloseCode) {
-        guard core.configuration.accessLog != nil, let extras, extras.access != nil else { return }
-        if extras.access?.closeCode == nil { extras.access?.closeCode = Int(code.rawValue) }
+        guard let log = core.configuration.accessLog else { return }
+        log.sessions.closed(fd: driver.fd, connection: id, code: code.rawValue)
     }
 
-    /// The connection is about to close its socket: a WebSocket's record gets the bytes the
+    /// The connection is about to close its socket: a WebSocket's line gets the bytes the
     /// connection carried in its whole life (TCP payload both ways, handshake included; with
     /// TLS the records) and the time since accept, and is written. No close code yet: 1006.
     func logConnectionEnd() {
-        guard let log = core.configuration.accessLog, let extras, var record = extras.access else { return }
-        extras.access = nil
-        if record.closeCode == nil { record.closeCode = Int(CloseCode.abnormal.rawValue) }
+        guard let log = core.configuration.accessLog,
+              let ended = log.sessions.finish(fd: driver.fd, connection: id) else { return }
+        let e = ended.entry
+        var record = AccessLogRecord(sessionText: ended.text)
+        record.connection = id
+        record.remoteAddress = e.address
+        record.remotePort = Int(e.port)
+        record.closeCode = Int(e.closeCode == 0 ? CloseCode.abnormal.rawValue : e.closeCode)
         if let (received, acked) = Self.tcpByteCounts(fd: driver.fd) {
             record.bytesIn = received
             record.bytesOut = acked
         }
-        record.durationMillis = Double(monotonicMicros() &- extras.accessOpenedMicros) / 1000
+        record.durationMillis = Double(monotonicMicros() &- e.openedMicros) / 1000
         log.write(record)
     }
 

@@ -4,7 +4,7 @@
 /// arm64; unaligned loads and stores cost the same as aligned ones on both), then 8, then
 /// byte by byte for the last 0–7 bytes. Callgrind, 64-byte payload: 99 instructions per
 /// frame with 8-byte words and a separate UTF-8 pass, ~20 with this and `unmaskIsASCII`.
-package enum Masking {
+@usableFromInline package enum Masking {
     /// Copies `source` to `destination` masked with `key` (phase 0), in one pass.
     @inlinable
     package static func copyMasked(_ source: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer, key: UInt32) {

@@ -53,14 +53,14 @@ extension HTTPHeaderFields {
     /// All values of a header, matched case-insensitively.
     public func values(_ name: String) -> [String] {
         var out: [String] = []
-        for h in headers where asciiCaseInsensitiveEquals(h.name, name) { out.append(h.value) }
+        for i in headers.indices where asciiCaseInsensitiveEquals(headers[i].name, name) { out.append(headers[i].value) }
         return out
     }
 
     /// How many fields carry this header.
     public func count(_ name: String) -> Int {
         var n = 0
-        for h in headers where asciiCaseInsensitiveEquals(h.name, name) { n += 1 }
+        for i in headers.indices where asciiCaseInsensitiveEquals(headers[i].name, name) { n += 1 }
         return n
     }
 
@@ -68,8 +68,8 @@ extension HTTPHeaderFields {
     /// (RFC 9110 §5.3).
     public func value(_ name: String) -> String? {
         var found: String?
-        for h in headers where asciiCaseInsensitiveEquals(h.name, name) {
-            found = found.map { $0 + ", " + h.value } ?? h.value
+        for i in headers.indices where asciiCaseInsensitiveEquals(headers[i].name, name) {
+            found = found.map { $0 + ", " + headers[i].value } ?? headers[i].value
         }
         return found
     }
@@ -98,8 +98,8 @@ extension HTTPHeaderFields {
     /// Calls `body` with each element of the header's comma lists (RFC 9110 §5.6.1, through
     /// `HeaderLexer`: OWS trimmed, empty elements skipped, commas inside quoted strings kept).
     func forEachToken(_ name: String, _ body: (Substring.UTF8View) -> Void) {
-        for h in headers where asciiCaseInsensitiveEquals(h.name, name) {
-            HeaderLexer.forEachElement(of: Substring(h.value)) { body($0.utf8) }
+        for i in headers.indices where asciiCaseInsensitiveEquals(headers[i].name, name) {
+            HeaderLexer.forEachElement(of: Substring(headers[i].value)) { body($0.utf8) }
         }
     }
 }
@@ -108,19 +108,22 @@ func asciiLowercased(_ s: some StringProtocol) -> String {
     String(decoding: s.utf8.map { ($0 >= 65 && $0 <= 90) ? $0 + 32 : $0 }, as: UTF8.self)
 }
 
+/// Header lookups compare every field name of a request (a handshake makes ~60 of these):
+/// lengths first (O(1) for native strings), then bytes in place, without copying either
+/// string (the copies cost a retain/release pair each; callgrind).
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
-    var a = a, b = b  // withUTF8 on native strings is O(1): no copy
-    return a.withUTF8 { x in
-        b.withUTF8 { y in
-            guard x.count == y.count else { return false }
-            for i in 0..<x.count {
-                let p = x[i], q = y[i]
-                if p == q { continue }
-                if (p | 0x20) != (q | 0x20) || !((p | 0x20) >= 97 && (p | 0x20) <= 122) { return false }
-            }
+    let x = a.utf8, y = b.utf8
+    guard x.count == y.count else { return false }
+    func same(_ p: UInt8, _ q: UInt8) -> Bool {
+        p == q || ((p | 0x20) == (q | 0x20) && (p | 0x20) >= 97 && (p | 0x20) <= 122)
+    }
+    let fast = x.withContiguousStorageIfAvailable { xs in
+        y.withContiguousStorageIfAvailable { ys in
+            for i in 0..<xs.count where !same(xs[i], ys[i]) { return false }
             return true
         }
     }
+    return (fast ?? nil) ?? x.elementsEqual(y, by: same)  // (bridged strings: the slow way)
 }
 
 /// Trims optional whitespace (SP, HTAB; RFC 9110 §5.6.3) by bytes, not Characters: a space

@@ -44,12 +44,13 @@ extension WebSocketProtocol {
             set { pongs = UInt8(ConfigurationError.trap("maxQueuedPongs", newValue, Self.queuedPongsRange)) }
         }
 
+        // Declared widest first: 14 bytes in every connection, not 17 with padding.
         private var message: Int32 = 16 << 20
         /// The frame limit in effect: `message` unless `explicitFrame` (kept resolved, so the
         /// receive path reads it without a branch).
         private var frame: Int32 = 16 << 20
-        private var explicitFrame = false
         private var fragments: Int32 = 1 << 20
+        private var explicitFrame = false
         private var pongs: UInt8 = 32
 
         /// The defaults.

@@ -8,7 +8,7 @@
 /// - `.data` only while a message is being assembled (its header passed `check`);
 /// - a frame whose payload was whole in one read never enters `.data` or `.control`;
 /// - every step that leaves the state unfinished has used all of the input.
-enum ReceiveState {
+@usableFromInline enum ReceiveState {
     /// Between frames. 0–13 bytes of the next header may have arrived in earlier reads.
     case header(PartialHeader)
     /// Inside the payload of a data frame (text, binary or continuation) of the current message.
@@ -24,7 +24,7 @@ enum ReceiveState {
     static var idle: ReceiveState { .header(PartialHeader()) }
 
     /// Between frames with no header bytes pending (the receive fast path's precondition).
-    @inline(__always) var isIdle: Bool {
+    @inlinable var isIdle: Bool {
         if case .header(let partial) = self { return partial.count == 0 }
         return false
     }
@@ -37,7 +37,7 @@ enum ReceiveState {
 }
 
 /// The payload of one frame being read, piece by piece.
-struct FramePayload {
+@usableFromInline struct FramePayload {
     let header: FrameHeader
     /// Payload bytes not yet read.
     var remaining: UInt64
@@ -68,11 +68,11 @@ struct FramePayload {
 }
 
 /// The first bytes of a frame header that was split across reads (at most 13 of the 14).
-struct PartialHeader {
+@usableFromInline struct PartialHeader {
     private var bytes = (UInt64(0), UInt64(0))
-    private var stored: UInt8 = 0
+    @usableFromInline var stored: UInt8 = 0
 
-    var count: Int { Int(stored) }
+    @inlinable var count: Int { Int(stored) }
 
     /// Parses the header from `input[cursor...]`, after the stored bytes if there are any.
     /// Returns the header and advances `cursor` past its rest, or stores what there is and
@@ -119,19 +119,30 @@ struct PartialHeader {
 ///
 /// Its existence is the receiver's "inside a fragmented message" state: a continuation frame
 /// is expected exactly when there is one, a new text or binary frame exactly when there is none.
-struct MessageAssembly {
+@usableFromInline struct MessageAssembly {
+    // Widest first, sizes in 32 bits (every limit is < 2 GiB and `check` keeps the sums
+    // under it): 24 bytes in every connection instead of 40.
+    /// Reassembled (or inflated) bytes; nil until the first byte needs keeping.
+    var buffer: ByteBuffer?
+    private var storedSize: Int32 = 0
+    private var storedFragments: Int32 = 0
     /// `.text` or `.binary`, from the first frame.
     let opcode: Opcode
     /// RSV1 was set on the first frame: permessage-deflate (RFC 7692 §6.1).
     let compressed: Bool
-    /// Payload bytes declared by the frames so far (compressed size for a compressed message).
-    var size = 0
-    var fragments = 0
     /// With `streamsMessages`: a `.fragment` of it was delivered.
     var streamed = false
     var utf8 = UTF8Validator()
-    /// Reassembled (or inflated) bytes; nil until the first byte needs keeping.
-    var buffer: ByteBuffer?
+
+    /// Payload bytes declared by the frames so far (compressed size for a compressed message).
+    var size: Int {
+        get { Int(storedSize) }
+        set { storedSize = Int32(newValue) }
+    }
+    var fragments: Int {
+        get { Int(storedFragments) }
+        set { storedFragments = Int32(newValue) }
+    }
 
     init(opcode: Opcode, compressed: Bool) {
         self.opcode = opcode

@@ -1,14 +1,14 @@
 /// Incremental UTF-8 validator (RFC 3629 §4) that can be fed a message in any number of
 /// pieces and reports an invalid sequence at the first byte that makes it invalid, so a text
 /// message fails fast even in the middle of a fragment (RFC 6455 §8.1). Three bytes of state.
-package struct UTF8Validator: Sendable, Equatable {
+@usableFromInline package struct UTF8Validator: Sendable, Equatable {
     /// Continuation bytes still expected for the current code point.
     @usableFromInline var needed: UInt8 = 0
     /// Allowed range for the next continuation byte (narrowed after E0, ED, F0, F4).
     @usableFromInline var lower: UInt8 = 0x80
     @usableFromInline var upper: UInt8 = 0xBF
 
-    package init() {}
+    @inlinable package init() {}
 
     /// True when the bytes so far end on a code point boundary.
     @inlinable package var isComplete: Bool { needed == 0 }
@@ -72,6 +72,7 @@ package struct UTF8Validator: Sendable, Equatable {
     }
 
     /// Validates a complete piece of text from scratch.
+    @usableFromInline
     package static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var v = UTF8Validator()
         return v.validate(bytes) && v.isComplete

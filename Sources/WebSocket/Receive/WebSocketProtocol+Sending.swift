@@ -1,7 +1,7 @@
 extension WebSocketProtocol {
     /// Tells the protocol that everything in `outbound` reached the peer's socket (resets the
     /// count of queued pongs).
-    public mutating func outboundDrained() { queuedPongs = 0 }
+    @inlinable public mutating func outboundDrained() { queuedPongs = 0 }
 
     /// Whether a send was queued.
     public enum SendResult: Sendable, Equatable {
@@ -31,7 +31,7 @@ extension WebSocketProtocol {
     /// `.continuation` for the frames after the first). With permessage-deflate negotiated, a
     /// whole (unfragmented) message is compressed when `compress` says so, or by default when
     /// it is at least the configured minimum size; fragmented messages go uncompressed.
-    @discardableResult
+    @inlinable @inline(__always) @discardableResult
     public mutating func send(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true,
                               compress: Bool? = nil) -> SendResult {
         guard state == .open else { return .closed }
@@ -39,6 +39,13 @@ extension WebSocketProtocol {
             writeServerFrame(opcode, payload, fin: fin, rsv: 0)
             return .queued
         }
+        return sendInGeneral(opcode, payload, fin: fin, compress: compress)
+    }
+
+    /// Compression, or masking for a client.
+    @usableFromInline
+    mutating func sendInGeneral(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool,
+                                compress: Bool?) -> SendResult {
         if let d = deflate, fin, opcode == .text || opcode == .binary, d.canCompress,
            compress ?? d.shouldCompress(size: payload.count) {
             let scratch = d.sendScratch ?? ByteBuffer(capacity: 1 << 12)
@@ -122,8 +129,8 @@ extension WebSocketProtocol {
 
     /// A server's frame (unmasked, §5.1) straight into `outbound`: the header's 2, 4 or 10
     /// bytes (minimal length form, §5.2) and one copy of the payload.
-    @inline(__always)
-    private func writeServerFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, rsv: UInt8) {
+    @inlinable @inline(__always)
+    func writeServerFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, rsv: UInt8) {
         let n = payload.count
         let headerLength = n < 126 ? 2 : n <= 0xFFFF ? 4 : 10
         let dst = outbound.reserveWritable(headerLength &+ n)

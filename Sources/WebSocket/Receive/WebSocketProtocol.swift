@@ -49,22 +49,23 @@ public struct WebSocketProtocol {
 
     public let role: Role
     public var limits: Limits
+    // The one-byte fields sit in the limits' tail padding (layout follows declaration order).
+    public internal(set) var state: State = .open
+    /// Pongs written to `outbound` since the owner last called `outboundDrained()`.
+    @usableFromInline var queuedPongs: UInt8 = 0
     /// permessage-deflate, once negotiated (RFC 7692). nil: RSV1 is a protocol error.
     public var deflate: PerMessageDeflate?
-    public internal(set) var state: State = .open
     /// Frames waiting to be written to the peer.
     public let outbound: ByteBuffer
 
     /// Where the receiver is in the current frame.
-    var receive = ReceiveState.idle
+    @usableFromInline var receive = ReceiveState.idle
     /// The data message being received, if one has started (see `MessageAssembly`).
-    var message: MessageAssembly?
+    @usableFromInline var message: MessageAssembly?
     /// Keeps the buffer of the payload just delivered alive until the next call to `next`.
-    private var delivered: ByteBuffer?
+    @usableFromInline var delivered: ByteBuffer?
     /// The payload so far of a control frame split across reads; non-nil only in `.control`.
     private var controlBuffer: ByteBuffer?
-    /// Pongs written to `outbound` since the owner last called `outboundDrained()`.
-    var queuedPongs: UInt8 = 0
 
     /// Mask keys for a client's frames (nil for a server, which does not mask).
     let maskKeys: MaskKeySource?
@@ -100,19 +101,21 @@ public struct WebSocketProtocol {
     /// Each turn of the loop handles one state: a header (which checks the frame and may
     /// deliver a frame that is whole in this read without copying it), or the next piece of a
     /// data or control payload. Every path that returns nil has used all of the input.
+    @inlinable @inline(__always)
     public mutating func next(_ input: UnsafeMutableRawBufferPointer, cursor: inout Int) -> Event? {
         if delivered != nil { delivered = nil }
         if state == .open, role == .server, message == nil, !streamsMessages, receive.isIdle,
            let event = wholeMessage(input, &cursor) {
             return event
         }
+        if cursor == input.count && receive.isIdle { return nil }  // the end of a read, between frames
         return nextInGeneral(input, cursor: &cursor)
     }
 
     /// Every other frame, and frames split across reads: one state per turn of the loop.
     /// Out of line so that the fast path above pays no stack frame for it.
-    @inline(never)
-    private mutating func nextInGeneral(_ input: UnsafeMutableRawBufferPointer, cursor: inout Int) -> Event? {
+    @inline(never) @usableFromInline
+    mutating func nextInGeneral(_ input: UnsafeMutableRawBufferPointer, cursor: inout Int) -> Event? {
         while true {
             if state == .closed || state == .failed {
                 cursor = input.count  // the stream is over (or cannot be parsed): discard
@@ -165,8 +168,8 @@ public struct WebSocketProtocol {
     /// the size limits are checked here. Nil: not such a frame (nothing consumed), take the
     /// general path. Callgrind, 64-byte text: ~340 instructions for parse, check, begin and
     /// unmask plus 85 for UTF-8 before; see README "Performance".
-    @inline(__always)
-    private mutating func wholeMessage(_ input: UnsafeMutableRawBufferPointer, _ cursor: inout Int) -> Event? {
+    @inlinable @inline(__always)
+    mutating func wholeMessage(_ input: UnsafeMutableRawBufferPointer, _ cursor: inout Int) -> Event? {
         let available = input.count &- cursor
         guard available >= 6, let start = input.baseAddress else { return nil }
         let p = start + cursor
@@ -371,7 +374,8 @@ public struct WebSocketProtocol {
         }
     }
 
-    private mutating func fail(_ error: ProtocolError) -> Event {
+    @usableFromInline
+    mutating func fail(_ error: ProtocolError) -> Event {
         if state == .open {
             writeClose(code: error.closeCode, reason: Array(error.reason.utf8))
         }

@@ -22,7 +22,7 @@ public final class ByteBuffer {
     @inlinable public var readableCount: Int { writeIndex - readIndex }
     @inlinable public var isEmpty: Bool { writeIndex == readIndex }
     /// Bytes of heap memory this buffer holds.
-    public var allocatedBytes: Int { capacity }
+    @inlinable public var allocatedBytes: Int { capacity }
 
     /// The unread bytes. Valid until the next mutation of this buffer.
     @inlinable public var readableBytes: UnsafeRawBufferPointer {
