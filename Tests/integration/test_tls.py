@@ -107,19 +107,7 @@ def test_tls12_bad_record_behind_good_data_closes_at_once(server_factory, certs)
     srv = server_factory("wss", "--app", "echo", "--handshake-timeout", "10")
     ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    out, inc = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
-    raw = socket.create_connection((srv.host, srv.port), timeout=5)
-    while True:
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            raw.sendall(out.read())
-            data = raw.recv(65536)
-            assert data
-            inc.write(data)
-    raw.sendall(out.read())
+    obj, inc, out, raw = _memory_bio_client(srv, ctx)
     obj.write(b"GET / HTTP/1.1\r\nHost: localhost")  # a request head in progress
     good = out.read()
     forged = bytes([23, 3, 3, 0, 40]) + os.urandom(40)
@@ -248,7 +236,7 @@ def test_bad_records_get_an_alert_and_a_log_line(server_factory, client_ssl, gar
 
 
 def _memory_bio_client(srv, client_ssl):
-    """A TLS 1.3 client over memory BIOs: its records are ours to send however we like."""
+    """A TLS client over memory BIOs (the version is client_ssl's): its records are ours to send however we like."""
     out, inc = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = client_ssl.wrap_bio(inc, out, server_hostname="localhost")
     raw = socket.create_connection((srv.host, srv.port), timeout=5)
