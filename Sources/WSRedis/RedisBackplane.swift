@@ -11,7 +11,10 @@ import WebSocket
 /// (so local pub/sub works while Redis is down) and queued for Redis as `PUBLISH
 /// <prefix><topic> <envelope>`; messages from other instances arrive on a SUBSCRIBE
 /// connection and enter `Topics.deliverLocally`, the same per-loop queues. Both Redis
-/// connections live on one dedicated event loop: no server loop ever waits for Redis.
+/// connections live on one dedicated event loop: no server loop ever waits for Redis, and
+/// neither they nor the loop's timer are in a server loop's `wss_connections_open` gauge
+/// (which counts what a server loop has registered beside its listener and session tick;
+/// test_cluster.py checks it). Keep them off the server loops, or subtract them there.
 ///
 /// With `history`, a publish runs a script that appends it to the topic's Redis Stream and
 /// publishes it with its offset; local subscribers then get it back from Redis like every
