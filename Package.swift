@@ -82,6 +82,7 @@ let package = Package(
         ]),
         // What the three tools share: one-line errors with exit status 1.
         .target(name: "ToolSupport", dependencies: [
+            "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Load generator and benchmark client (ws and wss), built on WSClient.

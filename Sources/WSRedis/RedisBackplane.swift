@@ -81,7 +81,9 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     public init(options: Options, logger: Logger = Logger(label: "wss-server.redis")) throws {
         self.options = options
         self.logger = logger
+        if case .failure(let bad)? = IOBackend.environment { throw bad }
         loop = try EventLoop(index: 0, readBufferSize: 256 << 10)
+        if let why = loop.uringSetupFailure { logger.warning("redis: io_uring ring setup failed (\(why)); its loop uses epoll") }
         commands = RedisConnection(loop: loop, endpoint: options.endpoint, name: "publish", logger: logger)
         subscriber = RedisConnection(loop: loop, endpoint: options.endpoint, name: "subscribe", logger: logger)
         timer = try LoopTimer(loop: loop)

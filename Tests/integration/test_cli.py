@@ -184,6 +184,22 @@ def test_every_bad_flag_is_one_line_and_exit_1(tool, args):
     assert "Usage:" not in r.stderr + r.stdout
 
 
+@pytest.mark.parametrize("tool, args", [
+    ("wss-server", ["--port", "0"]), ("wss-client", ["ws://127.0.0.1:1/"]),
+    ("wss-bench", ["--duration", "0.1", "ws://127.0.0.1:1/"]),
+])
+def test_bad_wss_io_is_one_line_and_exit_1(tool, args):
+    """WSS_IO names the event-loop backend for every tool: a value that names none is an
+    error, not a silent epoll."""
+    import os
+    env = dict(os.environ, WSS_IO="io-urnig")
+    r = subprocess.run([_tool(tool), *args], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
+                       env=env)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 1 and len(lines) == 1, f"{tool}: rc={r.returncode} {r.stderr!r}"
+    assert lines[0].startswith(f"{tool}: error: ") and "WSS_IO" in lines[0] and "io-urnig" in lines[0], lines[0]
+
+
 @pytest.mark.parametrize("tool", ["wss-server", "wss-client", "wss-bench"])
 def test_help_exits_0(tool):
     r = subprocess.run([_tool(tool), "--help"], capture_output=True, text=True, timeout=10)

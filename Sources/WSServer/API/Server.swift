@@ -37,9 +37,13 @@ public final class Server: @unchecked Sendable {
                                  nativeRecords: configuration.tlsNativeRecords,
                                  ticketKeys: ticketKeys)
         }
+        if case .failure(let bad)? = IOBackend.environment { throw bad }  // not a silent epoll
         let (io, fallback) = IOBackend.resolve(configuration.io)
         if let fallback { logger.warning("\(fallback)") }
         loops = try (0..<configuration.threads).map { try EventLoop(index: $0, io: io) }
+        if let why = loops.lazy.compactMap(\.uringSetupFailure).first {
+            logger.warning("io_uring ring setup failed (\(why)); \(loops.filter { $0.io == .epoll }.count) of \(loops.count) loop(s) use epoll")
+        }
         core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops, backplane: backplane)
     }
 
