@@ -28,7 +28,7 @@ final class ChatRoom {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(parts[0]), raw = parts.count > 1 ? parts[1] : ""
             guard ["room", "since", "epoch"].contains(key) else { continue }  // transport=, sid=, … are not ours
-            guard let value = percentDecoded(raw) else { return .failure(.badEncoding(key)) }
+            guard let value = PercentEncoding.decoded(raw) else { return .failure(.badEncoding(key)) }
             switch key {
             case "room": room = value
             case "since": since = value
@@ -51,28 +51,6 @@ final class ChatRoom {
             }
             return .success(ChatRoom(topic: topic, since: StreamPosition(offset: offset, epoch: e)))
         default: return .failure(.sinceWithoutEpoch)
-        }
-    }
-
-    /// `%XX` and `+` (form encoding) decoded; nil for a broken escape or invalid UTF-8.
-    static func percentDecoded(_ s: Substring) -> String? {
-        var bytes: [UInt8] = []
-        var it = Array(s.utf8)[...]
-        while let b = it.popFirst() {
-            if b == UInt8(ascii: "+") { bytes.append(0x20); continue }
-            guard b == UInt8(ascii: "%") else { bytes.append(b); continue }
-            guard it.count >= 2, let h = hex(it.popFirst()!), let l = hex(it.popFirst()!) else { return nil }
-            bytes.append(h << 4 | l)
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hex(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x41...0x46: return c - 0x37
-        case 0x61...0x66: return c - 0x57
-        default: return nil
         }
     }
 }

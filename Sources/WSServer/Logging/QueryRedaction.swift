@@ -31,7 +31,7 @@ public struct QueryRedaction: Sendable, Equatable {
             if !first { out += "&" }
             first = false
             guard let eq = part.firstIndex(of: "="), part.index(after: eq) != part.endIndex,
-                  names.contains(Self.decoded(part[..<eq]).lowercased()) else {
+                  names.contains((PercentEncoding.decoded(part[..<eq]) ?? String(part[..<eq])).lowercased()) else {
                 out += part
                 continue
             }
@@ -40,21 +40,23 @@ public struct QueryRedaction: Sendable, Equatable {
         }
         return out
     }
+}
 
-    /// A parameter name with its %XX escapes decoded (and `+` as a space, as forms send it).
-    static func decoded(_ name: Substring) -> String {
-        guard name.contains("%") || name.contains("+") else { return String(name) }
+/// `%XX` and `+` (form encoding) decoding of query components (the chat app's parameters, the
+/// access log's parameter names).
+enum PercentEncoding {
+    /// nil for a broken escape or invalid UTF-8.
+    static func decoded(_ s: Substring) -> String? {
+        guard s.contains("%") || s.contains("+") else { return String(s) }
         var bytes: [UInt8] = []
-        var it = Array(name.utf8)[...]
-        while let c = it.popFirst() {
-            if c == UInt8(ascii: "%"), it.count >= 2, let h = hex(it[it.startIndex]), let l = hex(it[it.startIndex + 1]) {
-                bytes.append(h << 4 | l)
-                it = it.dropFirst(2)
-            } else {
-                bytes.append(c == UInt8(ascii: "+") ? 0x20 : c)
-            }
+        var it = Array(s.utf8)[...]
+        while let b = it.popFirst() {
+            if b == UInt8(ascii: "+") { bytes.append(0x20); continue }
+            guard b == UInt8(ascii: "%") else { bytes.append(b); continue }
+            guard it.count >= 2, let h = hex(it.popFirst()!), let l = hex(it.popFirst()!) else { return nil }
+            bytes.append(h << 4 | l)
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return String(validating: bytes, as: UTF8.self)
     }
 
     private static func hex(_ c: UInt8) -> UInt8? {
