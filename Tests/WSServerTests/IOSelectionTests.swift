@@ -4,6 +4,7 @@ import Glibc
 import Logging
 @testable import Transport
 @testable import WSServer
+import WSClient
 import XCTest
 
 /// The library says what it does with the event-loop backend: a `WSS_IO` that names no
@@ -51,6 +52,18 @@ final class IOSelectionTests: XCTestCase {
         }
         setenv("WSS_IO", "epoll", 1)
         XCTAssertNoThrow(try Server(configuration: config(.epoll)))
+    }
+
+    func testBadWSSIOIsAnErrorForTheAsyncClient() async throws {
+        let saved = getenv("WSS_IO").map { String(cString: $0) }
+        defer { if let saved { setenv("WSS_IO", saved, 1) } else { unsetenv("WSS_IO") } }
+        setenv("WSS_IO", "urin", 1)
+        do {
+            _ = try await WebSocketClient.connect(to: "ws://127.0.0.1:9/")
+            XCTFail("connect ran with WSS_IO=urin")
+        } catch {
+            XCTAssertTrue("\(error)".contains("WSS_IO") && "\(error)".contains("urin"), "\(error)")
+        }
     }
 
     func testRingSetupFailureAfterTheProbeIsOneWarning() throws {
