@@ -85,6 +85,14 @@ func checkOutcome(_ o: HeadOutcome, _ bytes: UnsafeRawBufferPointer, _ limits: H
             require(value.utf8.first != 32 && value.utf8.first != 9
                          && value.utf8.last != 32 && value.utf8.last != 9, "value of \(name) not trimmed")
         }
+        // Lookups on the head's bytes agree with the String pairs it hands out.
+        let pairs = head.headers
+        for (name, _) in pairs {
+            let same = pairs.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
+            require(head.values(name) == same, "values(\(name)) \(head.values(name)) vs \(same)")
+            require(head.count(name) == same.count, "count(\(name))")
+            require(head.value(name) == same.joined(separator: ", "), "value(\(name))")
+        }
         // The consumed prefix alone parses to the same head.
         let again = parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<consumed]), cuts: [], limits: limits)
         require(again == o, "prefix re-parse: \(again) vs \(o)")
