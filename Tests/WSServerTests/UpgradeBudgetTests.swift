@@ -131,3 +131,24 @@ final class UpgradeBudgetTests: XCTestCase {
         XCTAssertEqual(Array(c.readBuffer[expected.count..<(expected.count + 3)]), [0x81, 0x01, 0x63])
     }
 }
+
+/// Close codes are counted per code: 1000–1015 without a lock (every connection's close
+/// passes here twice), any other code in the locked table; `/metrics` sees the same numbers.
+final class CloseCodeCountsTests: XCTestCase {
+    func testCountsEveryCodeOnce() {
+        let counts = CloseCodeCounts()
+        for code: UInt16 in [1000, 1000, 1000, 1015, 1016, 4000, 999, 1001, 4000] { counts.add(code) }
+        XCTAssertEqual(counts.snapshot, [1000: 3, 1001: 1, 1015: 1, 1016: 1, 4000: 2, 999: 1])
+        XCTAssertEqual(CloseCodeCounts().snapshot, [:])
+    }
+
+    func testMetricsRenderTheCounts() {
+        let metrics = ServerMetrics(loopCount: 1)
+        metrics.closeSent(.normal)
+        metrics.closeSent(.normal)
+        metrics.closeReceived(CloseCode(rawValue: 4001))
+        let text = metrics.render()
+        XCTAssertTrue(text.contains("{code=\"1000\"} 2\n"), text)
+        XCTAssertTrue(text.contains("{code=\"4001\"} 1\n"), text)
+    }
+}

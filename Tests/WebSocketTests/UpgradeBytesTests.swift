@@ -106,6 +106,18 @@ final class UpgradeBytesTests: XCTestCase {
                 XCTAssertEqual(h.containsToken(name, token), reference.containsToken(name, token), "\(name) \(token)")
             }
         }
+        // Built heads may hold untrimmed values: single-element values go the short way only
+        // when the lexer would give the same.
+        let built2 = HTTPRequestHead(method: "GET", target: "/", headers: [
+            ("Upgrade", " websocket "), ("Connection", "a b"), ("Connection", "\"up,grade\""), ("X", ""), ("X", "\t"),
+            ("Y", "upgrade"), ("Y", "UPGRADE , x")])
+        let reference2 = Fields(headers: built2.headers)
+        for name in ["Upgrade", "Connection", "X", "Y"] {
+            XCTAssertEqual(built2.tokens(name), reference2.tokens(name), name)
+            for token: StaticString in ["upgrade", "websocket", "a b", "x", "up"] {
+                XCTAssertEqual(built2.containsToken(name, token), reference2.containsToken(name, token), "\(name) \(token)")
+            }
+        }
         XCTAssertEqual(HTTPRequestHead(method: "POST", target: "/", headers: []).path, "/")
         XCTAssertNil(HTTPRequestHead(method: "POST", target: "/", headers: []).query)
     }
@@ -126,6 +138,19 @@ final class UpgradeBytesTests: XCTestCase {
                 XCTAssertThrowsError(try p.feed(bytes), "\(value)")
             }
         }
+    }
+
+    func testVersionBytes() throws {
+        for bad in ["http/1.1", "HTTP/1.1x", "HTTQ/1.1", "HTTP/1,1", "HTTP/a.1", "HTTP/1.", "XTTP/1.1", "HTTP-1.1"] {
+            var p = HTTPHeadParser()
+            XCTAssertThrowsError(try p.feed(Array("GET / \(bad)\r\n\r\n".utf8)), bad)
+        }
+        let h = try parse("GET / HTTP/2.0\r\n\r\n")
+        XCTAssertEqual(h.versionMajor, 2)
+        XCTAssertEqual(h.versionMinor, 0)
+        XCTAssertTrue(h.isMethod("GET"))
+        XCTAssertFalse(h.isMethod("GETS"))
+        XCTAssertFalse(h.isMethod(""))
     }
 
     func testSettersKeepTheOtherParts() throws {

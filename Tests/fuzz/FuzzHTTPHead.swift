@@ -58,6 +58,9 @@ func parseHead(_ bytes: UnsafeRawBufferPointer, cuts: [Int], limits: HTTPHeadPar
     return .needMore(buffered: parser.bufferedCount)
 }
 
+/// The String-based lookups (`HTTPHeaderFields`' defaults), the reference for the head's own.
+struct StringFields: HTTPHeaderFields { var headers: [(name: String, value: String)] }
+
 func isToken(_ s: String) -> Bool {
     !s.isEmpty && s.utf8.allSatisfy { HTTPHeadParser.isTokenChar($0) }
 }
@@ -92,6 +95,7 @@ func checkOutcome(_ o: HeadOutcome, _ bytes: UnsafeRawBufferPointer, _ limits: H
             require(head.values(name) == same, "values(\(name)) \(head.values(name)) vs \(same)")
             require(head.count(name) == same.count, "count(\(name))")
             require(head.value(name) == same.joined(separator: ", "), "value(\(name))")
+            require(head.tokens(name) == StringFields(headers: pairs).tokens(name), "tokens(\(name))")
         }
         // The consumed prefix alone parses to the same head.
         let again = parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<consumed]), cuts: [], limits: limits)

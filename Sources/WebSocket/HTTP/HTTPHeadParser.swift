@@ -227,9 +227,10 @@ public struct HTTPHeadParser: Sendable {
         guard !target.isEmpty, target.allSatisfy({ $0 > 32 && $0 < 127 }) else {
             throw .malformed("bad request target")
         }
-        guard v.count == 8, v.starts(with: "HTTP/".utf8),
-              v[v.startIndex + 6] == UInt8(ascii: "."),
-              (48...57).contains(v[v.startIndex + 5]), (48...57).contains(v[v.startIndex + 7]) else {
+        let s = v.startIndex  // "HTTP/" digit "." digit, compared byte by byte
+        guard v.count == 8, v[s] == 72, v[s + 1] == 84, v[s + 2] == 84, v[s + 3] == 80, v[s + 4] == 47,
+              v[s + 6] == UInt8(ascii: "."),
+              (48...57).contains(v[s + 5]), (48...57).contains(v[s + 7]) else {
             throw .malformed("bad HTTP version")
         }
         let base = requestLine.lowerBound

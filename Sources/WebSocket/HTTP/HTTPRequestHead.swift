@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A parsed HTTP/1.x request line and header block.
 ///
 /// Stored as the head's bytes and the positions of its parts (two allocations), not as a
@@ -73,7 +77,10 @@ public struct HTTPRequestHead: HTTPHeaderFields, Sendable, Equatable {
 
     /// Whether the method is `m` (exact: methods are case-sensitive, RFC 9110 §9.1).
     public func isMethod(_ m: StaticString) -> Bool {
-        bytes.withUnsafeBytes { slice($0, 0).elementsEqual(UnsafeRawBufferPointer(start: m.utf8Start, count: m.utf8CodeUnitCount)) }
+        bytes.withUnsafeBytes { p in
+            let have = slice(p, 0)
+            return have.count == m.utf8CodeUnitCount && (have.count == 0 || memcmp(have.baseAddress!, m.utf8Start, have.count) == 0)
+        }
     }
 
     public static func == (a: HTTPRequestHead, b: HTTPRequestHead) -> Bool {
@@ -171,6 +178,12 @@ public struct HTTPRequestHead: HTTPHeaderFields, Sendable, Equatable {
     /// `HeaderLexer`: OWS trimmed, empty elements skipped, commas inside quoted strings kept).
     func forEachToken(_ name: String, _ body: (UnsafeRawBufferPointer) -> Void) {
         forEachValue(name) { v in
+            // Most values are one element ("websocket", "Upgrade", "13"): without a comma, a
+            // quote or OWS at either end, the lexer would hand out the whole value.
+            if let first = v.first, let last = v.last, first != 32, first != 9, last != 32, last != 9,
+               !v.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") }) {
+                return body(v)
+            }
             HeaderLexer.forEachElementRange(of: v) { body(UnsafeRawBufferPointer(rebasing: v[$0])) }
         }
     }
@@ -236,6 +249,17 @@ extension HTTPHeaderFields {
             HeaderLexer.forEachElement(of: Substring(headers[i].value)) { body($0.utf8) }
         }
     }
+}
+
+/// Whether a list element is `token` (lowercase), ASCII case-insensitively: the byte form.
+func isToken(_ element: UnsafeRawBufferPointer, _ token: StaticString) -> Bool {
+    guard element.count == token.utf8CodeUnitCount else { return false }
+    let want = token.utf8Start
+    for i in 0..<element.count {
+        let c = element[i]
+        if (c >= 65 && c <= 90 ? c + 32 : c) != want[i] { return false }
+    }
+    return true
 }
 
 /// Whether a list element is `token` (lowercase), ASCII case-insensitively.
