@@ -229,7 +229,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     /// Starts serving an accepted socket (after its PROXY header, if one is required).
     func open(_ fd: Int32) {
         var tlsStream: TLSStream?
-        if let tls = core.tls {
+        if core.isTLS, let tls = core.tls {  // (the context's lock only on a TLS listener)
             guard let s = tls.makeStream(fd: fd, scratch: loop.scratchBuffer) else {
                 core.logger.error("SSL_new failed; dropping connection")
                 core.metrics.openConnections.subtract(1)
