@@ -111,6 +111,9 @@ public final class WebSocketConnection: EventHandler {
         if policy.phase == .lingering { return linger() }
         // Corked: what the handlers send while this read runs is written when it ends, in one
         // write, before the loop reads the next connection (not after the whole batch).
+        // `flushQueued` set meanwhile: `sendFrame`'s one compare skips `scheduleFlush`.
+        let wasQueued = flushQueued
+        flushQueued = true
         corked = true
         let end = driver.receive(into: loop.readBuffer) { bytes in
             policy.received(now: loop.now)
@@ -124,16 +127,20 @@ public final class WebSocketConnection: EventHandler {
             return !policy.readPaused && policy.phase.rawValue <= ConnectionPolicy.Phase.open.rawValue
         }
         corked = false
-        if corkOwed {
-            corkOwed = false
-            // Any other end than a drained socket: the end of the iteration writes it, as
-            // before (backpressure, TLS wanting to write, close, lingering).
-            if case .drained = end, !readSoon {} else { scheduleFlush() }
+        flushQueued = wasQueued
+        let owed = corkOwed
+        corkOwed = false
+        if case .drained = end {
+            // Everything this read produced, now. A flush queued before it (another
+            // connection's publish) then finds nothing left to write.
+            if readSoon { scheduleFlush() }
+        } else if owed || !proto.outbound.isEmpty || driver.hasPendingOutput {
+            // Any other end (backpressure, TLS wanting to write, close, lingering): the end of
+            // the iteration writes it, as before.
+            scheduleFlush()
         }
         switch end {
         case .drained:
-            // Everything this read produced, now. A flush queued before it (another
-            // connection's publish) then finds nothing left to write.
             if policy.phase != .closed { flush() }
         case .stopped:
             if policy.phase == .lingering { return linger() }
