@@ -28,6 +28,10 @@ public final class WebSocketConnection: EventHandler {
     @exclusivity(unchecked) var writeBlocked = false
     /// Read at the end of this loop iteration (see `resumeReading`).
     @exclusivity(unchecked) var readSoon = false
+    /// Inside our own read (`readAvailable`): `scheduleFlush` only notes that output is owed
+    /// (`corkOwed`), and the read writes it once when it ends.
+    @exclusivity(unchecked) var corked = false
+    @exclusivity(unchecked) var corkOwed = false
     @exclusivity(unchecked) var afterFlush: AfterFlush = .nothing
     @exclusivity(unchecked) var closeNotified = false
     /// TLS port: the first byte was looked at (plain HTTP and garbage are answered at once).
@@ -105,6 +109,12 @@ public final class WebSocketConnection: EventHandler {
             }
         }
         if policy.phase == .lingering { return linger() }
+        // Corked: what the handlers send while this read runs is written when it ends, in one
+        // write, before the loop reads the next connection (not after the whole batch).
+        // `flushQueued` set meanwhile: `sendFrame`'s one compare skips `scheduleFlush`.
+        let wasQueued = flushQueued
+        flushQueued = true
+        corked = true
         let end = driver.receive(into: loop.readBuffer) { bytes in
             policy.received(now: loop.now)
             received(bytes)
@@ -116,10 +126,22 @@ public final class WebSocketConnection: EventHandler {
             }
             return !policy.readPaused && policy.phase.rawValue <= ConnectionPolicy.Phase.open.rawValue
         }
+        corked = false
+        flushQueued = wasQueued
+        let owed = corkOwed
+        corkOwed = false
+        if case .drained = end {
+            // Everything this read produced, now. A flush queued before it (another
+            // connection's publish) then finds nothing left to write.
+            if readSoon { scheduleFlush() }
+        } else if owed || !proto.outbound.isEmpty || driver.hasPendingOutput {
+            // Any other end (backpressure, TLS wanting to write, close, lingering): the end of
+            // the iteration writes it, as before.
+            scheduleFlush()
+        }
         switch end {
         case .drained:
-            // A flush already queued for the end of this loop iteration writes it (once).
-            if !flushQueued { flush() }
+            if policy.phase != .closed { flush() }
         case .stopped:
             if policy.phase == .lingering { return linger() }
             guard policy.phase != .closed else { return }
@@ -167,6 +189,10 @@ public final class WebSocketConnection: EventHandler {
     // MARK: - Output
 
     func scheduleFlush() {
+        if corked {
+            corkOwed = true
+            return
+        }
         if !flushQueued && policy.phase != .closed {
             flushQueued = true
             loop.scheduleFlush(self)
