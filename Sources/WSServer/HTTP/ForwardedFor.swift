@@ -37,10 +37,7 @@ extension StringProtocol {
 }
 
 extension String {
-    /// "1.2.3.4:80" → "1.2.3.4", "[::1]:80" → "::1".
-    var hostPart: String {
-        if hasPrefix("["), let close = firstIndex(of: "]") { return String(self[index(after: startIndex)..<close]) }
-        if let colon = lastIndex(of: ":") { return String(self[..<colon]) }
-        return self
-    }
+    /// "1.2.3.4:80" → "1.2.3.4", "[::1]:80" → "::1"; a bare address ("::1", "1.2.3.4") as is,
+    /// and junk unchanged (so no address). The access log's split, not a cut at the last colon.
+    var hostPart: String { AccessLogRecord.split(hostPort: self).0 }
 }
