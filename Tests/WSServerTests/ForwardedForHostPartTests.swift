@@ -27,3 +27,13 @@ final class ForwardedForHostPartTests: XCTestCase {
         }
     }
 }
+
+/// The notice limiter keys its lines by client host with the same parse.
+final class NoticeHostPartTests: XCTestCase {
+    func testTheLimiterKeyIsTheHostOfEveryAddressForm() {
+        XCTAssertEqual(hostPart("203.0.113.5:4242"), "203.0.113.5")
+        XCTAssertEqual(hostPart("[::1]:80"), "::1")
+        XCTAssertEqual(hostPart("::1"), "::1")
+        XCTAssertEqual(hostPart("2001:db8::1"), "2001:db8::1")
+    }
+}

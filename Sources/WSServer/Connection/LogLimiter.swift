@@ -26,8 +26,6 @@ final class LogLimiter: Sendable {
     }
 }
 
-/// "203.0.113.5:4242" → "203.0.113.5", "[::1]:80" → "[::1]": the client, not the connection.
-func hostPart(_ address: String) -> String {
-    guard let colon = address.lastIndex(of: ":") else { return address }
-    return String(address[..<colon])
-}
+/// "203.0.113.5:4242" → "203.0.113.5", "[::1]:80" and "::1" → "::1": the client, not the
+/// connection (the access log's parser, so a bare IPv6 address is not cut at its last colon).
+func hostPart(_ address: String) -> String { address.hostPart }
