@@ -33,6 +33,14 @@ final class LargeBlockCacheTests: XCTestCase {
         XCTAssertTrue(b.readableBytes.allSatisfy { $0 == 1 })
     }
 
+    func testLargeBlocksStartHalfAPageIn() {
+        for size in [256 << 10, 1 << 20, 8 << 20] {
+            let b = ByteBuffer(capacity: size)
+            XCTAssertEqual(Int(bitPattern: b.reserveWritable(1)) & 4095, LargeBlockCache.pageOffset, "\(size)")
+        }
+        XCTAssertEqual(LargeBlockCache.pageOffset, 2048)
+    }
+
     func testSmallAndHugeBlocksAreNotKept() {
         do { _ = ByteBuffer(capacity: 64 << 10) }
         do { _ = ByteBuffer(capacity: 8 << 20) }
