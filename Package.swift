@@ -82,6 +82,7 @@ let package = Package(
         ]),
         // What the three tools share: one-line errors with exit status 1.
         .target(name: "ToolSupport", dependencies: [
+            "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Load generator and benchmark client (ws and wss), built on WSClient.
@@ -101,9 +102,11 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
+        // Helpers shared by test targets (test certificates, timeouts, loopback sockets).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         // TransportURing: the URing tests, and both backends for every test binary (WSS_IO=uring).
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "TransportURing", "COpenSSL", "CMallocCounter"]),
-        .testTarget(name: "WSRedisTests", dependencies: ["WSRedis", "WSServer", "WSClient", "WebSocket", "Transport"]),
-        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "TransportURing", "COpenSSL", "CMallocCounter", "TestSupport"]),
+        .testTarget(name: "WSRedisTests", dependencies: ["WSRedis", "WSServer", "WSClient", "WebSocket", "Transport", "TestSupport"]),
+        .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter", "TestSupport"]),
     ]
 )

@@ -30,4 +30,9 @@ static inline ssize_t wss_recv(int fd, void *buf, size_t len, int flags) {
 static inline ssize_t wss_send(int fd, const void *buf, size_t len, int flags) {
     return syscall(SYS_sendto, fd, buf, len, flags, (void *)0, 0);
 }
+/* epoll_wait without the cancellation-point bracketing, for the same reason (once per loop
+   iteration). epoll_pwait with no signal mask is epoll_wait, and exists on every architecture. */
+static inline int wss_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout) {
+    return (int)syscall(SYS_epoll_pwait, epfd, events, maxevents, timeout, (void *)0, 8);
+}
 #endif

@@ -29,12 +29,22 @@ public final class WebSocketClient: Sendable {
     private let closeInfo = Locked<(code: CloseCode, reason: String, error: String?)?>(nil)
     let loop: EventLoop
 
-    /// One loop thread shared by every async client in the process.
-    static let sharedLoop: EventLoop = {
-        let loop = try! EventLoop(index: 0, readBufferSize: 64 << 10)
-        loop.start(name: "wss-client")
-        return loop
-    }()
+    /// One loop thread shared by every async client in the process, made at the first connect.
+    /// A loop that cannot be made (no descriptors left, say) is that connect's error, and the
+    /// next connect tries again.
+    private static let shared = Locked<EventLoop?>(nil)
+
+    static func sharedLoop() throws -> EventLoop {
+        // A WSS_IO that names no backend is an error, not a silent epoll (as for Server).
+        if case .failure(let bad)? = IOBackend.environment { throw bad }
+        return try shared.withLock { (loop: inout EventLoop?) throws -> EventLoop in
+            if let loop { return loop }
+            let made = try EventLoop(index: 0, readBufferSize: 64 << 10)
+            made.start(name: "wss-client")
+            loop = made
+            return made
+        }
+    }
 
     private init(loop: EventLoop) {
         self.loop = loop
@@ -53,7 +63,7 @@ public final class WebSocketClient: Sendable {
         options.subprotocols = subprotocols
         options.origin = origin
         options.offerDeflate = compression
-        let client = WebSocketClient(loop: sharedLoop)
+        let client = WebSocketClient(loop: try sharedLoop())
         let opts = options
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
             client.loop.execute {

@@ -10,11 +10,7 @@ extension RedisBackplane {
                               envelope: BackplaneEnvelope, payload: UnsafeRawBufferPointer) {
         withHeader(envelope) { header in
             withNames(topic) { prefix, name in
-                RedisCommand.appendArrayHeader(&out, 12)
-                RedisCommand.appendASCII(&out, "$7\r\nEVALSHA\r\n")
-                scripts.publishSHA.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
-                RedisCommand.appendASCII(&out, "$1\r\n2\r\n")
-                appendKeys(&out, prefix, name)
+                appendEvalSHA(&out, scripts.publishSHA, arguments: 7, prefix, name)
                 RedisCommand.appendBulk(&out, header)
                 RedisCommand.appendBulk(&out, payload)
                 scripts.maxLength.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
@@ -25,6 +21,17 @@ extension RedisBackplane {
                 scripts.metaTTL.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
             }
         }
+    }
+
+    /// `EVALSHA <sha> 2 <prefix>h:<topic> <prefix>m:<topic>`, the array header counting
+    /// the `arguments` the caller appends next.
+    private func appendEvalSHA(_ out: inout [UInt8], _ sha: [UInt8], arguments: Int,
+                               _ prefix: UnsafeRawBufferPointer, _ name: UnsafeRawBufferPointer) {
+        RedisCommand.appendArrayHeader(&out, 5 + arguments)
+        RedisCommand.appendASCII(&out, "$7\r\nEVALSHA\r\n")
+        sha.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
+        RedisCommand.appendASCII(&out, "$1\r\n2\r\n")
+        appendKeys(&out, prefix, name)
     }
 
     private func appendKeys(_ out: inout [UInt8], _ prefix: UnsafeRawBufferPointer, _ name: UnsafeRawBufferPointer) {
@@ -58,11 +65,7 @@ extension RedisBackplane {
         }
         var out: [UInt8] = []
         withNames(topic) { prefix, name in
-            RedisCommand.appendArrayHeader(&out, 9)
-            RedisCommand.appendASCII(&out, "$7\r\nEVALSHA\r\n")
-            scripts.recoverSHA.withUnsafeBytes { RedisCommand.appendBulk(&out, $0) }
-            RedisCommand.appendASCII(&out, "$1\r\n2\r\n")
-            appendKeys(&out, prefix, name)
+            appendEvalSHA(&out, scripts.recoverSHA, arguments: 4, prefix, name)
         }
         let first = since.map { "\($0.offset + 1)-0" } ?? "-"
         for arg in [first, scripts.epochPrefix + "-r\(monotonicMillis())", String(decoding: scripts.metaTTL, as: UTF8.self), since?.epoch ?? ""] {

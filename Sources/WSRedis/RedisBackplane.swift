@@ -11,7 +11,10 @@ import WebSocket
 /// (so local pub/sub works while Redis is down) and queued for Redis as `PUBLISH
 /// <prefix><topic> <envelope>`; messages from other instances arrive on a SUBSCRIBE
 /// connection and enter `Topics.deliverLocally`, the same per-loop queues. Both Redis
-/// connections live on one dedicated event loop: no server loop ever waits for Redis.
+/// connections live on one dedicated event loop: no server loop ever waits for Redis, and
+/// neither they nor the loop's timer are in a server loop's `wss_connections_open` gauge
+/// (which counts what a server loop has registered beside its listener and session tick;
+/// test_cluster.py checks it). Keep them off the server loops, or subtract them there.
 ///
 /// With `history`, a publish runs a script that appends it to the topic's Redis Stream and
 /// publishes it with its offset; local subscribers then get it back from Redis like every
@@ -78,7 +81,9 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     public init(options: Options, logger: Logger = Logger(label: "wss-server.redis")) throws {
         self.options = options
         self.logger = logger
+        if case .failure(let bad)? = IOBackend.environment { throw bad }
         loop = try EventLoop(index: 0, readBufferSize: 256 << 10)
+        if let why = loop.uringSetupFailure { logger.warning("redis: io_uring ring setup failed (\(why)); its loop uses epoll") }
         commands = RedisConnection(loop: loop, endpoint: options.endpoint, name: "publish", logger: logger)
         subscriber = RedisConnection(loop: loop, endpoint: options.endpoint, name: "subscribe", logger: logger)
         timer = try LoopTimer(loop: loop)

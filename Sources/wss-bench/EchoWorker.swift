@@ -71,7 +71,7 @@ struct EchoShared {
 /// One echo connection: its sequence numbers and the send times of the messages in flight.
 /// The message path runs entirely here, on `self` and the shared block.
 final class EchoConn: ClientDelegate {
-    enum State: UInt8 { case connecting, open, closing, done }
+    typealias State = ConnState
     unowned(unsafe) let worker: EchoWorker
     let sh: UnsafeMutablePointer<EchoShared>
     let uid: UInt32
@@ -198,9 +198,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     var conns: [EchoConn] = []
     let log: ErrorLog
 
-    var connErrors: UInt64 = 0
-    var closedByServer: UInt64 = 0
-    var closeErrors: UInt64 = 0
+    private var counted = EndCounts()
     var opened: UInt64 = 0
     /// Parameters of the first connection that negotiated permessage-deflate.
     var deflateParams: DeflateParameters?
@@ -262,7 +260,12 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     var txMsgs: UInt64 { shared.pointee.txMsgs }
     var txFrameBytes: UInt64 { shared.pointee.txFrameBytes }
     var mismatches: UInt64 { shared.pointee.mismatches }
-    var protoErrors: UInt64 { shared.pointee.protoErrors }
+    /// How connections ended badly (protocol errors are counted in `shared`).
+    var ends: EndCounts {
+        var e = counted
+        e.protoErrors = shared.pointee.protoErrors
+        return e
+    }
 
     /// The latency histogram (after the loop has stopped).
     func histogram() -> Histogram {
@@ -282,7 +285,7 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
             do {
                 c.conn = try ClientConnection(loop: loop, options: settings.options, delegate: c)
             } catch {
-                connErrors += 1
+                counted.connErrors += 1
                 log.report("connect: \(error)")
                 c.state = .done
                 markDrained(c)
@@ -314,14 +317,14 @@ final class EchoWorker: EventHandler, @unchecked Sendable {
     func closed(_ c: EchoConn, code: CloseCode, error: String?) {
         switch c.state {
         case .connecting:
-            connErrors &+= 1
+            counted.connErrors &+= 1
             log.report("conn \(c.uid): setup failed: \(error ?? "closed by server")")
         case .open:
-            closedByServer &+= 1
+            counted.closedByServer &+= 1
             log.report("conn \(c.uid): closed by the server during the run (code \(code.rawValue))\(error.map { ": " + $0 } ?? "")")
         case .closing:
             if let error {
-                closeErrors &+= 1
+                counted.closeErrors &+= 1
                 log.report("conn \(c.uid): close handshake: \(error)")
             }
         case .done:

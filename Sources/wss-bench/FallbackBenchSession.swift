@@ -76,7 +76,7 @@ final class FallbackBenchSession: FallbackStreamOwner {
     func streamEnded(_ stream: FallbackHTTPStream, _ why: String) {
         guard state != .ended else { return }
         if worker.stopping { return close() }
-        if state == .opening { worker.connErrors += 1 } else { worker.closedByServer += 1 }
+        if state == .opening { worker.ends.connErrors += 1 } else { worker.ends.closedByServer += 1 }
         worker.log.report("session \(uid): \(why)")
         worker.sessionEnded(self, wasUp: state == .open)
         close()
@@ -213,7 +213,7 @@ final class FallbackBenchSession: FallbackStreamOwner {
     }
 
     func protocolError(_ why: String) {
-        worker.protoErrors += 1
+        worker.ends.protoErrors += 1
         worker.log.report("session \(uid): \(why)")
         worker.sessionEnded(self, wasUp: state == .open)
         close()

@@ -26,9 +26,7 @@ final class FallbackWorker: @unchecked Sendable {
     var msgs: UInt64 = 0
     var txMsgs: UInt64 = 0
     var mismatches: UInt64 = 0
-    var protoErrors: UInt64 = 0
-    var connErrors: UInt64 = 0
-    var closedByServer: UInt64 = 0
+    var ends = EndCounts()
     let latency = Histogram()
     let setup = Histogram()
 
@@ -65,7 +63,7 @@ final class FallbackWorker: @unchecked Sendable {
                 try s.start()
                 inProgress += 1
             } catch {
-                connErrors += 1
+                ends.connErrors += 1
                 failed.wrappingAdd(1, ordering: .relaxed)
                 log.report("connect: \(error)")
                 s.close()

@@ -7,7 +7,7 @@ import WSClient
 
 /// A connection used for one handshake (handshakes mode) or held idle (idle mode).
 final class SetupConn: ClientDelegate {
-    enum State: UInt8 { case connecting, open, closing, done }
+    typealias State = ConnState
     unowned(unsafe) let owner: SetupOwner
     let slot: Int
     var conn: ClientConnection?
@@ -51,9 +51,7 @@ final class HandshakeWorker: SetupOwner, EventHandler, @unchecked Sendable {
 
     var handshakes: UInt64 = 0      // upgrades completed inside the window
     var handshakesTotal: UInt64 = 0
-    var connErrors: UInt64 = 0
-    var protoErrors: UInt64 = 0
-    var closeErrors: UInt64 = 0
+    var ends = EndCounts()
     /// Slots with a connection in progress (read by main to know when the tail is done).
     let busy = Atomic<Int>(0)
 
@@ -85,7 +83,7 @@ final class HandshakeWorker: SetupOwner, EventHandler, @unchecked Sendable {
                 slots[i] = c
                 busy.add(1, ordering: .relaxed)
             } catch {
-                connErrors &+= 1
+                ends.connErrors &+= 1
                 log.report("connect: \(error)")
                 return  // retried at the next poll
             }
@@ -104,18 +102,18 @@ final class HandshakeWorker: SetupOwner, EventHandler, @unchecked Sendable {
     }
 
     func unexpected(_ c: SetupConn) {
-        protoErrors &+= 1
+        ends.protoErrors &+= 1
         log.report("unexpected message from the server")
     }
 
     func closed(_ c: SetupConn, code: CloseCode, error: String?) {
         switch c.state {
         case .connecting:
-            connErrors &+= 1
+            ends.connErrors &+= 1
             log.report("handshake failed: \(error ?? "closed by server")")
         case .closing, .open:
             if let error {
-                closeErrors &+= 1
+                ends.closeErrors &+= 1
                 log.report("close handshake: \(error)")
             }
         case .done: return
@@ -159,10 +157,7 @@ final class IdleWorker: SetupOwner, EventHandler, @unchecked Sendable {
     private var prewarmLeft = 0
     private var opening = false
 
-    var connErrors: UInt64 = 0
-    var protoErrors: UInt64 = 0
-    var closedByServer: UInt64 = 0
-    var closeErrors: UInt64 = 0
+    var ends = EndCounts()
     let hist = Histogram()
 
     /// Read by main.
@@ -210,7 +205,7 @@ final class IdleWorker: SetupOwner, EventHandler, @unchecked Sendable {
                 c.conn = try ClientConnection(loop: loop, options: options, delegate: c)
                 inProgress += 1
             } catch {
-                connErrors &+= 1
+                ends.connErrors &+= 1
                 log.report("connect: \(error)")
                 c.state = .done
                 if c.prewarm { prewarmDone.add(1, ordering: .relaxed) } else {
@@ -250,7 +245,7 @@ final class IdleWorker: SetupOwner, EventHandler, @unchecked Sendable {
     }
 
     func unexpected(_ c: SetupConn) {
-        protoErrors &+= 1
+        ends.protoErrors &+= 1
         log.report("unexpected message from the server")
     }
 
@@ -258,7 +253,7 @@ final class IdleWorker: SetupOwner, EventHandler, @unchecked Sendable {
         let was = c.state
         c.state = .done
         if c.prewarm {
-            if was == .connecting { inProgress -= 1; connErrors &+= 1; log.report("prewarm: \(error ?? "closed")") }
+            if was == .connecting { inProgress -= 1; ends.connErrors &+= 1; log.report("prewarm: \(error ?? "closed")") }
             prewarmDone.add(1, ordering: .relaxed)
             queueRefill()
             return
@@ -266,17 +261,17 @@ final class IdleWorker: SetupOwner, EventHandler, @unchecked Sendable {
         switch was {
         case .connecting:
             inProgress -= 1
-            connErrors &+= 1
+            ends.connErrors &+= 1
             failed.add(1, ordering: .relaxed)
             log.report("setup failed: \(error ?? "closed by server")")
             queueRefill()
         case .open:
-            closedByServer &+= 1
+            ends.closedByServer &+= 1
             up.subtract(1, ordering: .relaxed)
             log.report("idle connection closed by the server (code \(code.rawValue))\(error.map { ": " + $0 } ?? "")")
         case .closing:
             up.subtract(1, ordering: .relaxed)
-            if let error { closeErrors &+= 1; log.report("close handshake: \(error)") }
+            if let error { ends.closeErrors &+= 1; log.report("close handshake: \(error)") }
         case .done:
             return
         }

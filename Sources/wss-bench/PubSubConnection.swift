@@ -68,7 +68,7 @@ struct PubSubShared {
 
 /// One subscriber, or the publisher (which also receives its own messages back).
 final class PubSubConn: ClientDelegate {
-    enum State: UInt8 { case connecting, open, closing, done }
+    typealias State = ConnState
     unowned(unsafe) let worker: PubSubWorker
     let sh: UnsafeMutablePointer<PubSubShared>
     let id: Int

@@ -42,10 +42,7 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
     private var inProgress = 0
     private var refillWanted = false
 
-    var connErrors: UInt64 = 0
-    var protoErrors: UInt64 = 0
-    var closedByServer: UInt64 = 0
-    var closeErrors: UInt64 = 0
+    var ends = EndCounts()
     let setupHist = Histogram()
 
     // Read by main.
@@ -147,7 +144,7 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
                 c.conn = try ClientConnection(loop: loop, options: options, delegate: c)
                 inProgress += 1
             } catch {
-                connErrors &+= 1
+                ends.connErrors &+= 1
                 log.report("connect: \(error)")
                 c.state = .done
                 failed.add(1, ordering: .relaxed)
@@ -175,17 +172,17 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
         case .connecting:
             inProgress -= 1
             wantRefill()
-            connErrors &+= 1
+            ends.connErrors &+= 1
             failed.add(1, ordering: .relaxed)
             log.report("\(who): setup failed: \(error ?? "closed by server")")
         case .open:
-            closedByServer &+= 1
+            ends.closedByServer &+= 1
             up.subtract(1, ordering: .relaxed)
             log.report("\(who): closed by the server during the run (code \(code.rawValue))\(error.map { ": " + $0 } ?? "")")
             if c.isPublisher { stopPublishing() }
         case .closing:
             up.subtract(1, ordering: .relaxed)
-            if let error { closeErrors &+= 1; log.report("\(who): close handshake: \(error)") }
+            if let error { ends.closeErrors &+= 1; log.report("\(who): close handshake: \(error)") }
         case .done:
             return
         }
@@ -279,7 +276,7 @@ final class PubSubWorker: EventHandler, @unchecked Sendable {
     func publisherGot(seq: UInt64, sent: UInt64, now: UInt64) {
         guard let p = publisher else { return }
         if seq != p.expect {
-            protoErrors &+= 1
+            ends.protoErrors &+= 1
             log.report("publisher: own message seq \(seq), expected \(p.expect)")
             if seq < p.expect { return }
         }

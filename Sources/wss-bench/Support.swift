@@ -212,6 +212,30 @@ struct SplitMix {
 }
 
 /// Rate-limited diagnostics (a flood of identical errors helps nobody).
+/// Where a benchmark connection is in its life.
+enum ConnState: UInt8 { case connecting, open, closing, done }
+
+/// How a worker's connections ended badly, summed over workers for the report.
+struct EndCounts {
+    /// The connection or its upgrade failed.
+    var connErrors: UInt64 = 0
+    /// The server broke the protocol (or sent what the mode does not expect).
+    var protoErrors: UInt64 = 0
+    /// The server closed a connection during the run.
+    var closedByServer: UInt64 = 0
+    /// Our close handshake failed.
+    var closeErrors: UInt64 = 0
+
+    var total: UInt64 { connErrors + protoErrors + closedByServer + closeErrors }
+
+    static func += (a: inout EndCounts, b: EndCounts) {
+        a.connErrors += b.connErrors
+        a.protoErrors += b.protoErrors
+        a.closedByServer += b.closedByServer
+        a.closeErrors += b.closeErrors
+    }
+}
+
 final class ErrorLog {
     private var printed = 0
     let limit: Int

@@ -54,12 +54,10 @@ extension WSSBench {
         for l in loops { l.join() }
 
         let hist = Histogram()
-        var msgs: UInt64 = 0, tx: UInt64 = 0, mism: UInt64 = 0, perr: UInt64 = 0, cerr: UInt64 = 0
-        var closed: UInt64 = 0, closeErr: UInt64 = 0, opened: UInt64 = 0, txFrame: UInt64 = 0
+        var msgs: UInt64 = 0, tx: UInt64 = 0, mism: UInt64 = 0, ends = EndCounts(), opened: UInt64 = 0, txFrame: UInt64 = 0
         for w in workers {
             hist.merge(w.histogram())
-            msgs += w.msgs; tx += w.txMsgs; mism += w.mismatches; perr += w.protoErrors
-            cerr += w.connErrors; closed += w.closedByServer; closeErr += w.closeErrors; opened += w.opened
+            msgs += w.msgs; tx += w.txMsgs; mism += w.mismatches; ends += w.ends; opened += w.opened
             txFrame += w.txFrameBytes
         }
         let deflateRefused = refused()
@@ -71,7 +69,7 @@ extension WSSBench {
         let usage = Usage(u0, u1, seconds: secs)
         let serverCPU = usage.serverCPU, clientCPU = usage.clientCPU
         let efficiency = usage.efficiency(msgs)
-        let errors = perr + cerr + closed + closeErr + UInt64(deflateRefused)
+        let errors = ends.total + UInt64(deflateRefused)
         let typeName = kind == .binary ? "binary" : "text"
         // Bytes on the wire per message in the window (TCP payload of our sockets: frames, and
         // for wss the TLS records around them): out per message sent, in per echo received.
@@ -93,8 +91,8 @@ extension WSSBench {
         line("  wire bytes per message: out \(fmt(wireOut, 1)) (WebSocket frames \(fmt(frameOut, 1))), in \(fmt(wireIn, 1)) "
              + "(payload \(size); TCP payload of our sockets\(proto == "wss" ? ", TLS records included" : ""))")
         line("  " + latencyLine("latency", hist))
-        line("  connections up: \(opened - closed)/\(connections)   mismatches: \(mism)   errors: \(errors) "
-             + "(connect \(cerr), protocol \(perr), closed by server \(closed), close \(closeErr))")
+        line("  connections up: \(opened - ends.closedByServer)/\(connections)   mismatches: \(mism)   errors: \(errors) "
+             + "(connect \(ends.connErrors), protocol \(ends.protoErrors), closed by server \(ends.closedByServer), close \(ends.closeErrors))")
         if serverCPU >= 0 {
             line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) msgs per server-CPU-second")
         }
@@ -106,8 +104,8 @@ extension WSSBench {
             + "\(usage.keys) efficiency=\(fmt(efficiency, 0)) "
             + "payload=\(json ? "json" : "random") deflate=\(deflate ? 1 : 0) "
             + "wire_bytes_per_msg_out=\(fmt(wireOut, 1)) wire_bytes_per_msg_in=\(fmt(wireIn, 1)) frame_bytes_per_msg_out=\(fmt(frameOut, 1)) "
-            + "conns_up=\(opened - closed) conn_errors=\(cerr) proto_errors=\(perr) "
-            + "closed=\(closed) close_errors=\(closeErr) mismatches=\(mism) errors=\(errors)")
+            + "conns_up=\(opened - ends.closedByServer) conn_errors=\(ends.connErrors) proto_errors=\(ends.protoErrors) "
+            + "closed=\(ends.closedByServer) close_errors=\(ends.closeErrors) mismatches=\(mism) errors=\(errors)")
         if deflateRefused > 0 {
             warn("wss-bench: --deflate: \(deflateRefused) connection(s) opened without permessage-deflate")
             return 2

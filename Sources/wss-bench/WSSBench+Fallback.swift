@@ -52,11 +52,10 @@ extension WSSBench {
         stopWorkers(workers, loops)
 
         let hist = Histogram()
-        var msgs: UInt64 = 0, tx: UInt64 = 0, mism: UInt64 = 0, perr: UInt64 = 0, cerr: UInt64 = 0, closed: UInt64 = 0
+        var msgs: UInt64 = 0, tx: UInt64 = 0, mism: UInt64 = 0, ends = EndCounts()
         for w in workers {
             hist.merge(w.latency)
-            msgs += w.msgs; tx += w.txMsgs; mism += w.mismatches; perr += w.protoErrors
-            cerr += w.connErrors; closed += w.closedByServer
+            msgs += w.msgs; tx += w.txMsgs; mism += w.mismatches; ends += w.ends
         }
         let secs = Double(s.w1 - s.w0) / 1e9
         let rate = Double(msgs) / secs
@@ -64,7 +63,7 @@ extension WSSBench {
         let txMib = Double(tx) * Double(size) / secs / 1_048_576
         let usage = Usage(u0, u1, seconds: secs)
         let efficiency = usage.efficiency(msgs)
-        let errors = perr + cerr + closed
+        let errors = ends.total
         let down = mode == .sse ? "SSE stream" : "long polls"
         line("wss-bench echo \(url): \(proto) fallback=\(mode.rawValue) sessions=\(connections) depth=\(depth) size=\(size) "
              + "threads=\(threads) window=\(fmt(secs, 1)) s")
@@ -72,7 +71,7 @@ extension WSSBench {
         line("  throughput: \(fmt(rate, 0)) msgs/s, \(fmt(mib, 2)) MiB/s payload one way (sent \(fmt(txMib, 2)) MiB/s)")
         line("  " + latencyLine("latency (POST sent → echo received)", hist))
         line("  sessions up: \(upAtEnd)/\(connections)   mismatches: \(mism)   errors: \(errors) "
-             + "(connect \(cerr), protocol \(perr), closed by server \(closed))")
+             + "(connect \(ends.connErrors), protocol \(ends.protoErrors), closed by server \(ends.closedByServer))")
         if usage.serverCPU >= 0 {
             line("  server CPU: \(fmt(usage.serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) msgs per server-CPU-second")
         }
@@ -82,7 +81,7 @@ extension WSSBench {
             + "tx_mib_per_s=\(fmt(txMib, 2)) p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) "
             + "p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) p999_us=\(fmt(Double(hist.percentile(0.999)) / 1e3)) "
             + "max_us=\(fmt(Double(hist.max) / 1e3)) \(usage.keys) efficiency=\(fmt(efficiency, 0)) "
-            + "conns_up=\(upAtEnd) conn_errors=\(cerr) proto_errors=\(perr) closed=\(closed) close_errors=0 "
+            + "conns_up=\(upAtEnd) conn_errors=\(ends.connErrors) proto_errors=\(ends.protoErrors) closed=\(ends.closedByServer) close_errors=0 "
             + "mismatches=\(mism) errors=\(errors)")
         return (mism > 0 || errors > 0 || msgs == 0) ? 1 : 0
     }
@@ -116,14 +115,14 @@ extension WSSBench {
         stopWorkers(workers, loops)
 
         let hist = Histogram()
-        var perr: UInt64 = 0, cerr: UInt64 = 0, closed: UInt64 = 0
+        var ends = EndCounts()
         for w in workers {
             hist.merge(w.setup)
-            perr += w.protoErrors; cerr += w.connErrors; closed += w.closedByServer
+            ends += w.ends
         }
         var perSession = -1.0
         if let a = rssBefore, let b = rssAfter, upAtEnd > 0 { perSession = Double(b - a) * 1024 / Double(upAtEnd) }
-        let errors = perr + cerr + closed
+        let errors = ends.total
         line("wss-bench idle \(url): \(proto) fallback=\(mode.rawValue) target=\(target) up=\(upAfterSetup) after setup "
              + "(\(fmt(setupSecs, 2)) s), \(upAtEnd) at the end of a \(fmt(duration, 1)) s hold")
         line("  " + latencyLine("request→session open latency", hist))
@@ -131,12 +130,12 @@ extension WSSBench {
             line("  server RSS: before \(a) KiB (\(warm) sessions), all up \(rssUp ?? -1) KiB, after hold \(b) KiB "
                  + "→ \(fmt(perSession, 0)) bytes per session")
         }
-        line("  errors: \(errors) (connect \(cerr), protocol \(perr), closed by server \(closed))")
+        line("  errors: \(errors) (connect \(ends.connErrors), protocol \(ends.protoErrors), closed by server \(ends.closedByServer))")
         out("RESULT mode=idle proto=\(proto) transport=\(mode.rawValue) conns_target=\(target) conns_up=\(upAtEnd) "
             + "setup_s=\(fmt(setupSecs, 2)) hold_s=\(fmt(duration, 1)) rss_before_kb=\(rssBefore ?? -1) rss_up_kb=\(rssUp ?? -1) "
             + "rss_after_kb=\(rssAfter ?? -1) per_conn_bytes=\(fmt(perSession, 0)) hs_p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) "
-            + "hs_p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) conn_errors=\(cerr) proto_errors=\(perr) "
-            + "closed=\(closed) close_errors=0 mismatches=0 errors=\(errors)")
+            + "hs_p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) conn_errors=\(ends.connErrors) proto_errors=\(ends.protoErrors) "
+            + "closed=\(ends.closedByServer) close_errors=0 mismatches=0 errors=\(errors)")
         return (upAtEnd == target && errors == 0) ? 0 : 1
     }
 }

@@ -37,22 +37,22 @@ extension WSSBench {
         for l in loops { l.join() }
 
         let hist = Histogram()
-        var hs: UInt64 = 0, cerr: UInt64 = 0, perr: UInt64 = 0, closeErr: UInt64 = 0
+        var hs: UInt64 = 0, ends = EndCounts()
         for w in workers {
             hist.merge(w.hist)
-            hs += w.handshakes; cerr += w.connErrors; perr += w.protoErrors; closeErr += w.closeErrors
+            hs += w.handshakes; ends += w.ends
         }
         let secs = Double(s.w1 - s.w0) / 1e9
         let rate = Double(hs) / secs
         let usage = Usage(u0 ?? u1, u1, seconds: secs)
         let serverCPU = usage.serverCPU, clientCPU = usage.clientCPU
         let efficiency = usage.efficiency(hs)
-        let errors = cerr + perr + closeErr
+        let errors = ends.total
         line("wss-bench handshakes \(url): \(proto) slots=\(connections) threads=\(threads) window=\(fmt(secs, 1)) s"
              + (proto == "wss" ? " (TLS full handshake every time, no session cache)" : ""))
         line("  \(fmt(rate, 0)) handshakes/s (\(hs) upgrades in the window), each followed by a close handshake")
         line("  " + latencyLine("connect→open latency", hist))
-        line("  errors: \(errors) (connect/upgrade \(cerr), protocol \(perr), close \(closeErr))")
+        line("  errors: \(errors) (connect/upgrade \(ends.connErrors), protocol \(ends.protoErrors), close \(ends.closeErrors))")
         if serverCPU >= 0 {
             line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) handshakes per server-CPU-second")
         }
@@ -61,8 +61,8 @@ extension WSSBench {
             + "handshakes=\(hs) hs_per_s=\(fmt(rate, 0)) msgs_per_s=\(fmt(rate, 0)) "
             + "p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) "
             + "max_us=\(fmt(Double(hist.max) / 1e3)) \(usage.keys) "
-            + "efficiency=\(fmt(efficiency, 0)) conn_errors=\(cerr) proto_errors=\(perr) "
-            + "close_errors=\(closeErr) mismatches=0 errors=\(errors)")
+            + "efficiency=\(fmt(efficiency, 0)) conn_errors=\(ends.connErrors) proto_errors=\(ends.protoErrors) "
+            + "close_errors=\(ends.closeErrors) mismatches=0 errors=\(errors)")
         return (errors > 0 || hs == 0) ? 1 : 0
     }
 }

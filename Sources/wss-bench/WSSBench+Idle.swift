@@ -57,26 +57,26 @@ extension WSSBench {
         for l in loops { l.join() }
 
         let hist = Histogram()
-        var cerr: UInt64 = 0, perr: UInt64 = 0, closed: UInt64 = 0, closeErr: UInt64 = 0
+        var ends = EndCounts()
         for w in workers {
             hist.merge(w.hist)
-            cerr += w.connErrors; perr += w.protoErrors; closed += w.closedByServer; closeErr += w.closeErrors
+            ends += w.ends
         }
         var perConn = -1.0
         if let a = rssBefore, let b = rssAfter, upAtEnd > 0 { perConn = Double(b - a) * 1024 / Double(upAtEnd) }
-        let errors = cerr + perr + closed + closeErr
+        let errors = ends.total
         line("wss-bench idle \(url): \(proto) target=\(target) up=\(upAfterSetup) after setup (\(fmt(setupSecs, 2)) s), "
              + "\(upAtEnd) at the end of a \(fmt(duration, 1)) s hold")
         line("  " + latencyLine("connect→open latency", hist))
         if let a = rssBefore, let b = rssAfter {
             line("  server RSS: before \(a) KiB, all up \(rssUp ?? -1) KiB, after hold \(b) KiB → \(fmt(perConn, 0)) bytes per connection")
         }
-        line("  errors: \(errors) (connect/upgrade \(cerr), protocol \(perr), closed by server \(closed), close \(closeErr))")
+        line("  errors: \(errors) (connect/upgrade \(ends.connErrors), protocol \(ends.protoErrors), closed by server \(ends.closedByServer), close \(ends.closeErrors))")
         out("RESULT mode=idle proto=\(proto) conns_target=\(target) conns_up=\(upAtEnd) setup_s=\(fmt(setupSecs, 2)) "
             + "hold_s=\(fmt(duration, 1)) rss_before_kb=\(rssBefore ?? -1) rss_up_kb=\(rssUp ?? -1) rss_after_kb=\(rssAfter ?? -1) "
             + "per_conn_bytes=\(fmt(perConn, 0)) hs_p50_us=\(fmt(Double(hist.percentile(0.5)) / 1e3)) "
-            + "hs_p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) conn_errors=\(cerr) proto_errors=\(perr) "
-            + "closed=\(closed) close_errors=\(closeErr) mismatches=0 errors=\(errors)")
+            + "hs_p99_us=\(fmt(Double(hist.percentile(0.99)) / 1e3)) conn_errors=\(ends.connErrors) proto_errors=\(ends.protoErrors) "
+            + "closed=\(ends.closedByServer) close_errors=\(ends.closeErrors) mismatches=0 errors=\(errors)")
         return (upAtEnd == target && errors == 0) ? 0 : 1
     }
 }

@@ -76,7 +76,7 @@ extension WSSBench {
         let hist = Histogram(), setupHist = Histogram()
         var deliveries: UInt64 = 0, deliveriesTotal: UInt64 = 0, gaps: UInt64 = 0, tail: UInt64 = 0
         var dups: UInt64 = 0, mism: UInt64 = 0
-        var cerr: UInt64 = 0, perr: UInt64 = 0, closed: UInt64 = 0, closeErr: UInt64 = 0
+        var ends = EndCounts()
         for w in workers {
             hist.merge(w.histogram())
             setupHist.merge(w.setupHist)
@@ -85,7 +85,7 @@ extension WSSBench {
             dups += sh.duplicates; mism += sh.mismatches
             gaps += sh.gaps
             tail += setupFailed ? 0 : w.tailMissing(final: final)
-            cerr += w.connErrors; perr += w.protoErrors; closed += w.closedByServer; closeErr += w.closeErrors
+            ends += w.ends
         }
         let pubMissing = final > pubWorker.pubEchoes ? final - pubWorker.pubEchoes : 0
         let secs = Double(w1 - w0) / 1e9
@@ -96,8 +96,8 @@ extension WSSBench {
         let serverCPU = usage?.serverCPU ?? -1, clientCPU = usage?.clientCPU ?? -1
         let efficiency = usage?.efficiency(deliveries) ?? -1
         // Connections that neither opened nor failed by the setup deadline (failures count as connect errors).
-        let setupErr: UInt64 = setupFailed ? UInt64(max(total - upAfterSetup - failedCount(), cerr == 0 ? 1 : 0)) : 0
-        let errors = gaps + tail + dups + mism + pubMissing + cerr + perr + closed + closeErr + setupErr
+        let setupErr: UInt64 = setupFailed ? UInt64(max(total - upAfterSetup - failedCount(), ends.connErrors == 0 ? 1 : 0)) : 0
+        let errors = gaps + tail + dups + mism + pubMissing + ends.total + setupErr
         let typeName = kind == .binary ? "binary" : "text"
         let us: (UInt64) -> String = { fmt(Double($0) / 1e3) }
         let rateNote = rate.map { " rate=\(fmt($0, 0))/s" } ?? ""
@@ -111,7 +111,7 @@ extension WSSBench {
         line("  " + latencyLine("delivery latency (send → subscriber)", hist))
         line("  " + latencyLine("publisher round trip (own message back)", pubWorker.pubRTT))
         line("  gaps: \(gaps) (+\(tail) never arrived by the end of the drain)  duplicates: \(dups)  mismatches: \(mism)  publisher echoes missing: \(pubMissing)  errors: \(errors) "
-             + "(connect \(cerr), protocol \(perr), closed by server \(closed), close \(closeErr))")
+             + "(connect \(ends.connErrors), protocol \(ends.protoErrors), closed by server \(ends.closedByServer), close \(ends.closeErrors))")
         if serverCPU >= 0 {
             line("  server CPU: \(fmt(serverCPU * 100, 1)) %   efficiency: \(fmt(efficiency, 0)) deliveries per server-CPU-second")
         }
@@ -127,7 +127,7 @@ extension WSSBench {
             + "pub_rtt_p50_us=\(us(pubWorker.pubRTT.percentile(0.5))) pub_rtt_p99_us=\(us(pubWorker.pubRTT.percentile(0.99))) "
             + "rate_behind=\(pubWorker.rateBehind) "
             + (usage.map { "\($0.keys) " } ?? "") + "efficiency=\(fmt(efficiency, 0)) "
-            + "conns_up=\(upAfterSetup) conn_errors=\(cerr) proto_errors=\(perr) closed=\(closed) close_errors=\(closeErr) "
+            + "conns_up=\(upAfterSetup) conn_errors=\(ends.connErrors) proto_errors=\(ends.protoErrors) closed=\(ends.closedByServer) close_errors=\(ends.closeErrors) "
             + "gaps=\(gaps) tail_missing=\(tail) duplicates=\(dups) mismatches=\(mism) errors=\(errors)")
         return (errors > 0 || pubWorker.publishes == 0) ? 1 : 0
     }

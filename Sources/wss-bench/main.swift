@@ -114,6 +114,7 @@ struct WSSBench: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try IOSelection.checkEnvironment()
         if connections < 1 { throw ValidationError("-c must be at least 1") }
         if depth < 1 { throw ValidationError("-d must be at least 1") }
         if size < 0 { throw ValidationError("-s must be non-negative") }
@@ -203,6 +204,7 @@ struct WSSBench: ParsableCommand {
         } catch {
             throw ValidationError("event loop: \(error)")
         }
+        if let warning = IOSelection.fallbackWarning(tool: "wss-bench", loops: loops) { warn(warning) }
         for (i, l) in loops.enumerated() { l.start(name: "bench-\(i)") }
         defer {
             for l in loops { l.stop() }

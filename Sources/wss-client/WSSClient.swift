@@ -62,6 +62,7 @@ struct WSSClient: ParsableCommand {
         if linger < 0 || !linger.isFinite { throw ValidationError("--linger must be a non-negative number of seconds") }
         if !(connectTimeout > 0) || !connectTimeout.isFinite { throw ValidationError("--connect-timeout must be positive") }
         if insecure && ca != nil { throw ValidationError("--insecure and --ca exclude each other") }
+        try IOSelection.checkEnvironment()
     }
 
     func run() throws {
@@ -71,6 +72,7 @@ struct WSSClient: ParsableCommand {
         let interactive = isatty(0) == 1
         let session = ClientSession(interactive: interactive, count: count)
         let loop = try EventLoop(index: 0, readBufferSize: 256 << 10)
+        if let warning = IOSelection.fallbackWarning(tool: "wss-client", loops: [loop]) { Output.err(warning + "\n") }
         loop.start(name: "wss-client")
         let opts = options
         loop.execute {

@@ -49,12 +49,32 @@ struct BackplaneOptions: ParsableArguments {
         if backplaneChannelPrefix.utf8.count > 64 { throw ValidationError("--backplane-channel-prefix must be at most 64 bytes") }
     }
 
+    /// What `--print-config` writes for a URL's password: the password given elsewhere
+    /// (file or environment) takes its place; alone it is an error, never sent to Redis.
+    static let passwordPlaceholder = "(redacted)"
+
+    /// `url` with its password replaced by `passwordPlaceholder` (nil if it has none):
+    /// redis://[USER]:PASSWORD@HOST… → redis://[USER]:(redacted)@HOST….
+    static func redactingPassword(_ url: String) -> String? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        let rest = url[scheme.upperBound...]
+        let authority = rest[..<(rest.firstIndex(of: "/") ?? rest.endIndex)]
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        let userinfo = authority[..<at]
+        let user = userinfo.firstIndex(of: ":").map { userinfo[..<$0] } ?? ""
+        return url[..<scheme.upperBound] + user + ":" + passwordPlaceholder + url[at...]
+    }
+
     /// The backplane the flags ask for (the in-process one without --backplane).
     func makeBackplane(logger: Logger) throws -> Backplane {
         guard let url = backplane else { return InProcessBackplane(history: history) }
         var endpoint = try RedisEndpoint(url: url)
-        if let password = try BackplanePassword.read(file: backplanePasswordFile, urlHasOne: endpoint.password != nil, logger: logger) {
+        let placeholder = endpoint.password == Self.passwordPlaceholder
+        let urlHasOne = endpoint.password != nil && !placeholder
+        if let password = try BackplanePassword.read(file: backplanePasswordFile, urlHasOne: urlHasOne, logger: logger) {
             endpoint.password = password
+        } else if placeholder {
+            throw ValidationError("the --backplane URL's password is \(Self.passwordPlaceholder) (as --print-config writes it): give the password with --backplane-password-file or WSS_BACKPLANE_PASSWORD, or in the URL")
         }
         var options = RedisBackplane.Options(endpoint: endpoint)
         options.history = history

@@ -1,7 +1,11 @@
 /// `--print-config`: the effective settings (defaults, the config file and the command line
 /// merged) as a TOML config file, one `key = value` per flag, read off the parsed command by
 /// reflection so that every option group, present or added later, is included. Feeding the
-/// output back with `--config` gives the same settings (tested for every flag).
+/// output back with `--config` gives the same settings (tested for every flag). No secret is
+/// printed: a settings value that holds one (the `--backplane` URL's password) is replaced by a
+/// placeholder, with a comment line above it saying where the secret must come from; the other
+/// secrets are files (`--backplane-password-file`, `--ticket-key-file`, `--key`), printed as
+/// their paths, or the environment (`WSS_BACKPLANE_PASSWORD`), never read here.
 enum ConfigDump {
     static func toml(_ command: WSSServerCommand) -> String {
         var lines: [String] = []
@@ -24,8 +28,22 @@ enum ConfigDump {
             let key = kebab(String(label.dropFirst()))
             guard !skipped.contains(key), let rendered = render(parsed) else { continue }
             if rendered == "false" && typeName.hasPrefix("Flag<") { continue }  // an unset flag
+            if let (shown, comment) = redacted(key: key, parsed) {
+                lines.append("# \(comment)")
+                lines.append("\(key) = \(quoted(shown))")
+                continue
+            }
             lines.append("\(key) = \(rendered)")
         }
+    }
+
+    /// The value to print instead of `value` for a setting that carries a secret, and why.
+    static func redacted(key: String, _ value: Any) -> (String, String)? {
+        guard key == "backplane", let url = value as? String,
+              let shown = BackplaneOptions.redactingPassword(url) else { return nil }
+        return (shown, "backplane: the URL's password is not printed; \(BackplaneOptions.passwordPlaceholder) stands for it: "
+                + "give it with backplane-password-file (a file of mode 0600) or WSS_BACKPLANE_PASSWORD, "
+                + "or write it back here in a config file of mode 0600")
     }
 
     /// An ArgumentParser property wrapper's parsed value (its storage is `.value(x)` after

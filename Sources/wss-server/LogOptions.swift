@@ -15,11 +15,22 @@ struct LogOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Access log: one line per HTTP request and per WebSocket session: off, stderr, or a file (reopened on SIGHUP, for logrotate).", valueName: "off|stderr|FILE"))
     var accessLog: String = "stderr"
 
+    @Option(help: ArgumentHelp("Query parameters whose values the access log writes as *** (comma-separated, case-insensitive; '' for none). The logged path is the request target with its query.", valueName: "NAMES"))
+    var accessLogRedact: String = QueryRedaction.defaultNames.joined(separator: ",")
+
+    var redactedNames: [String] {
+        accessLogRedact.split(separator: ",").map { String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()) }
+            .filter { !$0.isEmpty }
+    }
+
     func validate() throws {
         if Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
         if accessLog.isEmpty { throw ValidationError("--access-log must be off, stderr or a file path") }
+        for name in redactedNames where name.contains(where: { "&=?#".contains($0) || $0.isWhitespace }) {
+            throw ValidationError("--access-log-redact: '\(name)' is not a parameter name")
+        }
     }
 
     var level: Logger.Level { Logger.Level(rawValue: logLevel) ?? .info }
@@ -34,6 +45,6 @@ struct LogOptions: ParsableArguments {
     /// --log-level (none above info); a file gets them whatever the level.
     func makeAccessLog() throws -> AccessLog? {
         if accessLog == "stderr" && level > .info { return nil }
-        return try AccessLog.parse(accessLog, format: logFormat)
+        return try AccessLog.parse(accessLog, format: logFormat, redaction: QueryRedaction(names: redactedNames))
     }
 }

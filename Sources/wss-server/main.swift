@@ -137,7 +137,7 @@ struct WSSServerCommand: ParsableCommand {
         if ticketKeyFile != nil && cert == nil { throw ValidationError("--ticket-key-file needs --cert") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0–65535") }
         if threads < 1 || threads > 1024 { throw ValidationError("--threads must be 1–1024") }
-        if case .failure(let bad)? = IOBackend.environment { throw ValidationError(bad.description) }
+        try IOSelection.checkEnvironment()
         if maxMessageSize < 1 { throw ValidationError("--max-message-size must be positive") }
         if let f = maxFrameSize, f < 1 { throw ValidationError("--max-frame-size must be positive") }
         if !(1...255).contains(maxQueuedPongs) { throw ValidationError("--max-queued-pongs must be 1–255") }

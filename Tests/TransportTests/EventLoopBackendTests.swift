@@ -2,6 +2,7 @@ import Glibc
 import Transport
 import TransportURing
 import XCTest
+import TestSupport
 
 /// The contract both loop backends keep (LoopBackend's doc comment), each test run on epoll and
 /// on io_uring with real socket pairs on a running loop: level-triggered readiness, interest
@@ -155,15 +156,8 @@ final class EventLoopBackendTests: LoopTestCase {
             onLoop(loop) { try! loop.register(fd: lfd, handler: closer, interest: .read) }
             loop.stop()
             loop.join()
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let (fd, rc) = connectLoopback(port: listener.port)
             defer { close(fd) }
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(listener.port).bigEndian)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
             XCTAssertEqual(rc, -1, "\(io): connect succeeded after the loop closed its listener")
             withExtendedLifetime(loop) {}
         }

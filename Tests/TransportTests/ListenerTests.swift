@@ -1,6 +1,7 @@
 import Glibc
 import Transport
 import XCTest
+import TestSupport
 
 final class ListenerTests: XCTestCase {
     /// The listener sets TCP_NODELAY once and accepted sockets inherit it (Linux); the server
@@ -9,18 +10,9 @@ final class ListenerTests: XCTestCase {
     func testAcceptedSocketsInheritNoDelay() throws {
         let listener = try Listener(host: "127.0.0.1", port: 0, reusePort: false)
         defer { listener.close() }
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (client, rc) = connectLoopback(port: listener.port)
         XCTAssertGreaterThanOrEqual(client, 0)
         defer { close(client) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(listener.port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
         XCTAssertEqual(rc, 0)
         var accepted: Int32?
         for _ in 0..<200 where accepted == nil {

@@ -3,6 +3,7 @@ import COpenSSL
 import Glibc
 @testable import Transport
 import XCTest
+import TestSupport
 
 /// Our TLS 1.3 record layer (RFC 8446 §5, §4.6.3, §6, §7): the key schedule against RFC 8448's
 /// trace, record protection both ways, every rejection, and interop with OpenSSL's own record

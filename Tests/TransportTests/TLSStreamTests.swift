@@ -2,6 +2,7 @@ import COpenSSL
 import Glibc
 @testable import Transport
 import XCTest
+import TestSupport
 
 /// TLSStream against OpenSSL's client over a socket pair (issue 12): fatal errors behind good
 /// bytes (TLS 1.2 / OpenSSL records), close_notify both ways and on both record layers,

@@ -4,6 +4,7 @@ import Glibc
 import Transport
 import TransportURing
 import XCTest
+import TestSupport
 
 /// The io_uring wrapper on real rings and real loopback sockets: multishot accept, multishot
 /// recv with a provided-buffer ring, batched sends in one submit, zero-copy send, cancel, close.
@@ -31,15 +32,8 @@ final class URingTests: XCTestCase {
     // MARK: - Helpers
 
     func connectClient() throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, rc) = connectLoopback(port: listener.port)
         XCTAssertGreaterThanOrEqual(fd, 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(listener.port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
         XCTAssertEqual(rc, 0, "connect: \(errno)")
         open.append(fd)
         return fd

@@ -4,6 +4,7 @@ import WSClient
 import WSRedis
 import WSServer
 import XCTest
+import TestSupport
 
 /// A real redis-server for one test, on 127.0.0.1 and a port free at run time.
 final class RedisProcess {
@@ -60,15 +61,9 @@ final class RedisProcess {
     }
 
     static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, rc) = connectLoopback(port: port)
         defer { close(fd) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = in_port_t(UInt16(port).bigEndian)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        return rc == 0
     }
 }
 
@@ -91,13 +86,7 @@ extension XCTestCase {
     }
 
     func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> OwnedMessage? {
-        try await withThrowingTaskGroup(of: Optional<OwnedMessage>.self) { group in
-            group.addTask { var it = client.messages.makeAsyncIterator(); return await it.next() }
-            group.addTask { try await Task.sleep(for: .seconds(timeout)); throw CancellationError() }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
-        }
+        try await within(timeout) { var it = client.messages.makeAsyncIterator(); return await it.next() }
     }
 
     func metric(_ backplane: RedisBackplane, _ name: String) -> Int {

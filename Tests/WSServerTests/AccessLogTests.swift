@@ -49,6 +49,28 @@ final class AccessLogTests: XCTestCase {
         XCTAssertTrue(AccessLogRecord.split(hostPort: "127.0.0.1:443") == ("127.0.0.1", 443))
         XCTAssertTrue(AccessLogRecord.split(hostPort: "[::1]:8443") == ("::1", 8443))
         XCTAssertTrue(AccessLogRecord.split(hostPort: "?") == ("?", 0))
+        // Forms an X-Forwarded-For client or the socket gives: with and without a port.
+        let cases: [(String, String, Int)] = [
+            ("1.2.3.4", "1.2.3.4", 0), ("1.2.3.4:5", "1.2.3.4", 5), ("[::1]:5", "::1", 5), ("::1", "::1", 0),
+            ("2001:db8::1", "2001:db8::1", 0), ("[2001:db8::1]", "2001:db8::1", 0), ("2001:db8::1:80", "2001:db8::1:80", 0),
+            ("", "", 0), ("junk", "junk", 0), ("junk:x", "junk:x", 0), ("1.2.3.4:99999", "1.2.3.4:99999", 0),
+            ("[::1]:", "[::1]:", 0), ("[::1", "[::1", 0), (":5", ":5", 0),
+        ]
+        for (text, host, port) in cases {
+            let got = AccessLogRecord.split(hostPort: text)
+            XCTAssertTrue(got == (host, port), "\(text) → \(got), want \(host) \(port)")
+        }
+    }
+
+    func testQueryRedaction() {
+        let r = QueryRedaction.standard
+        XCTAssertEqual(r.apply("/chat"), "/chat")
+        XCTAssertEqual(r.apply("/chat?"), "/chat?")
+        XCTAssertEqual(r.apply("/c?room=a&token=x%20y&TOKEN=z&token=&token&tok=1"), "/c?room=a&token=***&TOKEN=***&token=&token&tok=1")
+        XCTAssertEqual(r.apply("/c?%74oken=abc&access%5Ftoken=d&api+key=e"), "/c?%74oken=***&access%5Ftoken=***&api+key=e")
+        XCTAssertEqual(r.apply("/c?a=1&&sig=2=3&sid=s#f"), "/c?a=1&&sig=***&sid=***")
+        XCTAssertEqual(QueryRedaction(names: []).apply("/c?token=1"), "/c?token=1")
+        XCTAssertEqual(QueryRedaction(names: ["Room"]).apply("/c?room=1&token=2"), "/c?room=***&token=2")
     }
 
     /// logrotate moves the file away, then SIGHUP → reopen: new lines go to a new file at the

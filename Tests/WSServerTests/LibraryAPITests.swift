@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Transport
 import XCTest
 import WSClient
@@ -6,18 +7,7 @@ import WSServer
 
 /// Every public call of the library, over real sockets, with the library's own client.
 final class LibraryAPITests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let certDir: String = {
-        let dir = NSTemporaryDirectory() + "wss-lib-tests-\(getpid())"
-        let p = Process()
-        p.executableURL = repo.appendingPathComponent("certs/generate.sh")
-        p.arguments = [dir]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try? p.run()
-        p.waitUntilExit()
-        return dir
-    }()
+    static let certDir = TestCertificates.dir
 
     func makeServer(tls: Bool = false, threads: Int = 1, configure: (inout ServerConfiguration) -> Void = { _ in },
                     backplane: Backplane = InProcessBackplane(),
@@ -42,13 +32,7 @@ final class LibraryAPITests: XCTestCase {
     }
 
     func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> OwnedMessage? {
-        try await withThrowingTaskGroup(of: Optional<OwnedMessage>.self) { group in
-            group.addTask { var it = client.messages.makeAsyncIterator(); return await it.next() }
-            group.addTask { try await Task.sleep(for: .seconds(timeout)); throw CancellationError() }
-            let first = try await group.next()!
-            group.cancelAll()
-            return first
-        }
+        try await within(timeout) { var it = client.messages.makeAsyncIterator(); return await it.next() }
     }
 
     // MARK: -

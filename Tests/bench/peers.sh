@@ -94,13 +94,17 @@ wait_for() {
     return 1
 }
 
-# start_ours NAME ws|wss → SRV_PID, SRV_PORT
+# start_ours NAME ws|wss [default-log] → SRV_PID, SRV_PORT. Logging: --log-level warning (which
+# also turns the stderr access log off), or with default-log the default: info and the access
+# log on stderr, which goes to the server's log file like the rest (every WebSocket then holds
+# its access-log entry until it closes: what the second idle row measures).
 start_ours() {
-    local log="$SCRATCH/$1.log" tls=()
+    local log="$SCRATCH/$1.log" tls=() logging=(--log-level warning)
     [[ "$2" == wss ]] && tls=(--cert "$CERT" --key "$KEY")
+    [[ "${3:-}" == default-log ]] && logging=()
     : >"$log"
     "${PIN_SERVER[@]}" "$SERVER" --app echo --threads 1 --host 127.0.0.1 --port 0 --no-deflate \
-        --log-level warning "${tls[@]}" >"$log" 2>&1 &
+        "${logging[@]}" "${tls[@]}" >"$log" 2>&1 &
     SRV_PID=$!; PIDS+=("$SRV_PID")
     wait_for "$log" "listening on" "$SRV_PID" || { cat "$log" >&2; die "wss-server ($1) did not start"; }
     SRV_PORT="$(grep -o 'listening on [a-z]*://[^ ]*' "$log" | head -1 | sed -E 's#.*:([0-9]+)/?.*#\1#')"
@@ -200,11 +204,16 @@ if want echo || want handshakes; then
 fi
 
 # Idle memory: a fresh server for every measurement (earlier runs leave reusable heap behind).
+# ourslog: our server with the default logging (access log on), the configuration users run.
 if want idle; then
     for rep in $(seq "$REPS"); do
         for tr in ws wss; do
-            for srv in ours uws; do
-                if [[ "$srv" == ours ]]; then start_ours "idle-ours-$tr" "$tr"; else start_peer "idle-uws-$tr" "$tr"; fi
+            for srv in ours ourslog uws; do
+                case "$srv" in
+                    ours) start_ours "idle-ours-$tr" "$tr" ;;
+                    ourslog) start_ours "idle-ourslog-$tr" "$tr" default-log ;;
+                    uws) start_peer "idle-uws-$tr" "$tr" ;;
+                esac
                 PID_OF[$srv|$tr]=$SRV_PID
                 URL_OF[$srv|$tr]="$tr://127.0.0.1:$SRV_PORT/"
                 run idle wsload "$tr" "$srv" "$rep" --idle "$IDLE" -T "$SECS"
@@ -225,7 +234,8 @@ fi
 echo
 echo "wss-server vs uWebSockets — $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), kernel $(uname -r)"
 echo "servers on core 0, clients on core 1; medians of $REPS run(s) of $SECS s after $WARM s warmup; idle: $IDLE connections"
-echo "ours: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) wss-server --app echo --threads 1 --no-deflate; uWS: $(head -1 "$UWS_OUT/BUILD-INFO.txt" 2>/dev/null)"
+echo "ours: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) wss-server --app echo --threads 1 --no-deflate --log-level warning (access log off); uWS: $(head -1 "$UWS_OUT/BUILD-INFO.txt" 2>/dev/null)"
+want idle && echo "second idle row (\"default logging\"): ours with the default logging instead (info, access log on stderr, to a file): the cost of its per-connection access-log state"
 python3 "$ROOT/Tests/bench/peers_table.py" "$RESULTS" --aes-mib "${AES:-0}" --idle "$IDLE" || FAILED=1
 [[ $FAILED -eq 0 ]] || { echo; echo "bench-peers: some runs failed (see above)"; exit 1; }
 exit 0

@@ -158,13 +158,14 @@ def handshake_rows(runs):
         row(cells)
 
 
-def idle_row(runs, conns):
-    if not runs.has("idle", "wsload"):
+def idle_row(runs, conns, ours="ours", what=""):
+    """`ours`: the server name in the results (ourslog: our server with the default logging)."""
+    if not runs.has("idle", "wsload") or not any(k[0] == "idle" and k[3] == ours for k in runs.by):
         return
-    cells = [f"RSS per idle connection, {conns:,} conns (lower is better)", "wsload --idle"]
+    cells = [f"RSS per idle connection, {conns:,} conns{what} (lower is better)", "wsload --idle"]
     vals = {}
     for tr in ("ws", "wss"):
-        o, u = (runs.value("idle", "wsload", tr, s, "per_conn_bytes") for s in ("ours", "uws"))
+        o, u = (runs.value("idle", "wsload", tr, s, "per_conn_bytes") for s in (ours, "uws"))
         vals[tr] = (o, u)
         r = ratio(o, u)
         cells += [fmt_bytes(o), fmt_bytes(u),
@@ -232,6 +233,7 @@ def main():
     echo_rows(runs)
     handshake_rows(runs)
     idle_row(runs, a.idle)
+    idle_row(runs, a.idle, "ourslog", ", ours with default logging (access log on)")
     aes_row(runs, a.aes_mib)
     print("\nefficiency = messages (MiB, handshakes) per second of server CPU, median of the runs; ratio = ours ÷ uWS"
           " (bold: below 1); N×tcp = that efficiency ÷ tcpecho's in the same repetition")

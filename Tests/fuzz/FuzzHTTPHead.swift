@@ -58,6 +58,9 @@ func parseHead(_ bytes: UnsafeRawBufferPointer, cuts: [Int], limits: HTTPHeadPar
     return .needMore(buffered: parser.bufferedCount)
 }
 
+/// The String-based lookups (`HTTPHeaderFields`' defaults), the reference for the head's own.
+struct StringFields: HTTPHeaderFields { var headers: [(name: String, value: String)] }
+
 func isToken(_ s: String) -> Bool {
     !s.isEmpty && s.utf8.allSatisfy { HTTPHeadParser.isTokenChar($0) }
 }
@@ -84,6 +87,15 @@ func checkOutcome(_ o: HeadOutcome, _ bytes: UnsafeRawBufferPointer, _ limits: H
                          "control character in value of \(name)")
             require(value.utf8.first != 32 && value.utf8.first != 9
                          && value.utf8.last != 32 && value.utf8.last != 9, "value of \(name) not trimmed")
+        }
+        // Lookups on the head's bytes agree with the String pairs it hands out.
+        let pairs = head.headers
+        for (name, _) in pairs {
+            let same = pairs.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
+            require(head.values(name) == same, "values(\(name)) \(head.values(name)) vs \(same)")
+            require(head.count(name) == same.count, "count(\(name))")
+            require(head.value(name) == same.joined(separator: ", "), "value(\(name))")
+            require(head.tokens(name) == StringFields(headers: pairs).tokens(name), "tokens(\(name))")
         }
         // The consumed prefix alone parses to the same head.
         let again = parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<consumed]), cuts: [], limits: limits)

@@ -152,3 +152,35 @@ def test_unwritable_access_log_is_one_line_error():
     r = subprocess.run([str(SERVER_BIN), "--port", "0", "--access-log", "/nonexistent-dir/a.log"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "/nonexistent-dir/a.log" in r.stderr, r.stderr
+
+
+def test_query_is_logged_with_sensitive_values_redacted(server_factory, tmp_path):
+    """The path field is the request target as sent (query included, like nginx's $request_uri),
+    with the values of sensitive parameters replaced by ***: the default names, or those of
+    --access-log-redact (listed in --help)."""
+    import subprocess
+    from conftest import SERVER_BIN
+    path = tmp_path / "access.log"
+    srv = server_factory("ws", "--access-log", str(path), "--log-format", "json", "--app", "echo")
+    assert get(srv, "/healthz?token=t0pS3cret&room=a&API_KEY=k3y&signature=s1gn&x") == 200
+
+    async def ws():
+        async with connect(srv.url + "/chatsocket?room=lobby&access_token=abcDEF&password=pw%21") as c:
+            await c.send("x")
+            assert await c.recv() == "x"
+    asyncio.run(ws())
+    lines = wait_for(lambda: [l for l in access_lines(path.read_text()) if l["kind"] == "websocket"] and
+                     access_lines(path.read_text()))
+    paths = [l["path"] for l in lines]
+    assert "/healthz?token=***&room=a&API_KEY=***&signature=***&x" in paths, paths
+    assert "/chatsocket?room=lobby&access_token=***&password=***" in paths, paths
+    text = path.read_text()
+    assert not any(s in text for s in ("t0pS3cret", "k3y", "s1gn", "abcDEF", "pw%21")), text
+    # Another list: only these names are redacted; '' redacts nothing.
+    path2 = tmp_path / "access2.log"
+    srv2 = server_factory("ws", "--access-log", str(path2), "--log-format", "json", "--access-log-redact", "room,Sid")
+    assert get(srv2, "/healthz?room=a&sid=b&token=c") == 200
+    assert wait_for(lambda: path2.exists() and access_lines(path2.read_text()))
+    assert access_lines(path2.read_text())[0]["path"] == "/healthz?room=***&sid=***&token=c"
+    help_text = subprocess.run([str(SERVER_BIN), "--help"], capture_output=True, text=True, timeout=10).stdout
+    assert "--access-log-redact" in help_text and "access_token" in help_text, help_text

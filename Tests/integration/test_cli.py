@@ -184,6 +184,22 @@ def test_every_bad_flag_is_one_line_and_exit_1(tool, args):
     assert "Usage:" not in r.stderr + r.stdout
 
 
+@pytest.mark.parametrize("tool, args", [
+    ("wss-server", ["--port", "0"]), ("wss-client", ["ws://127.0.0.1:1/"]),
+    ("wss-bench", ["--duration", "0.1", "ws://127.0.0.1:1/"]),
+])
+def test_bad_wss_io_is_one_line_and_exit_1(tool, args):
+    """WSS_IO names the event-loop backend for every tool: a value that names none is an
+    error, not a silent epoll."""
+    import os
+    env = dict(os.environ, WSS_IO="io-urnig")
+    r = subprocess.run([_tool(tool), *args], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
+                       env=env)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 1 and len(lines) == 1, f"{tool}: rc={r.returncode} {r.stderr!r}"
+    assert lines[0].startswith(f"{tool}: error: ") and "WSS_IO" in lines[0] and "io-urnig" in lines[0], lines[0]
+
+
 @pytest.mark.parametrize("tool", ["wss-server", "wss-client", "wss-bench"])
 def test_help_exits_0(tool):
     r = subprocess.run([_tool(tool), "--help"], capture_output=True, text=True, timeout=10)
@@ -320,3 +336,51 @@ def test_password_on_the_command_line_is_warned_about_and_never_printed(tmp_path
     r = subprocess.run([str(SERVER_BIN), "--backplane", "redis://127.0.0.1:1/0", "--print-config"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and "warning" not in r.stderr, r
+
+
+def test_print_config_never_prints_a_secret(tmp_path, monkeypatch, certs):
+    """--print-config round-trips the settings but no secret: a URL password (from the command
+    line or a --config file) becomes a placeholder with a comment saying where the password must
+    come from; the password file, WSS_BACKPLANE_PASSWORD, the ticket key and the TLS key are
+    shown as paths or not at all."""
+    import tomllib
+    secret = "s3cr3t-" + "pw42"
+    pwfile = tmp_path / "redis.pw"
+    pwfile.write_text("file-" + secret + "\n")
+    pwfile.chmod(0o600)
+    ticket = tmp_path / "ticket.key"
+    ticket.write_bytes(b"T" * 32)
+    ticket.chmod(0o600)
+    conf = tmp_path / "wss.toml"
+    conf.write_text(f'backplane = "redis://ops:{secret}@127.0.0.1:1/0"\n')
+    conf.chmod(0o600)
+    for args in (["--backplane", f"redis://:{secret}@127.0.0.1:1/0"],
+                 ["--backplane", f"redis://ops:{secret}@[::1]:6380/2"],
+                 ["--config", str(conf)]):
+        r = subprocess.run([str(SERVER_BIN), *args, "--print-config"], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r
+        assert secret not in r.stdout and secret not in r.stderr, r.stdout
+        comments = [l for l in r.stdout.splitlines() if l.startswith("#")]
+        assert len(comments) == 1 and "backplane-password-file" in comments[0] \
+            and "WSS_BACKPLANE_PASSWORD" in comments[0], r.stdout
+        printed = tomllib.loads(r.stdout)["backplane"]
+        assert printed.startswith("redis://") and "(redacted)@" in printed, printed
+        again = tmp_path / "again.toml"
+        again.write_text(r.stdout)
+        r2 = subprocess.run([str(SERVER_BIN), "--config", str(again), "--print-config"],
+                            capture_output=True, text=True, timeout=10)
+        assert r2.returncode == 0 and r2.stdout == r.stdout, r2
+    # The placeholder itself is never sent as a password: without another source, one line, exit 1.
+    r = subprocess.run([str(SERVER_BIN), "--config", str(again), "--port", "0"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "(redacted)" in r.stderr \
+        and "--backplane-password-file" in r.stderr, r
+    monkeypatch.setenv("WSS_BACKPLANE_PASSWORD", "env-" + secret)
+    r = subprocess.run([str(SERVER_BIN), "--cert", str(certs / "cert.pem"), "--ticket-key-file", str(ticket),
+                        "--backplane", "redis://127.0.0.1:1/0", "--backplane-password-file", str(pwfile),
+                        "--print-config"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r
+    assert secret not in r.stdout + r.stderr and "TTTT" not in r.stdout, r.stdout
+    out = tomllib.loads(r.stdout)
+    assert out["backplane-password-file"] == str(pwfile) and out["ticket-key-file"] == str(ticket), out
+    assert "PRIVATE KEY" not in r.stdout

@@ -271,3 +271,28 @@ def test_redis_password_given_twice_or_unreadable_is_one_line_and_exit_1(tmp_pat
         errors = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith("wss-server: warning:")]
         assert len(errors) == 1 and errors[0].startswith("wss-server: error:") and expect in errors[0], (args, r.stderr)
         assert "inline" not in r.stderr, "the password echoed"
+
+
+def test_connection_gauge_counts_no_redis_descriptor(server_factory, redis):
+    """/metrics' wss_connections_open counts client connections only: the backplane's two Redis
+    connections and its timer are not clients, whichever loop they sit on (one loop and two)."""
+    from fallbackutil import Client
+    from test_fallback_edges import settled_gauge
+    for threads in ("1", "2"):
+        srv = server_factory("ws", "--app", "chat", "--threads", threads, "--backplane", redis.url,
+                             "--history-size", "10")
+        m = Client(srv)
+        try:
+            # The /metrics keep-alive connection is the only client.
+            assert settled_gauge(m, 1) == 1, f"threads={threads}: Redis counted as a connection"
+
+            async def main():
+                ws = await ws_connect(srv, "/chatsocket")
+                await sync_all([ws], "gauge")
+                assert await asyncio.to_thread(settled_gauge, m, 2) == 2, f"threads={threads}"
+                await ws.close()
+
+            run(main(), timeout=30)
+            assert settled_gauge(m, 1) == 1, f"threads={threads}"
+        finally:
+            m.close()

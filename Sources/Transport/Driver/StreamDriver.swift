@@ -113,7 +113,9 @@ public struct StreamDriver {
 
     /// True if TLS holds something for the next `read` the loop will not signal: decrypted bytes
     /// (OpenSSL's records), or an error / end of stream found behind good bytes (both layers).
-    public var hasBufferedInput: Bool { tls?.hasPendingBytes ?? false }
+    /// Inlinable (like `hasPendingOutput`): read per receive and per flush; plain TCP folds to
+    /// one compare.
+    @inlinable public var hasBufferedInput: Bool { tls?.hasPendingBytes ?? false }
 
     // MARK: - Sending
 
@@ -129,7 +131,7 @@ public struct StreamDriver {
     }
 
     /// Sealed TLS bytes the socket has not taken yet.
-    @inline(__always) public var hasPendingOutput: Bool { tls?.hasPendingOutput ?? false }
+    @inlinable @inline(__always) public var hasPendingOutput: Bool { tls?.hasPendingOutput ?? false }
 
     /// Writes `pending()` until it is empty, reporting each write with `consumed`.
     @inlinable

@@ -84,14 +84,20 @@ public final class EventLoop: @unchecked Sendable {
         return owner != 0 && owner == UInt(pthread_self())
     }
 
+    /// Why this loop, asked for io_uring, runs on epoll: its ring could not be set up after
+    /// the probe passed (nil otherwise). The loop's owner logs it.
+    public private(set) var uringSetupFailure: String?
+
     /// `io`: the backend (nil: `IOBackend.selected`, i.e. `WSS_IO` or epoll). A loop asked
-    /// for io_uring runs on epoll if its ring cannot be set up (the caller resolved the probe
-    /// and logged already; see `IOBackend.resolve`).
+    /// for io_uring runs on epoll if its ring cannot be set up (`uringSetupFailure` says why;
+    /// the caller resolved the probe and logged already; see `IOBackend.resolve`).
     public init(index: Int, readBufferSize: Int = 256 << 10, io: IOBackend? = nil) throws(TransportError) {
         self.index = index
-        if (io ?? IOBackend.selected) == .uring, let make = URingRegistration.current?.makeBackend,
-           let uring = try? make() {
-            backend = uring
+        if (io ?? IOBackend.selected) == .uring, let make = URingRegistration.current?.makeBackend {
+            do { backend = try make() } catch {
+                backend = try EpollBackend()
+                uringSetupFailure = "\(error)"
+            }
         } else {
             backend = try EpollBackend()
         }

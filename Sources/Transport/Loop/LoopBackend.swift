@@ -82,7 +82,7 @@ package final class EpollBackend: LoopBackend {
     package func finish() {}
 
     package func wait(timeoutMillis: Int32, loop: EventLoop) -> Bool {
-        let n = epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMillis)
+        let n = wss_epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMillis)
         loop.updateClock()
         if n < 0 { return errno == EINTR }
         for i in 0..<Int(n) {

@@ -37,9 +37,13 @@ public final class Server: @unchecked Sendable {
                                  nativeRecords: configuration.tlsNativeRecords,
                                  ticketKeys: ticketKeys)
         }
+        if case .failure(let bad)? = IOBackend.environment { throw bad }  // not a silent epoll
         let (io, fallback) = IOBackend.resolve(configuration.io)
         if let fallback { logger.warning("\(fallback)") }
         loops = try (0..<configuration.threads).map { try EventLoop(index: $0, io: io) }
+        if let why = loops.lazy.compactMap(\.uringSetupFailure).first {
+            logger.warning("io_uring ring setup failed (\(why)); \(loops.filter { $0.io == .epoll }.count) of \(loops.count) loop(s) use epoll")
+        }
         core = ServerCore(configuration: configuration, logger: logger, tls: tls, loops: loops, backplane: backplane)
     }
 
@@ -225,7 +229,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     /// Starts serving an accepted socket (after its PROXY header, if one is required).
     func open(_ fd: Int32) {
         var tlsStream: TLSStream?
-        if let tls = core.tls {
+        if core.isTLS, let tls = core.tls {  // (the context's lock only on a TLS listener)
             guard let s = tls.makeStream(fd: fd, scratch: loop.scratchBuffer) else {
                 core.logger.error("SSL_new failed; dropping connection")
                 core.metrics.openConnections.subtract(1)

@@ -54,7 +54,7 @@ public final class ChatApp: WebSocketHandler {
         connection.subscribe(room.topic, since: room.since,
                              onRecovery: { c, r in c.send(text: ChatEnvelope.recovery(r)) },
                              onPublication: { c, p in
-                                 if p.message.isText { c.send(text: ChatEnvelope.message(p)) } else { c.send(p.message) }
+                                 if p.message.isText { ChatEnvelope.send(p, to: c) } else { c.send(p.message) }
                              })
     }
 

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
 /// What a chat client asked for in its URL: `?room=NAME` (the page always sends it) and, to
 /// resume, `since=OFFSET&epoch=EPOCH` (the position of the last message it saw). Strict:
 /// anything malformed is refused at the upgrade with 400 and the reason.
@@ -23,7 +28,7 @@ final class ChatRoom {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(parts[0]), raw = parts.count > 1 ? parts[1] : ""
             guard ["room", "since", "epoch"].contains(key) else { continue }  // transport=, sid=, … are not ours
-            guard let value = percentDecoded(raw) else { return .failure(.badEncoding(key)) }
+            guard let value = PercentEncoding.decoded(raw) else { return .failure(.badEncoding(key)) }
             switch key {
             case "room": room = value
             case "since": since = value
@@ -46,28 +51,6 @@ final class ChatRoom {
             }
             return .success(ChatRoom(topic: topic, since: StreamPosition(offset: offset, epoch: e)))
         default: return .failure(.sinceWithoutEpoch)
-        }
-    }
-
-    /// `%XX` and `+` (form encoding) decoded; nil for a broken escape or invalid UTF-8.
-    static func percentDecoded(_ s: Substring) -> String? {
-        var bytes: [UInt8] = []
-        var it = Array(s.utf8)[...]
-        while let b = it.popFirst() {
-            if b == UInt8(ascii: "+") { bytes.append(0x20); continue }
-            guard b == UInt8(ascii: "%") else { bytes.append(b); continue }
-            guard it.count >= 2, let h = hex(it.popFirst()!), let l = hex(it.popFirst()!) else { return nil }
-            bytes.append(h << 4 | l)
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hex(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x41...0x46: return c - 0x37
-        case 0x61...0x66: return c - 0x57
-        default: return nil
         }
     }
 }
@@ -93,16 +76,87 @@ enum ChatQueryError: Error, Equatable, CustomStringConvertible {
 /// `offset`/`epoch` are null without history. `recovery` comes once after the subscribe
 /// (after the recovered messages, before live ones) and again after a re-synchronisation.
 enum ChatEnvelope {
+    /// Message envelopes built (for tests: once per publication per loop, not per recipient).
+    static let builds = Atomic<Int>(0)
+
     static func message(_ p: Publication) -> String {
-        "{\"type\":\"message\",\(position(p.position)),\"data\":\(JSONText.quoted(p.message.text))}"
+        builds.add(1, ordering: .relaxed)
+        return "{\"type\":\"message\",\(position(p.position)),\"data\":\(JSONText.quoted(p.message.text))}"
     }
 
     static func recovery(_ r: SubscriptionRecovery) -> String {
         "{\"type\":\"recovery\",\"recovered\":\(r.recovered),\"count\":\(r.count),\(position(r.position)),\"resync\":\(r.isResync)}"
     }
 
+    /// Sends `p`'s envelope to `c`, built once per publication on this loop: a room's
+    /// subscribers on one loop get one publication after the other (the fan-out), so the
+    /// last envelope built on this thread is reused while the publication is the same.
+    static func send(_ p: Publication, to c: WebSocketConnection) {
+        let cache = EnvelopeCache.current
+        if !cache.holds(p) {
+            var text = message(p)
+            text.withUTF8 { cache.keep(p, envelope: $0) }
+            if !cache.holds(p) {  // too large to keep: sent as built
+                _ = c.send(text: text)
+                return
+            }
+        }
+        cache.envelope.withUnsafeBytes { _ = c.send(utf8Text: $0) }
+    }
+
     private static func position(_ p: StreamPosition?) -> String {
         guard let p else { return "\"offset\":null,\"epoch\":null" }
         return "\"offset\":\(p.offset),\"epoch\":\(JSONText.quoted(p.epoch))"
+    }
+}
+
+/// The last chat envelope built on this thread (each loop is a thread) and what it was built
+/// from. A publication is the same when its topic and stream position are (a position names
+/// one message of its topic), or, without history, when its text is: the envelope depends on
+/// nothing else. Texts over `maxBytes` are not kept (built per recipient, as before), so a
+/// loop keeps at most one small envelope and its text.
+final class EnvelopeCache {
+    static let maxBytes = 64 << 10
+
+    private(set) var envelope: [UInt8] = []
+    private var valid = false
+    private var topic = ""
+    private var position: StreamPosition?
+    private var text: [UInt8] = []
+
+    func holds(_ p: Publication) -> Bool {
+        guard valid, position == p.position else { return false }
+        if position != nil { return topic == p.topic }
+        return text.count == p.message.bytes.count
+            && text.withUnsafeBytes { $0.elementsEqual(p.message.bytes) }
+    }
+
+    func keep(_ p: Publication, envelope built: UnsafeBufferPointer<UInt8>) {
+        valid = p.message.bytes.count <= Self.maxBytes
+        guard valid else {
+            envelope = []
+            text = []
+            return
+        }
+        envelope.removeAll(keepingCapacity: true)
+        envelope.append(contentsOf: built)
+        position = p.position
+        topic = p.position == nil ? "" : p.topic
+        text.removeAll(keepingCapacity: true)
+        if p.position == nil { text.append(contentsOf: p.message.bytes) }
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { if let p = $0 { Unmanaged<EnvelopeCache>.fromOpaque(p).release() } }
+        return key
+    }()
+
+    /// This thread's cache.
+    static var current: EnvelopeCache {
+        if let p = pthread_getspecific(key) { return Unmanaged<EnvelopeCache>.fromOpaque(p).takeUnretainedValue() }
+        let cache = EnvelopeCache()
+        pthread_setspecific(key, Unmanaged.passRetained(cache).toOpaque())
+        return cache
     }
 }

@@ -8,12 +8,22 @@ extension WebSocketConnection {
     // MARK: - HTTP
 
     func receivedHTTP(_ bytes: UnsafeMutableRawBufferPointer) {
-        guard let box = httpParser, afterFlush == .nothing else { return }
+        // After an error answer: nothing more is read as HTTP. (The upgrade and the fallback
+        // hand-over leave the handshake phase, so they do not come here.)
+        guard afterFlush == .nothing else { return }
+        // A head that arrives whole (nearly always) is parsed by a parser on the stack; only a
+        // head split across reads keeps one, boxed, with its bytes so far.
+        var parser: HTTPHeadParser
+        if let box = httpParser {
+            parser = box.parser
+            httpParser = nil  // the box's copy is not shared while the buffer grows
+        } else {
+            parser = HTTPHeadParser(limits: core.configuration.headLimits)
+        }
         let result: HTTPHeadParser.Result
         do {
-            result = try box.parser.feed(UnsafeRawBufferPointer(bytes))
+            result = try parser.feed(UnsafeRawBufferPointer(bytes))
         } catch {
-            httpParser = nil
             log.info("bad request head: \(error) -> \(error.status)", metadata: meta)
             core.metrics.handshakeFailed(error.status == 431 ? "head_too_large" : "bad_request")
             let mark = proto.outbound.readableCount
@@ -23,14 +33,14 @@ extension WebSocketConnection {
         }
         switch result {
         case .needMore:
-            break
+            httpParser = HTTPParserBox(parser)
         case .complete(let head, let consumed):
-            box.parser = HTTPHeadParser(limits: core.configuration.headLimits)
             let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
             if FallbackRouter.claims(head, core: core) { return handOverToFallback(head, rest: UnsafeRawBufferPointer(rest)) }
             let mark = proto.outbound.readableCount
             HTTPResponder.respond(to: head, on: self)
             logRequest(head, bytesIn: consumed, mark: mark)
+            if policy.phase == .open { flushUpgrade() }
             if rest.count > 0 { received(rest) }
         }
     }
@@ -58,16 +68,16 @@ extension WebSocketConnection {
     }
 
     /// Switches to WebSocket: the 101 is queued, the handler takes over.
-    func upgrade(route: Route, response: String, subprotocol: String?, deflate: PerMessageDeflate?,
-                 userData: AnyObject?, query: String? = nil) {
-        proto.outbound.append(response)
+    func upgrade(route: Route, accepted: ServerHandshake.Accepted, userData: AnyObject?, query: String? = nil) {
+        let subprotocol = accepted.subprotocol
+        accepted.write(to: proto.outbound)
         if core.configuration.closeOnBackpressureLimit { extrasBox.headRemaining = proto.outbound.readableCount }
         scheduleFlush()
         self.route = route
         if let subprotocol { extrasBox.subprotocol = subprotocol }
         if let query { extrasBox.query = query }
         self.userData = userData
-        proto.deflate = deflate
+        proto.deflate = accepted.deflate
         let handler = route.handler
         proto.streamsMessages = handler.receivesFragments
         httpParser = nil
@@ -75,6 +85,14 @@ extension WebSocketConnection {
         core.metrics.upgrades.add(1)
         log.debug("upgraded on \(path)", metadata: meta)
         handler.onOpen(self)
+    }
+
+    /// The 101 (and whatever `onOpen` queued) goes out now, after the access log read its
+    /// status back, and the output block it needed goes back to the allocator: an idle
+    /// WebSocket holds no output memory (it kept a 256-byte block for life before).
+    func flushUpgrade() {
+        flush()
+        if proto.outbound.isEmpty { proto.outbound.releaseIfEmpty() }
     }
 
     // MARK: - WebSocket frames
@@ -245,10 +263,11 @@ extension WebSocketConnection {
     }
 }
 
-/// The request-head parser of a connection still speaking HTTP.
+/// The request-head parser of a connection whose request head came in pieces (a head that
+/// arrives in one read needs none).
 final class HTTPParserBox {
     var parser: HTTPHeadParser
-    init(_ limits: HTTPHeadParser.Limits) { parser = HTTPHeadParser(limits: limits) }
+    init(_ parser: HTTPHeadParser) { self.parser = parser }
 }
 
 /// What only some connections need, out of line (8 bytes in every connection instead of

@@ -28,12 +28,17 @@ public final class WebSocketConnection: EventHandler {
     @exclusivity(unchecked) var writeBlocked = false
     /// Read at the end of this loop iteration (see `resumeReading`).
     @exclusivity(unchecked) var readSoon = false
+    /// Inside our own read (`readAvailable`): `scheduleFlush` only notes that output is owed
+    /// (`corkOwed`), and the read writes it once when it ends.
+    @exclusivity(unchecked) var corked = false
+    @exclusivity(unchecked) var corkOwed = false
     @exclusivity(unchecked) var afterFlush: AfterFlush = .nothing
     @exclusivity(unchecked) var closeNotified = false
     /// TLS port: the first byte was looked at (plain HTTP and garbage are answered at once).
     @exclusivity(unchecked) var openingChecked = false
     @exclusivity(unchecked) var proto: WebSocketProtocol
-    /// Boxed: exists only until the upgrade, so an idle WebSocket pays 8 bytes for it.
+    /// Boxed: exists only while a request head is arriving in pieces, so an idle WebSocket
+    /// pays 8 bytes for it and a head that arrives whole no allocation.
     @exclusivity(unchecked) var httpParser: HTTPParserBox?
     /// The endpoint this connection upgraded on (nil before the upgrade and after close).
     /// Routes live as long as the server core this connection holds, so no reference count
@@ -77,7 +82,6 @@ public final class WebSocketConnection: EventHandler {
         self.counters = core.metrics.loops[loop.index]
         self.policy = ConnectionPolicy(now: loop.now, settings: core.policySettings)
         self.proto = WebSocketProtocol(role: .server, limits: core.configuration.limits)
-        self.httpParser = HTTPParserBox(core.configuration.headLimits)
     }
 
     var log: Logger { core.logger }
@@ -105,6 +109,12 @@ public final class WebSocketConnection: EventHandler {
             }
         }
         if policy.phase == .lingering { return linger() }
+        // Corked: what the handlers send while this read runs is written when it ends, in one
+        // write, before the loop reads the next connection (not after the whole batch).
+        // `flushQueued` set meanwhile: `sendFrame`'s one compare skips `scheduleFlush`.
+        let wasQueued = flushQueued
+        flushQueued = true
+        corked = true
         let end = receiveLargeFrameInPlace() ?? driver.receive(into: loop.readBuffer) { bytes in
             policy.received(now: loop.now)
             received(bytes)
@@ -116,10 +126,22 @@ public final class WebSocketConnection: EventHandler {
             }
             return !policy.readPaused && policy.phase.rawValue <= ConnectionPolicy.Phase.open.rawValue
         }
+        corked = false
+        flushQueued = wasQueued
+        let owed = corkOwed
+        corkOwed = false
+        if case .drained = end {
+            // Everything this read produced, now. A flush queued before it (another
+            // connection's publish) then finds nothing left to write.
+            if readSoon { scheduleFlush() }
+        } else if owed || !proto.outbound.isEmpty || driver.hasPendingOutput {
+            // Any other end (backpressure, TLS wanting to write, close, lingering): the end of
+            // the iteration writes it, as before.
+            scheduleFlush()
+        }
         switch end {
         case .drained:
-            // A flush already queued for the end of this loop iteration writes it (once).
-            if !flushQueued { flush() }
+            if policy.phase != .closed { flush() }
         case .stopped:
             if policy.phase == .lingering { return linger() }
             guard policy.phase != .closed else { return }
@@ -167,6 +189,10 @@ public final class WebSocketConnection: EventHandler {
     // MARK: - Output
 
     func scheduleFlush() {
+        if corked {
+            corkOwed = true
+            return
+        }
         if !flushQueued && policy.phase != .closed {
             flushQueued = true
             loop.scheduleFlush(self)

@@ -13,7 +13,7 @@ enum HTTPResponder {
             log.info("\(head.method) \(path) during shutdown -> 503", metadata: connection.meta)
             return connection.respondError(status: 503, reason: "server is shutting down")
         }
-        guard head.method == "GET" || head.method == "HEAD" else {
+        guard head.isMethod("GET") || head.isMethod("HEAD") else {
             log.info("\(head.method) \(path) -> 405", metadata: connection.meta)
             connection.respondError(status: 405, reason: "method \(head.method) not allowed",
                                     extraHeaders: [("Allow", "GET, HEAD")])
@@ -42,13 +42,13 @@ enum HTTPResponder {
             let body = Array(core.metrics.render().utf8)
             let text = okHead(contentType: "text/plain; version=0.0.4; charset=utf-8", length: body.count,
                               keepAlive: keepAlive)
-            let sent = head.method == "HEAD" ? [] : body
+            let sent = head.isMethod("HEAD") ? [] : body
             if keepAlive { connection.writeHTTP(text, body: sent) } else { connection.writeFinalHTTP(text, body: sent) }
             return
         }
         if let page = core.pages[path] {
             log.debug("GET \(path) -> 200", metadata: connection.meta)
-            let body = head.method == "HEAD" ? [] : page.body
+            let body = head.isMethod("HEAD") ? [] : page.body
             let text = okHead(contentType: page.contentType, length: page.body.count, keepAlive: keepAlive)
             if keepAlive { connection.writeHTTP(text, body: body) } else { connection.writeFinalHTTP(text, body: body) }
             return
@@ -95,8 +95,7 @@ enum HTTPResponder {
                 log.warning("application chose subprotocol '\(s)' the client did not offer; sending none",
                             metadata: connection.meta)
             }
-            connection.upgrade(route: route, response: a.response, subprotocol: a.subprotocol, deflate: a.deflate,
-                               userData: userData, query: head.query)
+            connection.upgrade(route: route, accepted: a, userData: userData, query: head.query)
         }
     }
 

@@ -15,14 +15,17 @@ public final class AccessLog: Sendable {
 
     public let destination: Destination
     public let format: LogFormat
+    /// Query parameters whose values are masked in the `path` field.
+    public let redaction: QueryRedaction
     private let fd: Locked<Int32>
     /// WebSocket sessions whose line is written when they close.
     let sessions = AccessSessions()
 
     /// Opens FILE for appending (created 0640 if missing). Throws a one-line error naming it.
-    public init(_ destination: Destination, format: LogFormat) throws {
+    public init(_ destination: Destination, format: LogFormat, redaction: QueryRedaction = .standard) throws {
         self.destination = destination
         self.format = format
+        self.redaction = redaction
         switch destination {
         case .stderr: fd = Locked(2)
         case .file(let path): fd = Locked(try Self.open(path))
@@ -30,11 +33,11 @@ public final class AccessLog: Sendable {
     }
 
     /// Parses the flag value: "off" (nil), "stderr", or a file path.
-    public static func parse(_ value: String, format: LogFormat) throws -> AccessLog? {
+    public static func parse(_ value: String, format: LogFormat, redaction: QueryRedaction = .standard) throws -> AccessLog? {
         switch value {
         case "off": return nil
-        case "stderr", "-": return try AccessLog(.stderr, format: format)
-        default: return try AccessLog(.file(value), format: format)
+        case "stderr", "-": return try AccessLog(.stderr, format: format, redaction: redaction)
+        default: return try AccessLog(.file(value), format: format, redaction: redaction)
         }
     }
 

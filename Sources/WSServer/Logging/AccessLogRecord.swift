@@ -3,7 +3,8 @@
 /// Keys (JSON and text alike, stable): ts, level, kind (http|websocket), conn, remote_addr,
 /// remote_port, method, path, status (101 for a WebSocket), close_code (WebSocket only),
 /// bytes_in, bytes_out, duration_ms, tls_version, tls_cipher, subprotocol, compression,
-/// user_agent. Empty strings and absent values are written as JSON null (text: "-").
+/// user_agent. Empty strings and absent values are written as JSON null (text: "-"). `path` is
+/// the request target as sent, query included, sensitive values masked (`QueryRedaction`).
 public struct AccessLogRecord: Sendable, Equatable {
     public enum Kind: String, Sendable { case http, websocket }
 
@@ -48,14 +49,28 @@ public struct AccessLogRecord: Sendable, Equatable {
         self.userAgent = userAgent
     }
 
-    /// Splits "ip:port" or "[v6]:port" (what `remoteAddress` gives) into its parts.
+    /// Splits what `remoteAddress` gives into address and port: "ip:port", "[v6]:port", or an
+    /// address without a port (an X-Forwarded-For client: "1.2.3.4", "::1", "2001:db8::1",
+    /// "[::1]"), port 0. Anything else is returned whole, port 0.
     public static func split(hostPort: String) -> (String, Int) {
-        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]) else {
-            return (hostPort, 0)
+        func port(_ s: Substring) -> Int? {
+            guard !s.isEmpty, s.count <= 5, s.allSatisfy(\.isASCII), let p = Int(s), (0...65535).contains(p) else { return nil }
+            return p
         }
-        var host = hostPort[..<colon]
-        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        return (String(host), port)
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { return (hostPort, 0) }
+            let host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+            let after = hostPort[hostPort.index(after: close)...]
+            if after.isEmpty, !host.isEmpty { return (String(host), 0) }
+            guard after.hasPrefix(":"), !host.isEmpty, let p = port(after.dropFirst()) else { return (hostPort, 0) }
+            return (String(host), p)
+        }
+        let colons = hostPort.utf8.lazy.filter { $0 == UInt8(ascii: ":") }.count
+        if colons != 1 { return (hostPort, 0) }  // IPv4 or a name without a port, bare IPv6, or junk
+        let colon = hostPort.firstIndex(of: ":")!
+        let host = hostPort[..<colon]
+        guard !host.isEmpty, let p = port(hostPort[hostPort.index(after: colon)...]) else { return (hostPort, 0) }
+        return (String(host), p)
     }
 }
 

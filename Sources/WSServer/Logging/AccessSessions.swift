@@ -30,6 +30,9 @@ final class AccessSessions: Sendable {
     private struct State {
         var entries: [Entry] = []
         var texts = InternedTexts()
+        /// Close codes given before their session was opened (a handler that closes in
+        /// `onOpen`, before the upgrade's line is started): taken by `open` right after.
+        var early: [Int32: (connection: UInt64, code: UInt16)] = [:]
     }
 
     private let state = Locked(State())
@@ -41,8 +44,19 @@ final class AccessSessions: Sendable {
         state.withLock { s in
             if i >= s.entries.count { s.entries += [Entry](repeating: Entry(), count: i + 1 - s.entries.count + 64) }
             if s.entries[i].connection != 0 { s.texts.release(s.entries[i].text) }
+            var code: UInt16 = 0
+            if !s.early.isEmpty, let e = s.early.removeValue(forKey: fd), e.connection == connection { code = e.code }
             s.entries[i] = Entry(connection: connection, openedMicros: openedMicros, address: address,
-                                 port: UInt16(truncatingIfNeeded: port), text: s.texts.retain(text))
+                                 port: UInt16(truncatingIfNeeded: port), closeCode: code, text: s.texts.retain(text))
+        }
+    }
+
+    /// The close code given before the session of `connection` on `fd` was opened, taken
+    /// (for a session that ended before its line was started).
+    func takeEarlyCode(fd: Int32, connection: UInt64) -> UInt16? {
+        state.withLock { s in
+            guard !s.early.isEmpty, let e = s.early.removeValue(forKey: fd), e.connection == connection else { return nil }
+            return e.code
         }
     }
 
@@ -50,8 +64,13 @@ final class AccessSessions: Sendable {
     func closed(fd: Int32, connection: UInt64, code: UInt16) {
         state.withLock { s in
             let i = Int(fd)
-            guard i >= 0, i < s.entries.count, s.entries[i].connection == connection,
-                  s.entries[i].closeCode == 0 else { return }
+            guard i >= 0, connection != 0 else { return }
+            guard i < s.entries.count, s.entries[i].connection == connection else {
+                // Not opened yet: the upgrade's hook opens it next, on this call stack.
+                if s.early[fd]?.connection != connection { s.early[fd] = (connection, code) }
+                return
+            }
+            guard s.entries[i].closeCode == 0 else { return }
             s.entries[i].closeCode = code
         }
     }
@@ -71,7 +90,7 @@ final class AccessSessions: Sendable {
 
     /// Open sessions and distinct texts held (for tests and memory checks).
     var counts: (sessions: Int, texts: Int) {
-        state.withLock { s in (s.entries.lazy.filter { $0.connection != 0 }.count, s.texts.live) }
+        state.withLock { s in (s.entries.lazy.filter { $0.connection != 0 }.count + s.early.count, s.texts.live) }
     }
 }
 

@@ -18,12 +18,18 @@ extension WebSocketConnection {
         let (address, port) = AccessLogRecord.split(hostPort: peerAddress(fd: driver.fd))
         let record = AccessLogRecord(
             kind: status == 101 ? .websocket : .http, connection: id, remoteAddress: address, remotePort: port,
-            method: head?.method ?? "", path: head?.path ?? "", status: status,
+            method: head?.method ?? "", path: head.map { log.redaction.apply($0.target) } ?? "", status: status,
             bytesIn: bytesIn, bytesOut: out.count - mark, durationMillis: millisSinceAccept(),
             tlsVersion: driver.tls?.protocolVersion ?? "", tlsCipher: driver.tls?.cipherName ?? "",
             subprotocol: extras?.subprotocol ?? "", compression: proto.deflate != nil,
             userAgent: head?.value("User-Agent") ?? "")
-        if status == 101 {
+        if status == 101 && policy.phase == .closed {
+            // Ended before its line was started (the socket failed in `onOpen`): written now.
+            var ended = record
+            let early = log.sessions.takeEarlyCode(fd: driver.fd, connection: id)
+            ended.closeCode = Int(early ?? CloseCode.abnormal.rawValue)
+            log.write(ended)
+        } else if status == 101 {
             // Written when the connection ends: bytes and duration of its whole life then.
             let opened = monotonicMicros() &- UInt64(max(0, record.durationMillis * 1000))
             log.sessions.open(fd: driver.fd, connection: id, openedMicros: opened, address: address, port: port,
@@ -36,7 +42,8 @@ extension WebSocketConnection {
     /// The WebSocket session ended with `code` (the one `onClose` gets); the line is written
     /// by `logConnectionEnd`, when the socket closes.
     func logClose(_ code: CloseCode) {
-        guard let log = core.configuration.accessLog else { return }
+        // After `finish` the line is written: nothing to keep (1006 it was).
+        guard let log = core.configuration.accessLog, policy.phase != .closed else { return }
         log.sessions.closed(fd: driver.fd, connection: id, code: code.rawValue)
     }
 

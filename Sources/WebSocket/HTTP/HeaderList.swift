@@ -35,6 +35,9 @@ struct HeaderLexer {
         }
     }
 
+    /// `isTokenChar` for every byte value, for scans that test each byte of a head.
+    static let tokenTable: [Bool] = (0..<256).map { isTokenChar(UInt8($0)) }
+
     /// qdtext and the escaped byte of a quoted-pair: HTAB, SP, VCHAR, obs-text; not DEL.
     private static func isQuotedChar(_ c: UInt8) -> Bool { c == 0x09 || (c >= 0x20 && c != 0x7F) }
 
@@ -76,40 +79,47 @@ struct HeaderLexer {
         return nil
     }
 
-    /// Skips a quoted-string without unescaping; false if unterminated.
-    private mutating func skipQuoted() -> Bool {
-        _ = skip(UInt8(ascii: "\""))
-        while let c = peek {
-            index = text.index(after: index)
-            if c == UInt8(ascii: "\"") { return true }
-            if c == UInt8(ascii: "\\") {
-                guard !atEnd else { return false }
-                index = text.index(after: index)
-            }
-        }
-        return false
-    }
-
     /// Calls `body` with each non-empty, OWS-trimmed element of a comma-separated list
     /// (§5.6.1). Returns false (having called `body` for the elements before it) if a quoted
     /// string is unterminated.
     @discardableResult
     static func forEachElement(of value: Substring, _ body: (Substring) -> Void) -> Bool {
-        var lexer = HeaderLexer(value)
+        let u = value.utf8
+        return forEachElementRange(of: u) { body(Substring(u[$0])) }
+    }
+
+    /// `forEachElement` on any bytes (a request head's field value in place), by index range.
+    @discardableResult
+    static func forEachElementRange<C: Collection>(of text: C, _ body: (Range<C.Index>) -> Void) -> Bool
+    where C.Element == UInt8 {
+        var i = text.startIndex
+        let endIndex = text.endIndex
         while true {
-            lexer.skipOWS()
-            let start = lexer.index
+            while i < endIndex, text[i] == 0x20 || text[i] == 0x09 { i = text.index(after: i) }  // OWS
+            let start = i
             var end = start
-            while let c = lexer.peek, c != UInt8(ascii: ",") {
+            while i < endIndex, text[i] != UInt8(ascii: ",") {
+                let c = text[i]
+                i = text.index(after: i)
                 if c == UInt8(ascii: "\"") {
-                    guard lexer.skipQuoted() else { return false }
-                } else {
-                    lexer.index = lexer.text.index(after: lexer.index)
+                    // A quoted string, escapes skipped without unescaping; unterminated: stop.
+                    var closed = false
+                    while i < endIndex {
+                        let q = text[i]
+                        i = text.index(after: i)
+                        if q == UInt8(ascii: "\"") { closed = true; break }
+                        if q == UInt8(ascii: "\\") {
+                            guard i < endIndex else { return false }
+                            i = text.index(after: i)
+                        }
+                    }
+                    guard closed else { return false }
                 }
-                if c != 0x20 && c != 0x09 { end = lexer.index }  // trailing OWS is not part of it
+                if c != 0x20 && c != 0x09 { end = i }  // trailing OWS is not part of it
             }
-            if end > start { body(Substring(lexer.text[start..<end])) }
-            guard lexer.skip(UInt8(ascii: ",")) else { return true }
+            if end > start { body(start..<end) }
+            guard i < endIndex else { return true }
+            i = text.index(after: i)  // the comma
         }
     }
 }

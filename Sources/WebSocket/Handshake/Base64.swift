@@ -9,16 +9,11 @@ package enum Base64 {
     }()
 
     package static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var it = bytes.makeIterator()
-        while let b0 = it.next() {
-            let b1 = it.next(), b2 = it.next()
-            let n = UInt32(b0) << 16 | UInt32(b1 ?? 0) << 8 | UInt32(b2 ?? 0)
-            out.append(alphabet[Int(n >> 18 & 63)])
-            out.append(alphabet[Int(n >> 12 & 63)])
-            out.append(b1 == nil ? UInt8(ascii: "=") : alphabet[Int(n >> 6 & 63)])
-            out.append(b2 == nil ? UInt8(ascii: "=") : alphabet[Int(n & 63)])
+        let input = Array(bytes)
+        let length = (input.count + 2) / 3 * 4
+        let out = [UInt8](unsafeUninitializedCapacity: length) { buf, count in
+            input.withUnsafeBytes { encode($0, to: UnsafeMutableRawPointer(buf.baseAddress!)) }
+            count = length
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -54,5 +49,33 @@ package enum Base64 {
             i += 4
         }
         return out
+    }
+
+    /// Writes the base64 of `bytes` (4 per 3, padded) at `out`, allocating nothing.
+    package static func encode(_ bytes: UnsafeRawBufferPointer, to out: UnsafeMutableRawPointer) {
+        alphabet.withUnsafeBufferPointer { a in
+            var i = 0, o = 0
+            while i < bytes.count {
+                let b1 = i + 1 < bytes.count ? bytes[i + 1] : nil, b2 = i + 2 < bytes.count ? bytes[i + 2] : nil
+                let n = UInt32(bytes[i]) << 16 | UInt32(b1 ?? 0) << 8 | UInt32(b2 ?? 0)
+                out.storeBytes(of: a[Int(n >> 18 & 63)], toByteOffset: o, as: UInt8.self)
+                out.storeBytes(of: a[Int(n >> 12 & 63)], toByteOffset: o + 1, as: UInt8.self)
+                out.storeBytes(of: b1 == nil ? UInt8(ascii: "=") : a[Int(n >> 6 & 63)], toByteOffset: o + 2, as: UInt8.self)
+                out.storeBytes(of: b2 == nil ? UInt8(ascii: "=") : a[Int(n & 63)], toByteOffset: o + 3, as: UInt8.self)
+                i += 3
+                o += 4
+            }
+        }
+    }
+
+    /// Whether `text` is what `decode` accepts as 16 bytes (a `Sec-WebSocket-Key`, RFC 6455
+    /// §4.2.1): 22 alphabet characters, the last with its 4 unused bits zero, then "==".
+    /// Checked in place, allocating nothing.
+    package static func isNonce(_ text: UnsafeRawBufferPointer) -> Bool {
+        guard text.count == 24, text[22] == UInt8(ascii: "="), text[23] == UInt8(ascii: "=") else { return false }
+        return decodeTable.withUnsafeBufferPointer { t in
+            for i in 0..<22 where t[Int(text[i])] == 0xFF { return false }
+            return t[Int(text[21])] & 0x0F == 0
+        }
     }
 }

@@ -40,12 +40,14 @@ public enum HandshakeError: Error, Equatable, Sendable {
 /// A validated opening handshake request.
 public struct HandshakeRequest: Sendable {
     public var head: HTTPRequestHead
-    /// The `Sec-WebSocket-Key` as sent (base64 text).
-    public var key: String
+    /// The `Sec-WebSocket-Key` as sent (base64 text; validation made sure there is one).
+    public var key: String { head.value("Sec-WebSocket-Key") ?? "" }
     /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order.
     public var subprotocols: [String]
     /// Raw `Sec-WebSocket-Extensions` values, for extension negotiation.
-    public var extensions: [String]
+    public var extensions: [String] { head.values("Sec-WebSocket-Extensions") }
+    /// Whether the request offers any extension (allocates nothing).
+    var offersExtensions: Bool { head.count("Sec-WebSocket-Extensions") > 0 }
     public var origin: String? { head.value("Origin") }
 }
 
@@ -62,14 +64,16 @@ package enum Handshake {
             || head.count("Sec-WebSocket-Version") > 0
     }
 
+    /// §4.2.1, on the head's bytes: nothing is allocated for a valid request without
+    /// subprotocols.
     package static func validate(_ head: HTTPRequestHead) -> Result<HandshakeRequest, HandshakeError> {
-        guard head.method == "GET" else { return .failure(.methodNotGet(head.method)) }
+        guard head.isMethod("GET") else { return .failure(.methodNotGet(head.method)) }
         guard head.versionMajor > 1 || (head.versionMajor == 1 && head.versionMinor >= 1) else {
             return .failure(.httpVersionTooOld)
         }
-        guard head.count("Host") == 1, let host = head.value("Host"), !host.isEmpty else {
-            return .failure(.missingHost)
-        }
+        var hosts = 0, hostEmpty = true
+        head.forEachValue("Host") { hosts += 1; hostEmpty = $0.isEmpty }
+        guard hosts == 1, !hostEmpty else { return .failure(.missingHost) }
         // §4.2.1: Upgrade contains "websocket", Connection contains "Upgrade", both case-insensitive.
         guard head.containsToken("Upgrade", "websocket") else { return .failure(.missingUpgrade) }
         guard head.containsToken("Connection", "upgrade") else { return .failure(.missingConnectionUpgrade) }
@@ -78,37 +82,91 @@ package enum Handshake {
         guard versions == 1, is13 else {
             return .failure(.unsupportedVersion(head.value("Sec-WebSocket-Version")))
         }
-        let keys = head.values("Sec-WebSocket-Key")
-        guard let key = keys.first else { return .failure(.missingKey) }
-        guard keys.count == 1, let decoded = Base64.decode(key.utf8), decoded.count == 16 else {
-            return .failure(.invalidKey)
-        }
+        var keys = 0, validKey = false
+        head.forEachValue("Sec-WebSocket-Key") { keys += 1; validKey = Base64.isNonce($0) }
+        guard keys > 0 else { return .failure(.missingKey) }
+        guard keys == 1, validKey else { return .failure(.invalidKey) }
         // The same comma-list splitting as every token header, keeping the case (§4.1: subprotocol
         // names are compared exactly).
         var protocols: [String] = []
         var tokens = true
         head.forEachToken("Sec-WebSocket-Protocol") {
             tokens = tokens && $0.allSatisfy(HeaderLexer.isTokenChar)
-            protocols.append(String(Substring($0)))
+            protocols.append(String(decoding: $0, as: UTF8.self))
         }
         guard tokens else { return .failure(.invalidSubprotocols) }
-        return .success(HandshakeRequest(head: head, key: key, subprotocols: protocols,
-                                         extensions: head.values("Sec-WebSocket-Extensions")))
+        return .success(HandshakeRequest(head: head, subprotocols: protocols))
     }
 
     /// `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)).
     package static func acceptValue(forKey key: String) -> String {
-        Base64.encode(SHA1.digest(Array((key + guid).utf8)))
+        var key = key
+        return key.withUTF8 { k in
+            withUnsafeTemporaryAllocation(byteCount: 28, alignment: 1) { out in
+                writeAccept(key: UnsafeRawBufferPointer(k), to: out.baseAddress!)
+                return String(decoding: UnsafeRawBufferPointer(out), as: UTF8.self)
+            }
+        }
+    }
+
+    /// Writes the 28 bytes of `Sec-WebSocket-Accept` for `key` at `out`, allocating nothing.
+    package static func writeAccept(key: UnsafeRawBufferPointer, to out: UnsafeMutableRawPointer) {
+        var guid = guid
+        guid.withUTF8 { g in
+            withUnsafeTemporaryAllocation(byteCount: key.count + g.count + 20, alignment: 8) { buf in
+                let p = buf.baseAddress!
+                if key.count > 0 { p.copyMemory(from: key.baseAddress!, byteCount: key.count) }
+                (p + key.count).copyMemory(from: g.baseAddress!, byteCount: g.count)
+                let digest = p + key.count + g.count
+                SHA1.hash(UnsafeRawBufferPointer(start: p, count: key.count + g.count), into: digest)
+                Base64.encode(UnsafeRawBufferPointer(start: digest, count: 20), to: out)
+            }
+        }
     }
 
     /// The 101 response.
     package static func response(acceptingKey key: String, subprotocol: String? = nil,
                                 extensions: String? = nil, extraHeaders: [(String, String)] = []) -> String {
-        var r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        r += "Sec-WebSocket-Accept: \(acceptValue(forKey: key))\r\n"
-        if let subprotocol { r += "Sec-WebSocket-Protocol: \(subprotocol)\r\n" }
-        if let extensions { r += "Sec-WebSocket-Extensions: \(extensions)\r\n" }
-        for (n, v) in extraHeaders { r += "\(n): \(v)\r\n" }
-        return r + "\r\n"
+        let out = ByteBuffer()
+        var key = key
+        key.withUTF8 { k in
+            writeResponse(acceptingKey: UnsafeRawBufferPointer(k), subprotocol: subprotocol, extensions: extensions,
+                          extraHeaders: extraHeaders, to: out)
+        }
+        return String(decoding: out.readableBytes, as: UTF8.self)
+    }
+
+    /// Appends the 101 response to `out` in one reservation, without building a `String`.
+    package static func writeResponse(acceptingKey key: UnsafeRawBufferPointer, subprotocol: String?,
+                                      extensions: String?, extraHeaders: [(String, String)], to out: ByteBuffer) {
+        func put(_ s: StaticString) {
+            out.append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        }
+        var length = 129
+        if let subprotocol { length += 26 + subprotocol.utf8.count }
+        if let extensions { length += 28 + extensions.utf8.count }
+        for (n, v) in extraHeaders { length += n.utf8.count + v.utf8.count + 4 }
+        _ = out.reserveWritable(length)
+        put("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
+        writeAccept(key: key, to: out.reserveWritable(28))
+        out.commitWrite(28)
+        put("\r\n")
+        if let subprotocol {
+            put("Sec-WebSocket-Protocol: ")
+            out.append(subprotocol)
+            put("\r\n")
+        }
+        if let extensions {
+            put("Sec-WebSocket-Extensions: ")
+            out.append(extensions)
+            put("\r\n")
+        }
+        for (n, v) in extraHeaders {
+            out.append(n)
+            put(": ")
+            out.append(v)
+            put("\r\n")
+        }
+        put("\r\n")
     }
 }

@@ -67,13 +67,32 @@ public struct ServerHandshake: Sendable {
 
     /// A handshake the server accepts.
     public struct Accepted {
+        /// The request: its key is hashed when the response is written (no `String` is kept).
+        var request: HandshakeRequest
+        var extensions: String?
+        var extraHeaders: [(String, String)]
         /// The whole 101 response head, ending with the empty line.
-        public var response: String
+        public var response: String {
+            let out = ByteBuffer()
+            write(to: out)
+            return String(decoding: out.readableBytes, as: UTF8.self)
+        }
         public var subprotocol: String?
         /// permessage-deflate for this connection, if negotiated: install it into the protocol.
         public var deflate: PerMessageDeflate?
         /// A subprotocol the application chose that the client had not offered (sent none).
         public var ignoredSubprotocol: String?
+
+        /// Appends the 101 response to `out` (what `response` holds, without the `String`).
+        package func write(to out: ByteBuffer) {
+            var found = false
+            request.head.forEachValue("Sec-WebSocket-Key") { key in
+                guard !found else { return }
+                found = true
+                Handshake.writeResponse(acceptingKey: key, subprotocol: subprotocol, extensions: extensions,
+                                        extraHeaders: extraHeaders, to: out)
+            }
+        }
     }
 
     public enum Outcome {
@@ -91,8 +110,9 @@ public struct ServerHandshake: Sendable {
             return .failure(Rejection(cause: .invalid(error), status: error.status, headers: headers,
                                       reason: error.reason))
         case .success(let request):
-            guard origins.allows(origin: request.origin, host: head.value("Host"), secure: secure) else {
-                let origin = request.origin ?? ""
+            // No Origin (most non-browser clients) is always allowed: Host is not even read.
+            if let origin = request.origin, !origin.isEmpty,
+               !origins.allows(origin: origin, host: head.value("Host"), secure: secure) {
                 return .failure(Rejection(cause: .origin(origin), status: 403, headers: [],
                                           reason: "origin not allowed"))
             }
@@ -114,15 +134,13 @@ public struct ServerHandshake: Sendable {
             }
             var extensions: String?
             var perMessageDeflate: PerMessageDeflate?
-            if deflate.enabled, !request.extensions.isEmpty,
+            if deflate.enabled, request.offersExtensions,
                let accepted = DeflateNegotiation.negotiate(request.extensions, options: deflate) {
                 extensions = accepted.responseHeader
                 perMessageDeflate = PerMessageDeflate(role: .server, parameters: accepted.parameters, options: deflate)
             }
-            let response = Handshake.response(acceptingKey: request.key, subprotocol: subprotocol,
-                                              extensions: extensions, extraHeaders: extraHeaders)
-            return .accept(Accepted(response: response, subprotocol: subprotocol, deflate: perMessageDeflate,
-                                    ignoredSubprotocol: ignored))
+            return .accept(Accepted(request: request, extensions: extensions, extraHeaders: extraHeaders,
+                                    subprotocol: subprotocol, deflate: perMessageDeflate, ignoredSubprotocol: ignored))
         }
     }
 
