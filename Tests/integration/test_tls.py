@@ -303,6 +303,39 @@ def test_good_records_before_a_bad_one_are_answered_before_the_alert(server_fact
     assert srv.alive()
 
 
+@pytest.mark.parametrize("bad, alert", [
+    (bytes([23, 3, 3, 0, 40]) + bytes(40), "BAD_RECORD_MAC"),
+], ids=["bad_mac"])
+def test_a_large_message_read_in_place_is_answered_before_the_alert(server_factory, client_ssl, bad, alert):
+    """A 700 KB message whose payload the server decrypts straight into the message buffer
+    (it is inside a large frame when the rest arrives), its last records and a bad record in
+    one write: the whole message is echoed intact, then comes the alert."""
+    srv = server_factory("wss", "--app", "echo")
+    obj, inc, out, raw = _memory_bio_client(srv, client_ssl)
+    req, key = upgrade_request("/")
+    obj.write(req.encode())
+    raw.sendall(out.read())
+    head, _ = _read_plaintext(obj, inc, raw, 1)
+    while b"\r\n\r\n" not in head:
+        more, _ = _read_plaintext(obj, inc, raw, 1)
+        assert more
+        head += more
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = os.urandom(700_000)
+    wire = build_frame(OP_BIN, payload)
+    obj.write(wire[:100_000])
+    raw.sendall(out.read())
+    time.sleep(0.3)  # the server reads the start: it is inside the frame, 600 KB to come
+    obj.write(wire[100_000:])
+    raw.sendall(out.read() + bad)
+    expected = build_frame(OP_BIN, payload, mask=False)
+    got, err = _read_plaintext(obj, inc, raw, len(expected) + 1)
+    assert len(got) == len(expected) and got == expected, len(got)
+    assert err is not None and alert in str(err), err
+    raw.close()
+    assert srv.alive()
+
+
 def _s_client(srv, certs, *args, timeout=15):
     r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-servername", "localhost",
                         "-CAfile", str(certs / "ca.pem"), "-tls1_3", "-ign_eof", *args],

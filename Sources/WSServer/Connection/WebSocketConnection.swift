@@ -115,7 +115,7 @@ public final class WebSocketConnection: EventHandler {
         let wasQueued = flushQueued
         flushQueued = true
         corked = true
-        let end = driver.receive(into: loop.readBuffer) { bytes in
+        let end = receiveLargeFrameInPlace() ?? driver.receive(into: loop.readBuffer) { bytes in
             policy.received(now: loop.now)
             received(bytes)
             // Only output above the high-water mark can pause (the policy call is not

@@ -62,6 +62,15 @@
         return chunk
     }
 
+    /// The next `chunk.count` payload bytes, already written at `chunk` by the owner (they
+    /// were read straight into the message buffer): unmasks them there and advances.
+    @inline(__always) mutating func took(_ chunk: UnsafeMutableRawBufferPointer) {
+        remaining -= UInt64(chunk.count)
+        if header.masked {
+            maskPhase = UInt8(Masking.apply(key: header.maskKey, phase: Int(maskPhase), to: chunk))
+        }
+    }
+
     var isComplete: Bool { remaining == 0 }
     /// This piece ends the frame, and the frame ends its message.
     var endsMessage: Bool { remaining == 0 && header.fin }

@@ -242,9 +242,49 @@ public struct WebSocketProtocol {
         return payload
     }
 
+    // MARK: - Receiving large frames in place
+
+    /// Inside the payload of a large data frame of a message being reassembled (open,
+    /// uncompressed, not streamed, at least `minimum` payload bytes still to come): room at the
+    /// end of the message buffer for the frame's next bytes, at most `limit` and never more
+    /// than the frame still has, so whatever is read into it is payload of this frame. The
+    /// owner reads straight into it (plain TCP: recv; TLS: records decrypted into it) and then
+    /// calls `receivedInPlace(_:)` with how many bytes it wrote, before any other call: the
+    /// bytes are not copied from a read buffer into the message. Nil: read into your own
+    /// buffer and use `next(_:cursor:)`.
+    public mutating func directReceiveBuffer(minimum: Int, limit: Int) -> UnsafeMutableRawBufferPointer? {
+        guard state == .open, !streamsMessages, case .data(let frame) = receive, frame.remaining >= UInt64(max(minimum, 1)),
+              let m = message, !m.compressed, limit > 0 else { return nil }
+        delivered = nil  // the previous event's payload is done with
+        let n = Int(min(frame.remaining, UInt64(limit)))
+        let buffer: ByteBuffer
+        if let b = m.buffer { buffer = b } else {
+            // Sized as in `dataPiece`: from the declared length, at most 1 MiB up front.
+            buffer = ByteBuffer(capacity: min(max(m.size, n), 1 << 20))
+            message!.buffer = buffer
+        }
+        return UnsafeMutableRawBufferPointer(start: buffer.reserveWritable(n), count: n)
+    }
+
+    /// `count` bytes were written at the start of the last `directReceiveBuffer`: unmasks and
+    /// checks them as `next` would have (UTF-8 for text) and returns the event they complete
+    /// (the whole message, or the failure), or nil to keep reading.
+    public mutating func receivedInPlace(_ count: Int) -> Event? {
+        guard count > 0, case .data(var frame) = receive, let buffer = message?.buffer,
+              let storage = buffer.storage else { return nil }
+        precondition(UInt64(count) <= frame.remaining && buffer.writeIndex + count <= buffer.capacity,
+                     "receivedInPlace: more bytes than directReceiveBuffer offered")
+        let chunk = UnsafeMutableRawBufferPointer(start: storage + buffer.writeIndex, count: count)
+        frame.took(chunk)
+        receive = frame.isComplete ? .idle : .data(frame)
+        return dataPiece(UnsafeRawBufferPointer(chunk), of: frame, inPlace: true)
+    }
+
     /// The next piece of a data frame's payload (`frame` already advanced past it). Returns the
-    /// event to deliver, or nil to keep reading.
-    private mutating func dataPiece(_ chunk: UnsafeRawBufferPointer, of frame: FramePayload) -> Event? {
+    /// event to deliver, or nil to keep reading. `inPlace`: the piece is already at the end of
+    /// the message buffer (`receivedInPlace`), uncommitted.
+    private mutating func dataPiece(_ chunk: UnsafeRawBufferPointer, of frame: FramePayload,
+                                    inPlace: Bool = false) -> Event? {
         if state == .closeSent {  // closing: data is parsed and dropped
             if frame.endsMessage { message = nil }
             return nil
@@ -261,7 +301,9 @@ public struct WebSocketProtocol {
             if last { message = nil } else { message!.streamed = true }
             return .fragment(opcode, chunk, first: first, last: last)
         }
-        if !chunk.isEmpty {
+        if inPlace {
+            message!.buffer!.commitWrite(chunk.count)
+        } else if !chunk.isEmpty {
             // Sized from the declared length (already checked against the limit) so a
             // large message is copied once, not regrown; capped at 1 MiB so a peer that
             // declares a big frame and sends slowly cannot make us reserve much.

@@ -16,7 +16,7 @@ public final class ByteBuffer {
         if capacity > 0 { grow(to: capacity) }
     }
 
-    deinit { storage?.deallocate() }
+    deinit { if let storage { LargeBlockCache.deallocate(storage, size: capacity) } }
 
     /// Bytes written and not yet consumed.
     @inlinable public var readableCount: Int { writeIndex - readIndex }
@@ -47,10 +47,10 @@ public final class ByteBuffer {
         }
         var newCapacity = Swift.max(capacity, 64)
         while newCapacity < minimum { newCapacity &*= 2 }
-        let newStorage = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        let newStorage = LargeBlockCache.allocate(newCapacity)
         if let storage {
             if writeIndex > 0 { newStorage.copyMemory(from: storage, byteCount: writeIndex) }
-            storage.deallocate()
+            LargeBlockCache.deallocate(storage, size: capacity)
         }
         storage = newStorage
         capacity = newCapacity
@@ -104,7 +104,7 @@ public final class ByteBuffer {
     /// Frees the storage if nothing is unread and the block is at least `threshold` bytes.
     package func releaseIfEmpty(threshold: Int = 0) {
         if readIndex == writeIndex, capacity >= threshold, let storage {
-            storage.deallocate()
+            LargeBlockCache.deallocate(storage, size: capacity)
             self.storage = nil
             capacity = 0
             readIndex = 0
