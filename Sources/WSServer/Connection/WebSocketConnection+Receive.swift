@@ -121,18 +121,7 @@ extension WebSocketConnection {
     func receivedFrames(_ bytes: UnsafeMutableRawBufferPointer, from start: Int) -> Int {
         var cursor = start
         while let event = proto.next(bytes, cursor: &cursor) {
-            switch event {
-            case .text(let p):
-                counters.messagesIn &+= 1
-                counters.bytesIn &+= p.count
-                deliver(Message(kind: .text, bytes: p))
-            case .binary(let p):
-                counters.messagesIn &+= 1
-                counters.bytesIn &+= p.count
-                deliver(Message(kind: .binary, bytes: p))
-            default:
-                other(event)
-            }
+            dispatch(event)
             if cursor < bytes.count && proto.state == .open
                 && proto.outbound.readableCount > core.policySettings.highWaterMark {
                 // Backpressure, decided per message: stop here, keep the rest of the input.
@@ -171,20 +160,7 @@ extension WebSocketConnection {
             case .error(let why): return .error(why)
             }
             policy.received(now: loop.now)
-            if let event = proto.receivedInPlace(n) {
-                switch event {
-                case .text(let p):
-                    counters.messagesIn &+= 1
-                    counters.bytesIn &+= p.count
-                    deliver(Message(kind: .text, bytes: p))
-                case .binary(let p):
-                    counters.messagesIn &+= 1
-                    counters.bytesIn &+= p.count
-                    deliver(Message(kind: .binary, bytes: p))
-                default:
-                    other(event)
-                }
-            }
+            if let event = proto.receivedInPlace(n) { dispatch(event) }
             afterProtocolStep()
             // As after every chunk on the normal path: output above the high-water mark pauses.
             if proto.outbound.readableCount > core.policySettings.highWaterMark, policy.phase == .open,
@@ -196,6 +172,24 @@ extension WebSocketConnection {
             if n < target.count && !driver.hasBufferedInput { return .drained }
         }
         return nil
+    }
+
+    /// One protocol event to its place: a whole message counted and delivered here (inlined
+    /// into both read paths), everything else out of line.
+    @inline(__always)
+    func dispatch(_ event: WebSocketProtocol.Event) {
+        switch event {
+        case .text(let p):
+            counters.messagesIn &+= 1
+            counters.bytesIn &+= p.count
+            deliver(Message(kind: .text, bytes: p))
+        case .binary(let p):
+            counters.messagesIn &+= 1
+            counters.bytesIn &+= p.count
+            deliver(Message(kind: .binary, bytes: p))
+        default:
+            other(event)
+        }
     }
 
     /// Every event but a whole message, out of line: the message loop above stays small
