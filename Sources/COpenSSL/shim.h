@@ -12,6 +12,7 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/crypto.h>
+#include "aead.h"
 
 /* OpenSSL exposes these as macros; Swift can only call functions. */
 

@@ -41,6 +41,16 @@ public struct TLS13Suite: Sendable, Equatable {
     }
 
     var digest: OpaquePointer? { hashLength == 48 ? Fetched.sha384 : Fetched.sha256 }
+
+    /// The provider's own AEAD functions behind `cipher` (see COpenSSL/aead.h), or nil if
+    /// they could not be found (records then go through EVP).
+    var aead: UnsafePointer<wss_aead>? {
+        switch id {
+        case Self.aes128GCM.id: return Fetched.aes128AEAD
+        case Self.aes256GCM.id: return Fetched.aes256AEAD
+        default: return Fetched.chachaAEAD
+        }
+    }
 }
 
 private enum Fetched {
@@ -49,6 +59,16 @@ private enum Fetched {
     nonisolated(unsafe) static let chacha = EVP_CIPHER_fetch(nil, "ChaCha20-Poly1305", nil)
     nonisolated(unsafe) static let sha256 = EVP_MD_fetch(nil, "SHA256", nil)
     nonisolated(unsafe) static let sha384 = EVP_MD_fetch(nil, "SHA384", nil)
+    nonisolated(unsafe) static let aes128AEAD = load(aes128)
+    nonisolated(unsafe) static let aes256AEAD = load(aes256)
+    nonisolated(unsafe) static let chachaAEAD = load(chacha)
+
+    /// Loaded once per process and never freed (as the fetched ciphers it belongs to).
+    private static func load(_ cipher: OpaquePointer?) -> UnsafePointer<wss_aead>? {
+        let a = UnsafeMutablePointer<wss_aead>.allocate(capacity: 1)
+        guard wss_aead_load(cipher, a) == 1 else { a.deallocate(); return nil }
+        return UnsafePointer(a)
+    }
 }
 
 /// The TLS 1.3 key schedule pieces needed after the handshake (RFC 8446 §7.1). Secrets go
