@@ -297,6 +297,17 @@ final class ConnectionExtras {
 }
 
 extension WebSocketConnection {
+    /// Sets one of the rarely used fields kept in `extras`: the box is made for a value and
+    /// dropped when clearing leaves nothing in it.
+    func setCold<T: AnyObject>(_ field: ReferenceWritableKeyPath<ConnectionExtras, T?>, _ value: T?) {
+        if let value {
+            extrasBox[keyPath: field] = value
+        } else if let e = extras {
+            e[keyPath: field] = nil
+            releaseExtrasIfUnused()
+        }
+    }
+
     /// Drops the extras box once nothing in it is set, so an idle connection holds none.
     func releaseExtrasIfUnused() {
         // With close-on-backpressure a zero `headRemaining` is a position, not "unset".

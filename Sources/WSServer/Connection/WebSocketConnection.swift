@@ -41,14 +41,7 @@ public final class WebSocketConnection: EventHandler {
     /// WebSocket pays nothing for it and a head that arrives whole no allocation).
     var httpParser: HTTPParserBox? {
         get { extras?.httpParser }
-        set {
-            if let newValue {
-                extrasBox.httpParser = newValue
-            } else if let e = extras {
-                e.httpParser = nil
-                releaseExtrasIfUnused()
-            }
-        }
+        set { setCold(\.httpParser, newValue) }
     }
     /// The endpoint this connection upgraded on (nil before the upgrade and after close).
     /// Routes live as long as the server core this connection holds, so no reference count
@@ -71,14 +64,7 @@ public final class WebSocketConnection: EventHandler {
     /// in `extras`: only a connection that hit backpressure mid-read has any.
     var pendingInput: ByteBuffer? {
         get { extras?.pendingInput }
-        set {
-            if let newValue {
-                extrasBox.pendingInput = newValue
-            } else if let e = extras {
-                e.pendingInput = nil
-                releaseExtrasIfUnused()
-            }
-        }
+        set { setCold(\.pendingInput, newValue) }
     }
     /// What only some connections need (subprotocol, fallback transport, drop log, a request
     /// head in pieces, input held back by backpressure), boxed: the connection object is 248
