@@ -47,10 +47,8 @@ public final class EventLoop: @unchecked Sendable {
     /// The backend this loop runs on.
     public var io: IOBackend { backend.kind }
     /// Handlers by fd: the loop owns what is registered on it (a connection lives as long as
-    /// its registration). Touched on register/unregister, ticks and stop; not per event.
-    @exclusivity(unchecked) private var handlers: [EventHandler?] = []
-    /// What `dispatch` reads per event, by fd: the same handlers unowned (no retain/release
-    /// per event) and the registration count per fd (see `HandlerTable`).
+    /// its registration), and `dispatch` reads it per event without retain/release, with the
+    /// registration count per fd (see `HandlerTable`; 16 bytes per fd).
     private let table = HandlerTable()
     /// Handlers unregistered during this iteration, kept alive until it ends: a handler may
     /// unregister itself inside `handleEvent` or after `scheduleFlush`, and both `dispatch`
@@ -139,12 +137,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Registers `fd` with a raw epoll mask (EPOLLIN/EPOLLOUT: the benchmark's timers).
     public func register<H: EventHandler>(fd: Int32, handler: H, events: UInt32) throws(TransportError) {
         let i = Int(fd)
-        if i >= handlers.count {
-            handlers += Array(repeating: nil, count: i + 1 - handlers.count + 64)
-        }
         let generation = table.nextGeneration(fd: i)
         try backend.add(fd: fd, tag: Self.tag(fd, generation), events: events)
-        handlers[i] = handler
         table.set(fd: i, handler)
         registeredCount += 1
     }
@@ -173,10 +167,8 @@ public final class EventLoop: @unchecked Sendable {
 
     private func forget(fd: Int32, closing: Bool) {
         let i = Int(fd)
-        if i < handlers.count, let h = handlers[i] {
+        if let h = table.remove(fd: i) {
             backend.remove(fd: fd, tag: Self.tag(fd, table.generation(fd: i)), closing: closing)
-            table.clear(fd: i)
-            handlers[i] = nil
             retired.append(h)
             registeredCount -= 1
         }
@@ -199,7 +191,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Every registered handler (loop thread only).
     public func forEachHandler(_ body: (EventHandler) -> Void) {
-        for case let h? in handlers { body(h) }
+        table.forEach(body)
     }
 
     // MARK: - Cross-thread
@@ -237,17 +229,19 @@ public final class EventLoop: @unchecked Sendable {
             if !backend.wait(timeoutMillis: timeout, loop: self) { break }
             if now >= nextTick {
                 nextTick = now + Self.tickMillis
-                for case let h? in handlers { h.tick(now: now) }
+                let now = now
+                table.forEach { $0.tick(now: now) }
             }
             flushPending()
             if !retired.isEmpty { releaseRetired() }
         }
         // Close whatever is still registered and break reference cycles (handler ↔ loop).
         runTasks()
-        let remaining = handlers
-        for case let h? in remaining { h.loopStopped() }
+        var remaining: [EventHandler] = []
+        table.forEach { remaining.append($0) }
+        for h in remaining { h.loopStopped() }
+        remaining = []
         backend.finish()
-        handlers.removeAll()
         table.removeAll()
         pendingFlush.removeAll()
         releaseRetired()

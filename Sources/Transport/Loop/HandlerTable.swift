@@ -1,27 +1,55 @@
-/// The loop's per-event lookup: by fd, the registered handler (unowned: `EventLoop.handlers`
-/// owns it) and the fd's registration count. A flat buffer of plain slots, so `dispatch` is a
-/// bounds check, a compare and a call: no array uniqueness check, no retain/release (even an
-/// `unowned(unsafe)` existential is retained around a call, so a slot keeps the object pointer
-/// and its type, and calls through `EventHandler._loopHandleEvent`).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The loop's handlers by fd: the registered handler (a strong reference, taken by `set` and
+/// handed back by `remove`: the loop owns what is registered on it) and the fd's registration
+/// count. A flat buffer of plain slots, so `dispatch` is a bounds check, a compare and a call:
+/// no array uniqueness check, no retain/release (even an `unowned(unsafe)` existential is
+/// retained around a call, so a slot keeps the object pointer and its type, and calls through
+/// `EventHandler._loopHandleEvent`).
+///
+/// Memory per fd (this table exists once per loop, sized by the highest fd): a slot is 16 bytes
+/// (the type is an index into `kinds`, the few handler types this loop has seen, not a
+/// 16-byte existential metatype: 32 bytes before), and the slots come zeroed from `calloc`, so
+/// pages of fds never used are never touched (a large block is fresh mmap'd memory). It is the
+/// loop's only per-fd table (an array of existentials beside it, 16 bytes per fd, held the
+/// strong references before).
 final class HandlerTable {
     struct Slot {
         var object: UnsafeRawPointer?
-        var type: (any EventHandler.Type)?
         /// Registration count, carried in each backend event: an event still queued for an fd
         /// that was closed and reused within one batch is recognised as stale and dropped.
         var generation: UInt32
+        /// Index into `kinds` of the handler's type (meaningful while `object` is set).
+        var kind: UInt32
     }
 
     private var slots: UnsafeMutablePointer<Slot>
     private var capacity: Int
+    /// The handler types registered so far, in order of first use (a handful per loop).
+    private var kinds: UnsafeMutablePointer<any EventHandler.Type>
+    private var kindCount = 0
+    private var kindCapacity = 4
 
     init() {
         capacity = 64
-        slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: Slot(object: nil, type: nil, generation: 0), count: capacity)
+        slots = Self.zeroedSlots(capacity)
+        kinds = .allocate(capacity: kindCapacity)
     }
 
-    deinit { slots.deallocate() }
+    deinit {
+        removeAll()
+        free(slots)
+        kinds.deinitialize(count: kindCount)
+        kinds.deallocate()
+    }
+
+    /// All-zero bytes are a valid empty slot (nil object, generation 0, kind 0).
+    private static func zeroedSlots(_ count: Int) -> UnsafeMutablePointer<Slot> {
+        guard let raw = calloc(count, MemoryLayout<Slot>.stride) else { fatalError("HandlerTable: out of memory") }
+        return raw.bindMemory(to: Slot.self, capacity: count)
+    }
 
     /// Bumps and returns the generation of `fd` (a new registration), growing the table.
     func nextGeneration(fd: Int) -> UInt32 {
@@ -32,35 +60,77 @@ final class HandlerTable {
 
     func generation(fd: Int) -> UInt32 { fd < capacity ? slots[fd].generation : 0 }
 
-    /// Sets the handler of an fd already passed to `nextGeneration`.
+    /// Sets the handler of an fd already passed to `nextGeneration`, retaining it (one that
+    /// was there is released).
     func set<H: EventHandler>(fd: Int, _ handler: H) {
-        slots[fd].object = UnsafeRawPointer(Unmanaged.passUnretained(handler).toOpaque())
-        slots[fd].type = H.self
+        let old = remove(fd: fd)
+        slots[fd].object = UnsafeRawPointer(Unmanaged.passRetained(handler).toOpaque())
+        slots[fd].kind = kind(of: H.self)
+        _ = old
     }
 
-    func clear(fd: Int) {
+    /// Takes the handler of `fd` out of the table, with the reference the table held.
+    func remove(fd: Int) -> EventHandler? {
+        guard fd >= 0, fd < capacity, let object = slots[fd].object else { return nil }
         slots[fd].object = nil
-        slots[fd].type = nil
+        return Self.take(kinds[Int(slots[fd].kind)], object)
     }
+
+    /// Every handler in fd order (a handler registered meanwhile on a higher fd is included).
+    func forEach(_ body: (EventHandler) -> Void) {
+        var i = 0
+        while i < capacity {
+            if let object = slots[i].object { body(Self.borrow(kinds[Int(slots[i].kind)], object)) }
+            i += 1
+        }
+    }
+
+    private static func take<H: EventHandler>(_ type: H.Type, _ object: UnsafeRawPointer) -> EventHandler {
+        Unmanaged<H>.fromOpaque(object).takeRetainedValue()
+    }
+
+    private static func borrow<H: EventHandler>(_ type: H.Type, _ object: UnsafeRawPointer) -> EventHandler {
+        Unmanaged<H>.fromOpaque(object).takeUnretainedValue()
+    }
+
+    private func kind(of type: any EventHandler.Type) -> UInt32 {
+        let id = ObjectIdentifier(type)
+        for i in 0..<kindCount where ObjectIdentifier(kinds[i]) == id { return UInt32(i) }
+        if kindCount == kindCapacity {
+            let bigger = UnsafeMutablePointer<any EventHandler.Type>.allocate(capacity: kindCapacity * 2)
+            bigger.moveInitialize(from: kinds, count: kindCount)
+            kinds.deallocate()
+            kinds = bigger
+            kindCapacity *= 2
+        }
+        (kinds + kindCount).initialize(to: type)
+        kindCount += 1
+        return UInt32(kindCount - 1)
+    }
+
 
     @inline(__always) func dispatch(fd: Int, generation: UInt32, events: UInt32) -> Bool {
         guard fd >= 0, fd < capacity else { return false }
         let slot = slots[fd]
-        guard slot.generation == generation, let object = slot.object, let type = slot.type else { return false }
-        type._loopHandleEvent(object, IOEvents(rawValue: events))
+        guard slot.generation == generation, let object = slot.object else { return false }
+        kinds[Int(slot.kind)]._loopHandleEvent(object, IOEvents(rawValue: events))
         return true
     }
 
+    /// Releases every handler (reads only where none is: pages of fds never used stay untouched).
     func removeAll() {
-        for i in 0..<capacity { clear(fd: i) }
+        var i = 0
+        while i < capacity {
+            if slots[i].object != nil { _ = remove(fd: i) }
+            i += 1
+        }
     }
 
     private func grow(to needed: Int) {
         let bigger = max(needed + 64, capacity * 2)
-        let fresh = UnsafeMutablePointer<Slot>.allocate(capacity: bigger)
+        let fresh = Self.zeroedSlots(bigger)
         fresh.moveInitialize(from: slots, count: capacity)
-        (fresh + capacity).initialize(repeating: Slot(object: nil, type: nil, generation: 0), count: bigger - capacity)
-        slots.deallocate()
+        free(slots)
         slots = fresh
         capacity = bigger
     }

@@ -16,7 +16,7 @@ extension WebSocketConnection {
         var parser: HTTPHeadParser
         if let box = httpParser {
             parser = box.parser
-            httpParser = nil  // the box's copy is not shared while the buffer grows
+            extras?.httpParser = nil  // the box's copy is not shared while the buffer grows
         } else {
             parser = HTTPHeadParser(limits: core.configuration.headLimits)
         }
@@ -283,4 +283,34 @@ final class ConnectionExtras {
     var headRemaining = 0
     /// Topics the connection is subscribed to.
     var subscriptions: [String] = []
+    /// The request head so far, while it arrives in pieces (`WebSocketConnection.httpParser`).
+    @exclusivity(unchecked) var httpParser: HTTPParserBox?
+    /// Input held back by backpressure (`WebSocketConnection.pendingInput`).
+    @exclusivity(unchecked) var pendingInput: ByteBuffer?
+
+    /// Nothing set: the box can go (what is left for a connection whose head came in pieces
+    /// or that was paused mid-read, once that is over).
+    var isUnused: Bool {
+        subprotocol == nil && query == nil && fallback == nil && streams.isEmpty && droppedMessages == 0
+            && headRemaining == 0 && subscriptions.isEmpty && httpParser == nil && pendingInput == nil
+    }
+}
+
+extension WebSocketConnection {
+    /// Sets one of the rarely used fields kept in `extras`: the box is made for a value and
+    /// dropped when clearing leaves nothing in it.
+    func setCold<T: AnyObject>(_ field: ReferenceWritableKeyPath<ConnectionExtras, T?>, _ value: T?) {
+        if let value {
+            extrasBox[keyPath: field] = value
+        } else if let e = extras {
+            e[keyPath: field] = nil
+            releaseExtrasIfUnused()
+        }
+    }
+
+    /// Drops the extras box once nothing in it is set, so an idle connection holds none.
+    func releaseExtrasIfUnused() {
+        // With close-on-backpressure a zero `headRemaining` is a position, not "unset".
+        if let e = extras, e.isUnused, !core.configuration.closeOnBackpressureLimit { extras = nil }
+    }
 }

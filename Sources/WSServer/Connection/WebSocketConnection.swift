@@ -37,9 +37,12 @@ public final class WebSocketConnection: EventHandler {
     /// TLS port: the first byte was looked at (plain HTTP and garbage are answered at once).
     @exclusivity(unchecked) var openingChecked = false
     @exclusivity(unchecked) var proto: WebSocketProtocol
-    /// Boxed: exists only while a request head is arriving in pieces, so an idle WebSocket
-    /// pays 8 bytes for it and a head that arrives whole no allocation.
-    @exclusivity(unchecked) var httpParser: HTTPParserBox?
+    /// Exists only while a request head is arriving in pieces (kept in `extras`, so an idle
+    /// WebSocket pays nothing for it and a head that arrives whole no allocation).
+    var httpParser: HTTPParserBox? {
+        get { extras?.httpParser }
+        set { setCold(\.httpParser, newValue) }
+    }
     /// The endpoint this connection upgraded on (nil before the upgrade and after close).
     /// Routes live as long as the server core this connection holds, so no reference count
     /// is kept, and the message path reaches the handler at +0 (`withHandler`): loading a
@@ -57,10 +60,17 @@ public final class WebSocketConnection: EventHandler {
         routeRef?._withUnsafeGuaranteedRef { body($0.handler) }
     }
     /// Input read but not processed because output went above the high-water mark mid-read
-    /// (a compressed message can inflate 1000×). Processed first when reading resumes.
-    @exclusivity(unchecked) var pendingInput: ByteBuffer?
-    /// What only some connections need (subprotocol, fallback transport, drop log), boxed.
-    var extras: ConnectionExtras?
+    /// (a compressed message can inflate 1000×). Processed first when reading resumes. Kept
+    /// in `extras`: only a connection that hit backpressure mid-read has any.
+    var pendingInput: ByteBuffer? {
+        get { extras?.pendingInput }
+        set { setCold(\.pendingInput, newValue) }
+    }
+    /// What only some connections need (subprotocol, fallback transport, drop log, a request
+    /// head in pieces, input held back by backpressure), boxed: the connection object is 248
+    /// bytes (a 256-byte malloc chunk; 264 and 272 with the parser and the held-back input
+    /// inline).
+    @exclusivity(unchecked) var extras: ConnectionExtras?
     /// Topics this connection is subscribed to (kept in `extras`: most connections have none,
     /// and the 8 bytes took the object from 264 to 272, one malloc size class above).
     var subscriptions: [String] {
