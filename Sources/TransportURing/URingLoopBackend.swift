@@ -169,7 +169,8 @@ package final class URingLoopBackend: LoopBackend {
         let wanted = slots[i].interest | Self.always
         if slots[i].staged {
             let fd = Int32(i)
-            if wanted & Self.readBit != 0 {
+            // An owner reading a large frame straight into its buffer gets readiness instead.
+            if wanted & Self.readBit != 0 && !staged!.wantsDirect(fd: fd) {
                 if slots[i].recv == .idle && !slots[i].starved && !staged!.hasEnded(fd: fd) { armRecv(i) }
             } else if slots[i].recv == .armed {
                 cancelRecv(slots[i].tag | Self.recvBit)
@@ -228,6 +229,9 @@ package final class URingLoopBackend: LoopBackend {
         if let staged, let buffers {
             staged.takeReleased { buffers.recycle($0) }
             buffers.publish()
+            staged.takeModeChanges { fd in
+                if Int(fd) < slots.count && slots[Int(fd)].staged { sync(Int(fd)) }
+            }
         }
         if !uncancelled.isEmpty { retryCancels() }
         if !unarmed.isEmpty { retryArms() }

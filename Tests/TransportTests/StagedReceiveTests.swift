@@ -23,6 +23,8 @@ final class StagedReceiveTests: LoopTestCase {
             var fromRing = 0
             var events = 0
             var closed = false
+            /// The largest single `read(into:on:)`.
+            var largestRead = 0
         }
         let state = Locked(State())
         /// Loop thread only: stop reading once this many bytes arrived (nil: never).
@@ -63,7 +65,10 @@ final class StagedReceiveTests: LoopTestCase {
             defer { buf.deallocate() }
             while true {
                 switch driver.read(into: buf, on: loop) {
-                case .done(let n): state.withLock { $0.bytes += buf[0..<n] }
+                case .done(let n): state.withLock { s in
+                    s.bytes += buf[0..<n]
+                    s.largestRead = max(s.largestRead, n)
+                }
                 case .wantRead, .wantWrite: return
                 case .eof: return ended("eof")
                 case .error(let why): return ended("error: \(why)")
@@ -161,6 +166,37 @@ final class StagedReceiveTests: LoopTestCase {
             write(peer, sent)
             eventually("\(io): every byte") { owner.state.withLock { $0.bytes.count } >= sent.count }
             XCTAssertTrue(owner.state.withLock { $0.bytes == sent }, "\(io): pieces in order")
+        }
+    }
+
+    /// An owner reading a large frame's payload into its own buffer (reads of ≥ 64 KiB) gets
+    /// the bytes straight from the socket, not 16 KiB at a time through the ring and a copy;
+    /// the ring receives again once it reads with `receive`.
+    func testLargeReadsGoStraightToTheOwnersBuffer() throws {
+        for io in backends {
+            let loop = try startLoop(io)
+            let (ours, peer) = try tcpPair()
+            let owner = Owner(fd: ours, loop: loop)
+            owner.piece = 256 << 10
+            let staged = stage(owner, on: loop)
+            let sent = pattern(4 << 20)
+            let writer = Thread { Self.write(peer, sent) }
+            writer.start()
+            eventually("\(io): every byte", within: 5000) { owner.state.withLock { $0.bytes.count } >= sent.count }
+            XCTAssertTrue(owner.state.withLock { $0.bytes == sent }, "\(io): in order")
+            if staged {
+                XCTAssertGreaterThan(owner.state.withLock { $0.largestRead }, URingLoopBackend.defaultBufferSize,
+                                     "uring: large reads bypass the provided buffers")
+                // Back to `receive`: the ring receives again.
+                onLoop(loop) { owner.piece = nil }
+                let more = pattern(100_000, seed: 3)
+                write(peer, more)
+                eventually("uring: bytes after the large reads") { owner.state.withLock { $0.bytes.count } >= sent.count + more.count }
+                XCTAssertTrue(owner.state.withLock { $0.bytes == sent + more }, "uring: in order after switching back")
+                let before = owner.state.withLock { $0.fromRing }
+                write(peer, pattern(1000, seed: 4))
+                eventually("uring: from the ring again") { owner.state.withLock { $0.fromRing } > before }
+            }
         }
     }
 

@@ -30,6 +30,10 @@ public final class StagedInput {
         @usableFromInline var staged = false
         /// No receive request is in flight: the socket may be read directly after the queue.
         @usableFromInline var direct = false
+        /// The owner reads large pieces straight into its own buffer (`read(into:)` with at
+        /// least `directReadMinimum` bytes): the backend stops receiving for it until it reads
+        /// with `receive` again, so those bytes skip the provided buffers and their copy.
+        @usableFromInline var wantsDirect = false
         @usableFromInline init() {}
     }
 
@@ -45,6 +49,10 @@ public final class StagedInput {
     @usableFromInline @exclusivity(unchecked) var released: [UInt16] = []
     /// Buffers held in queues or released and not yet taken back.
     public private(set) var held = 0
+    /// Descriptors whose `wantsDirect` changed (the backend re-arms or cancels before it waits).
+    @usableFromInline @exclusivity(unchecked) var modeChanges: [Int32] = []
+    /// A `read(into:)` of at least this many bytes asks for direct reads (a large frame's payload).
+    public static let directReadMinimum = 64 << 10
 
     /// `base`: `bufferCount` buffers of `bufferSize` bytes, buffer id i at `base + i * bufferSize`.
     package init(base: UnsafeMutableRawPointer, bufferSize: Int, bufferCount: Int) {
@@ -133,6 +141,18 @@ public final class StagedInput {
         return i < capacity && queues[i].end != 0
     }
 
+    /// The owner wants its bytes read straight into its buffer (no recv should be armed).
+    package func wantsDirect(fd: Int32) -> Bool {
+        let i = Int(fd)
+        return i < capacity && queues[i].wantsDirect
+    }
+
+    /// Hands every descriptor whose `wantsDirect` changed to `body`, once.
+    package func takeModeChanges(_ body: (Int32) -> Void) {
+        for fd in modeChanges { body(fd) }
+        modeChanges.removeAll(keepingCapacity: true)
+    }
+
     /// Hands every released buffer to `body` (to recycle into the kernel's ring).
     package func takeReleased(_ body: (UInt16) -> Void) {
         for id in released { body(id) }
@@ -160,6 +180,7 @@ public final class StagedInput {
     public func receive(fd: Int32, scratch: UnsafeMutableRawBufferPointer,
                         _ deliver: (UnsafeMutableRawBufferPointer) -> Bool) -> StreamDriver.ReceiveEnd {
         let i = Int(fd)
+        if queues[i].wantsDirect { setWantsDirect(i, false) }
         while true {
             let q = queues[i]
             if !q.staged { return .drained } // the registration ended inside `deliver`
@@ -194,6 +215,7 @@ public final class StagedInput {
     /// stream, else the socket while no receive is in flight, else `.wantRead`.
     public func read(fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         let i = Int(fd)
+        if buffer.count >= Self.directReadMinimum && !queues[i].wantsDirect { setWantsDirect(i, true) }
         let q = queues[i]
         if q.head != Self.none {
             let id = q.head
@@ -226,6 +248,11 @@ public final class StagedInput {
             case .eof, .error: return true
             }
         }
+    }
+
+    @usableFromInline func setWantsDirect(_ i: Int, _ on: Bool) {
+        queues[i].wantsDirect = on
+        modeChanges.append(Int32(i))
     }
 
     @usableFromInline func pop(_ i: Int) {
