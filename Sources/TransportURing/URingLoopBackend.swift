@@ -265,7 +265,12 @@ package final class URingLoopBackend: LoopBackend {
     /// again in the next iteration.
     private func deliverStaged(_ loop: EventLoop) {
         swap(&ready, &readyNext)
-        for fd in readyNext {
+        // By index: a for-in iterator would share the buffer, and `removeAll(keepingCapacity:)`
+        // on a shared buffer allocates a new one (every iteration, in debug builds).
+        var k = 0
+        while k < readyNext.count {
+            let fd = readyNext[k]
+            k += 1
             let i = Int(fd)
             guard i < slots.count, slots[i].readyQueued else { continue }
             slots[i].readyQueued = false

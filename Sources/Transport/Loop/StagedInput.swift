@@ -149,13 +149,17 @@ public final class StagedInput {
 
     /// Hands every descriptor whose `wantsDirect` changed to `body`, once.
     package func takeModeChanges(_ body: (Int32) -> Void) {
-        for fd in modeChanges { body(fd) }
+        // By index: a for-in iterator would share the buffer, and `removeAll(keepingCapacity:)`
+        // on a shared buffer allocates a new one (every iteration, in debug builds).
+        var k = 0
+        while k < modeChanges.count { body(modeChanges[k]); k += 1 }
         modeChanges.removeAll(keepingCapacity: true)
     }
 
     /// Hands every released buffer to `body` (to recycle into the kernel's ring).
     package func takeReleased(_ body: (UInt16) -> Void) {
-        for id in released { body(id) }
+        var k = 0 // by index, as in `takeModeChanges`
+        while k < released.count { body(released[k]); k += 1 }
         held -= released.count
         released.removeAll(keepingCapacity: true)
     }
