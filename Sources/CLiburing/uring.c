@@ -88,12 +88,14 @@ void wss_uring_prep_accept_multishot(wss_uring *u, int fd, uint64_t user_data) {
     io_uring_sqe_set_data64(s, user_data);
 }
 
-void wss_uring_prep_recv_multishot(wss_uring *u, int fd, uint16_t group, uint64_t user_data) {
+int wss_uring_prep_recv_multishot(wss_uring *u, int fd, uint16_t group, uint64_t user_data) {
     struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
     io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
     s->flags |= IOSQE_BUFFER_SELECT;
     s->buf_group = group;
     io_uring_sqe_set_data64(s, user_data);
+    return 0;
 }
 
 void wss_uring_prep_recv(wss_uring *u, int fd, void *buf, size_t len, uint64_t user_data) {
@@ -114,10 +116,12 @@ void wss_uring_prep_send_zc(wss_uring *u, int fd, const void *buf, size_t len, u
     io_uring_sqe_set_data64(s, user_data);
 }
 
-void wss_uring_prep_cancel(wss_uring *u, uint64_t target, uint64_t user_data) {
+int wss_uring_prep_cancel(wss_uring *u, uint64_t target, uint64_t user_data) {
     struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
     io_uring_prep_cancel64(s, target, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(s, user_data);
+    return 0;
 }
 
 void wss_uring_prep_close(wss_uring *u, int fd, uint64_t user_data) {

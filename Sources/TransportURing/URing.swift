@@ -79,8 +79,10 @@ public final class URing {
 
     /// Receives on `fd` into buffers of `group` as data arrives, until EOF, an error, or the
     /// group runs out of buffers (-ENOBUFS without `hasMore`: prepare it again after recycling).
-    public func prepareMultishotRecv(fd: Int32, group: UInt16, userData: UInt64) {
-        wss_uring_prep_recv_multishot(handle, fd, group, userData)
+    /// False when no submission slot could be had.
+    @discardableResult
+    public func prepareMultishotRecv(fd: Int32, group: UInt16, userData: UInt64) -> Bool {
+        wss_uring_prep_recv_multishot(handle, fd, group, userData) == 0
     }
 
     /// One recv into the caller's buffer (which must stay valid until the completion).
@@ -100,8 +102,10 @@ public final class URing {
     }
 
     /// Cancels every request whose user data is `target` (they complete with -ECANCELED).
-    public func prepareCancel(userData target: UInt64, userData: UInt64) {
-        wss_uring_prep_cancel(handle, target, userData)
+    /// False when no submission slot could be had.
+    @discardableResult
+    public func prepareCancel(userData target: UInt64, userData: UInt64) -> Bool {
+        wss_uring_prep_cancel(handle, target, userData) == 0
     }
 
     /// Closes `fd`.

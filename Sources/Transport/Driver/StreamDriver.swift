@@ -13,8 +13,11 @@ import Glibc
 ///   closure, in order, until the socket has nothing more for now (`.drained`), the owner
 ///   returns false (`.stopped`: backpressure or closed), or the stream ended (`.eof`,
 ///   `.error`). A chunk is valid only during the call (it lives in the loop's buffer); the
-///   owner keeps what it does not consume. A completion backend (io_uring) calls the same
-///   closure from its completion with its provided buffer: the owner does not change.
+///   owner keeps what it does not consume. A completion backend (io_uring) receives for a
+///   plain-TCP owner that asked (`stageReceive(on:)`) with a multishot recv into provided
+///   buffers and leaves the bytes in the loop's `StagedInput`; `receive(on:)` then hands the
+///   same closure those buffers in place, in order, then the end of the stream: the owner's
+///   closure does not change. Such an owner reads only through the calls that take the loop.
 /// - **Send is pull**: `flush(pending:consumed:)` takes bytes from the owner's output
 ///   queue until it is empty or the socket refuses (`.writeBlocked`: ask for `.write`
 ///   interest). TLS may keep sealed bytes (`hasPendingOutput`); an empty queue still flushes
@@ -103,6 +106,52 @@ public struct StreamDriver {
             case .error(let why): return .error(why)
             }
         }
+    }
+
+    /// `receive(into:_:)` for an owner on `loop`: the same contract, and the bytes a completion
+    /// backend received for this connection (`stageReceive(on:)`) come first, in place from
+    /// its buffers. An owner that stages its input reads only through the calls that take
+    /// the loop.
+    @inlinable
+    public func receive(on loop: EventLoop, _ deliver: (UnsafeMutableRawBufferPointer) -> Bool) -> ReceiveEnd {
+        guard let staged = loop.staged, tls == nil else { return receive(into: loop.readBuffer, deliver) }
+        if staged.isStaged(fd) { return staged.receive(fd: fd, scratch: loop.readBuffer, deliver) }
+        let buffer = loop.readBuffer
+        while true {
+            switch TCPStream.read(fd: fd, into: buffer) {
+            case .done(let n):
+                guard deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])) else { return .stopped }
+                // Staged inside `deliver` (the upgrade): the loop's recv takes the rest, in order.
+                if n < buffer.count || staged.isStaged(fd) { return .drained }
+            case .wantRead, .wantWrite: return .drained
+            case .eof: return .eof
+            case .error(let why): return .error(why)
+            }
+        }
+    }
+
+    /// `hasBufferedInput`, or bytes staged by the loop for the next read.
+    @inlinable public func hasBufferedInput(on loop: EventLoop) -> Bool {
+        if let tls { return tls.hasPendingBytes }
+        guard let staged = loop.staged else { return false }
+        return staged.hasQueuedBytes(fd)
+    }
+
+    /// `read(into:)` for an owner on `loop` (staged bytes first, copied into `buffer`).
+    @inlinable @inline(__always)
+    public func read(into buffer: UnsafeMutableRawBufferPointer, on loop: EventLoop) -> IOResult {
+        if let staged = loop.staged, staged.isStaged(fd) { return staged.read(fd: fd, into: buffer) }
+        return read(into: buffer)
+    }
+
+    /// Plain TCP on a completion backend: the loop receives for this connection from now on
+    /// (io_uring: a multishot recv into provided buffers, no recv syscall per read), and the
+    /// owner reads only through `receive(on:)`, `read(into:on:)` and `discardInput(on:)`.
+    /// TLS and epoll: nothing changes. The owner must not hand the descriptor to another owner
+    /// afterwards. True if staged.
+    @discardableResult
+    public func stageReceive(on loop: EventLoop) -> Bool {
+        tls == nil && loop.stageReceive(fd: fd)
     }
 
     @inlinable @inline(__always)
@@ -212,6 +261,12 @@ public struct StreamDriver {
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return false }
             return true
         }
+    }
+
+    /// `discardInput(into:)` for an owner on `loop` (staged bytes are dropped first).
+    public func discardInput(on loop: EventLoop) -> Bool {
+        if let staged = loop.staged, staged.isStaged(fd) { return staged.discard(fd: fd, scratch: loop.readBuffer) }
+        return discardInput(into: loop.readBuffer)
     }
 
     /// The peer closed TLS with close_notify (answer it with `shutdownWrite`); false for TCP.

@@ -71,6 +71,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Second buffer of the same size for TLS ciphertext (read before opening, sealed before
     /// sending); free again whenever a stream call returns.
     public let scratchBuffer: UnsafeMutableRawBufferPointer
+    /// Bytes an io_uring loop received for its owners (nil on epoll; see `StagedInput`).
+    public let staged: StagedInput?
     /// Number of registered handlers.
     public private(set) var registeredCount = 0
     private var thread: pthread_t?
@@ -89,17 +91,27 @@ public final class EventLoop: @unchecked Sendable {
     /// `io`: the backend (nil: `IOBackend.selected`, i.e. `WSS_IO` or epoll). A loop asked
     /// for io_uring runs on epoll if its ring cannot be set up (`uringSetupFailure` says why;
     /// the caller resolved the probe and logged already; see `IOBackend.resolve`).
-    public init(index: Int, readBufferSize: Int = 256 << 10, io: IOBackend? = nil) throws(TransportError) {
-        self.index = index
+    public convenience init(index: Int, readBufferSize: Int = 256 << 10, io: IOBackend? = nil) throws(TransportError) {
+        var failure: String?
+        let backend: any LoopBackend
         if (io ?? IOBackend.selected) == .uring, let make = URingRegistration.current?.makeBackend {
             do { backend = try make() } catch {
                 backend = try EpollBackend()
-                uringSetupFailure = "\(error)"
+                failure = "\(error)"
             }
         } else {
             backend = try EpollBackend()
         }
+        self.init(index: index, readBufferSize: readBufferSize, backend: backend)
+        uringSetupFailure = failure
+    }
+
+    /// A loop on a backend made by the caller (tests: an io_uring backend with a tiny buffer ring).
+    package init(index: Int, readBufferSize: Int = 256 << 10, backend: any LoopBackend) {
+        self.index = index
+        self.backend = backend
         wakeFD = backend.wakeFD
+        staged = backend.staged
         clock = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
         clock.initialize(to: monotonicMillis())
         readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 64)
@@ -150,6 +162,19 @@ public final class EventLoop: @unchecked Sendable {
     public func modify(fd: Int32, events: UInt32) {
         let i = Int(fd)
         backend.modify(fd: fd, tag: Self.tag(fd, table.generation(fd: i)), events: events)
+    }
+
+    /// Asks the backend to receive for `fd`'s registration itself (io_uring: a multishot recv
+    /// into the loop's provided buffers) and to leave the bytes in `staged`, where the owner's
+    /// loop-aware driver calls find them. The owner must read `fd` only through those from
+    /// now on, and never hand the fd to another owner (staged bytes stay with this
+    /// registration). False: the backend does not (epoll), nothing changes.
+    @discardableResult
+    public func stageReceive(fd: Int32) -> Bool {
+        assertInLoop()
+        let i = Int(fd)
+        guard i < handlers.count, handlers[i] != nil else { return false }
+        return backend.stageReceive(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
     }
 
     /// Removes the handler; call before closing the fd.

@@ -31,6 +31,12 @@ package protocol LoopBackend: AnyObject {
     /// The loop stopped and its handlers closed their descriptors: hand the kernel what is
     /// still prepared.
     func finish()
+    /// Where a completion backend leaves received bytes for their owners (nil: readiness only).
+    var staged: StagedInput? { get }
+    /// From now on the backend receives for the registration `tag` itself and leaves the bytes
+    /// in `staged` (the owner reads them through `StreamDriver`'s loop-aware calls). False if
+    /// it does not (epoll: the owner goes on reading the socket).
+    func stageReceive(fd: Int32, tag: UInt64) -> Bool
 }
 
 /// epoll_wait with a level-triggered interest set; the wake eventfd is one more descriptor in it.
@@ -80,6 +86,8 @@ package final class EpollBackend: LoopBackend {
 
     package func start() {}
     package func finish() {}
+    package var staged: StagedInput? { nil }
+    package func stageReceive(fd: Int32, tag: UInt64) -> Bool { false }
 
     package func wait(timeoutMillis: Int32, loop: EventLoop) -> Bool {
         let n = wss_epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMillis)

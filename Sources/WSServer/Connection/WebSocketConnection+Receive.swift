@@ -82,6 +82,8 @@ extension WebSocketConnection {
         proto.streamsMessages = handler.receivesFragments
         httpParser = nil
         policy.opened(now: loop.now)
+        // io_uring: the loop receives for a plain-TCP WebSocket from now on (no-op on epoll, TLS).
+        driver.stageReceive(on: loop)
         core.metrics.upgrades.add(1)
         log.debug("upgraded on \(path)", metadata: meta)
         handler.onOpen(self)
@@ -152,7 +154,7 @@ extension WebSocketConnection {
         guard pendingInput == nil, policy.phase == .open else { return nil }
         while let target = proto.directReceiveBuffer(minimum: Self.inPlaceReceiveMinimum, limit: Self.inPlaceReceiveLimit) {
             let n: Int
-            switch driver.read(into: target) {
+            switch driver.read(into: target, on: loop) {
             case .done(let count): n = count
             case .wantRead: return .drained
             case .wantWrite: return .writeBlocked
@@ -169,7 +171,7 @@ extension WebSocketConnection {
             }
             if policy.readPaused || policy.phase.rawValue > ConnectionPolicy.Phase.open.rawValue { return .stopped }
             // A short read: the socket is empty, unless TLS kept an error or bytes for the next read.
-            if n < target.count && !driver.hasBufferedInput { return .drained }
+            if n < target.count && !driver.hasBufferedInput(on: loop) { return .drained }
         }
         return nil
     }

@@ -125,7 +125,7 @@ public final class WebSocketConnection: EventHandler {
         let wasQueued = flushQueued
         flushQueued = true
         corked = true
-        let end = receiveLargeFrameInPlace() ?? driver.receive(into: loop.readBuffer) { bytes in
+        let end = receiveLargeFrameInPlace() ?? driver.receive(on: loop) { bytes in
             policy.received(now: loop.now)
             received(bytes)
             // Only output above the high-water mark can pause (the policy call is not
@@ -176,7 +176,7 @@ public final class WebSocketConnection: EventHandler {
 
     /// Discards input after we sent our last bytes and a FIN, until the peer closes too.
     func linger() {
-        if driver.discardInput(into: loop.readBuffer) { finish() }
+        if driver.discardInput(on: loop) { finish() }
     }
 
     func peerClosed() {
