@@ -173,7 +173,7 @@ public final class EventLoop: @unchecked Sendable {
     public func stageReceive(fd: Int32) -> Bool {
         assertInLoop()
         let i = Int(fd)
-        guard i < handlers.count, handlers[i] != nil else { return false }
+        guard table.isRegistered(fd: i) else { return false }
         return backend.stageReceive(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
     }
 

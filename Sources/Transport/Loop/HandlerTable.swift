@@ -60,6 +60,9 @@ final class HandlerTable {
 
     func generation(fd: Int) -> UInt32 { fd < capacity ? slots[fd].generation : 0 }
 
+    /// A handler is registered for `fd` now.
+    func isRegistered(fd: Int) -> Bool { fd >= 0 && fd < capacity && slots[fd].object != nil }
+
     /// Sets the handler of an fd already passed to `nextGeneration`, retaining it (one that
     /// was there is released).
     func set<H: EventHandler>(fd: Int, _ handler: H) {
