@@ -102,10 +102,12 @@ let package = Package(
         .testTarget(name: "WebSocketTests", dependencies: ["WebSocket"]),
         // Counts the process's heap allocations (test binary only).
         .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
+        // Initialises OpenSSL without its atexit cleanup in the test binary (see no_atexit.c).
+        .target(name: "COpenSSLTestExit", path: "Tests/COpenSSLTestExit", linkerSettings: [.linkedLibrary("crypto")]),
         // Helpers shared by test targets (test certificates, timeouts, loopback sockets).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["COpenSSLTestExit"], path: "Tests/TestSupport"),
         // TransportURing: the URing tests, and both backends for every test binary (WSS_IO=uring).
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "TransportURing", "COpenSSL", "CMallocCounter", "TestSupport"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "TransportURing", "COpenSSL", "CMallocCounter", "COpenSSLTestExit", "TestSupport"]),
         .testTarget(name: "WSRedisTests", dependencies: ["WSRedis", "WSServer", "WSClient", "WebSocket", "Transport", "TestSupport"]),
         .testTarget(name: "WSServerTests", dependencies: ["WSServer", "WSClient", "Transport", "COpenSSL", "CZlib", "CMallocCounter", "TestSupport"]),
     ]

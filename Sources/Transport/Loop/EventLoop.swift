@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Synchronization
 import CLinux
+import COpenSSL
 
 /// Something registered on a loop for one file descriptor.
 public protocol EventHandler: AnyObject {
@@ -301,6 +302,10 @@ public final class EventLoop: @unchecked Sendable {
         pthread_create(&t, nil, { arg in
             let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
             loop.run()
+            // Free this thread's libcrypto state (error queue, DRBG) when the loop ends, not in
+            // libcrypto's thread-exit destructor: that one no longer runs once libcrypto's atexit
+            // cleanup has (a loop ending while the process exits would lose its state).
+            OPENSSL_thread_stop()
             return nil
         }, box.toOpaque())
         thread = t
