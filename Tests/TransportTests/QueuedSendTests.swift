@@ -214,6 +214,8 @@ extension StagedReceiveTests {
             let (echo, ours, peer) = try startEcho(io)
             var small: Int32 = 16 << 10
             setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &small, 4)
+            // The peer's receive buffer small too (loopback autotuning would take megabytes).
+            setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small, 4)
             let sent = pattern(4 << 20)
             let writer = Thread { Self.write(peer, sent) }
             writer.start()
