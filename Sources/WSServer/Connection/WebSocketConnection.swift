@@ -226,8 +226,9 @@ public final class WebSocketConnection: EventHandler {
     /// TLS: `queueSend` says no at once). A send already queued takes the new bytes too.
     func flushEndOfRead() {
         if sendQueued { return }
-        if policy.phase == .open, afterFlush == .nothing, !writeBlocked, !proto.outbound.isEmpty,
-           driver.queueSend(on: loop) {
+        // `loop.staged` first: one load and a compare on epoll.
+        if loop.staged != nil, policy.phase == .open, afterFlush == .nothing, !writeBlocked,
+           !proto.outbound.isEmpty, driver.queueSend(on: loop) {
             sendQueued = true
             return
         }
