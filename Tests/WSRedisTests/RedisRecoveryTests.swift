@@ -63,11 +63,15 @@ final class RedisRecoveryTests: XCTestCase {
         for i in 6...8 { let l = try await line(ca); XCTAssertEqual(l.3, "m\(i)") }
         // Resume on the other instance (first subscriber of the room there again: its
         // SUBSCRIBE must be confirmed before the history is read).
-        let back = try await connect(a, "/chat?room=x&since=5&epoch=\(epoch!)")
+        // (Unwrapped with XCTUnwrap, not `!`: a missing field fails this test instead of
+        // crashing the test binary and orphaning its redis-server.)
+        let resumeEpoch = try XCTUnwrap(epoch, "cb's first recovery line carries the stream's epoch")
+        let back = try await connect(a, "/chat?room=x&since=5&epoch=\(resumeEpoch)")
         var got: [String] = []
         for _ in 0..<4 {
             let l = try await line(back)
-            got.append(l.0 == "recovery" ? "recovery \(l.4!) \(l.1!)" : "\(l.1!) \(l.3!)")
+            func text<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "nil" }
+            got.append(l.0 == "recovery" ? "recovery \(text(l.4)) \(text(l.1))" : "\(text(l.1)) \(text(l.3))")
         }
         XCTAssertEqual(got, ["6 m6", "7 m7", "8 m8", "recovery true 8"])
         b.topics.publish("/chat#x", text: "m9")
