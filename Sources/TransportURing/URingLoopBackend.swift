@@ -75,12 +75,18 @@ package final class URingLoopBackend: LoopBackend {
     private var slots: [Slot] = []
     /// Descriptors whose owner queued a send this iteration (prepared before the wait).
     private var sends: [Int32] = []
-    /// Sends submitted whose completion was not seen yet: 0 once the completions after each
-    /// wait are drained, as the kernel completes a MSG_DONTWAIT send while submitting it
-    /// (`URingSendTests`). Tests look.
+    /// Sends submitted whose completion was not seen yet: 0 whenever a wait returns (the
+    /// kernel completes a MSG_DONTWAIT send while submitting it, `URingSendTests`, and
+    /// `settleSends` waits for any it did not). Tests look.
     package private(set) var sendsInFlight = 0
     /// Sends prepared so far (tests look).
     package private(set) var sendsSubmitted = 0
+    /// Waits that found a send still in flight after the drain and waited for it (tests look).
+    package private(set) var sendsSettled = 0
+    /// Batched sends are used only where the kernel completes a MSG_DONTWAIT send while
+    /// submitting it (`URingProbe.sendsCompleteInline`, checked once per process): the owner's
+    /// bytes may move as soon as the wait returns. Elsewhere the owners send themselves.
+    let batchSends: Bool
     /// Recvs that ended for want of a provided buffer (tests look).
     package private(set) var starvedRecvs = 0
     /// Descriptors whose poll or recv could not be prepared (no submission slot), or whose recv
@@ -109,8 +115,11 @@ package final class URingLoopBackend: LoopBackend {
     package static let defaultBufferSize = 16 << 10
     static let bufferGroup: UInt16 = 1
 
+    /// `batchSends`: nil follows the probe (`URingProbe.sendsCompleteInline`); tests may turn
+    /// batched sends off.
     package init(entries: UInt32 = 1024, bufferCount: Int = defaultBufferCount,
-                 bufferSize: Int = defaultBufferSize) throws(TransportError) {
+                 bufferSize: Int = defaultBufferSize, batchSends: Bool? = nil) throws(TransportError) {
+        self.batchSends = batchSends ?? URingProbe.sendsCompleteInline
         ring = try URing(loopEntries: entries)
         if bufferCount > 0, let b = try? URingBufferRing(uring: ring, group: Self.bufferGroup, count: bufferCount, size: bufferSize) {
             buffers = b
@@ -191,7 +200,7 @@ package final class URingLoopBackend: LoopBackend {
     /// again. At most one per descriptor (order).
     package func queueSend(fd: Int32, tag: UInt64) -> Bool {
         let i = Int(fd)
-        guard i < slots.count, slots[i].tag == tag, slots[i].staged else { return false }
+        guard batchSends, i < slots.count, slots[i].tag == tag, slots[i].staged else { return false }
         switch slots[i].send {
         case .queued: return true
         case .inFlight: return false
@@ -337,8 +346,26 @@ package final class URingLoopBackend: LoopBackend {
         default: break
         }
         ring.drainCompletions { complete($0, loop) }
+        if sendsInFlight > 0 { settleSends(loop) }
         if !ready.isEmpty { deliverStaged(loop) }
         return true
+    }
+
+    /// A send still in flight after the drain reads its owner's bytes, which may move or be
+    /// freed as soon as this wait returns (the owner appends, a closed owner is released at the
+    /// end of the iteration). Batched sends are on only where the kernel completes them while
+    /// submitting (`batchSends`), but a submission the kernel deferred (it could not take every
+    /// entry) would still be pending: wait for those completions here. A MSG_DONTWAIT send ends
+    /// at once wherever it runs (a count or -EAGAIN), so this is one more enter, never a wait
+    /// on the peer. Bounded (10 s): a ring that stops completing anything is beyond saving.
+    private func settleSends(_ loop: EventLoop) {
+        sendsSettled += 1
+        var rounds = 0
+        while sendsInFlight > 0 && rounds < 1000 {
+            rounds += 1
+            ring.submitAndWait(count: 1, timeoutMillis: 10)
+            ring.drainCompletions { complete($0, loop) }
+        }
     }
 
     private func retryArms() {

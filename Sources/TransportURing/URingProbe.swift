@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CLiburing
 import Transport
 
@@ -22,6 +25,23 @@ public enum URingProbe {
         }
         return .available
     }
+
+    /// Whether the kernel completes a MSG_DONTWAIT send on a socket while submitting it (the
+    /// count, or -EAGAIN, ready as soon as io_uring_enter returned, with no wait), which the
+    /// loop's batched sends rely on: the owner's bytes may move right after. Checked once per
+    /// process with a one-byte send over a socket pair.
+    public static let sendsCompleteInline: Bool = {
+        guard let uring = try? URing(entries: 4) else { return false }
+        var sv: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) == 0 else { return false }
+        defer { close(sv[0]); close(sv[1]) }
+        var byte: UInt8 = 0x2A
+        let prepared = withUnsafeBytes(of: &byte) { uring.prepareSendNoWait(fd: sv[0], $0, userData: 1) }
+        guard prepared, uring.submit() == 1, uring.ready == 1 else { return false }
+        var result: Int32 = 0
+        _ = uring.drainCompletions { result = $0.result }
+        return result == 1
+    }()
 
     /// Whether the kernel has zero-copy send (IORING_OP_SEND_ZC, Linux 6.0).
     public static func hasSendZeroCopy() -> Bool {

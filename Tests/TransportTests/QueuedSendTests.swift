@@ -144,8 +144,9 @@ extension StagedReceiveTests {
         func loopStopped() { if !closed { closed = true; driver.close(on: loop) } }
     }
 
-    func startEcho(_ io: IOBackend, configure: @escaping @Sendable (QueuingEcho) -> Void = { _ in }) throws -> (QueuingEcho, Int32, Int32) {
-        let loop = try startLoop(io)
+    func startEcho(_ io: IOBackend, on given: EventLoop? = nil,
+                   configure: @escaping @Sendable (QueuingEcho) -> Void = { _ in }) throws -> (QueuingEcho, Int32, Int32) {
+        let loop = try given ?? startLoop(io)
         let (ours, peer) = try tcpPair()
         fds.removeAll { $0 == ours }
         let echo = QueuingEcho(fd: ours, loop: loop)
@@ -159,12 +160,15 @@ extension StagedReceiveTests {
         return (echo, ours, peer)
     }
 
-    /// Reads `count` bytes (or until EOF / the 5 s timeout).
+    /// Reads `count` bytes (or until EOF / the 5 s timeout). EINTR is retried: a socket with a
+    /// receive timeout is not restarted after a signal, and this test thread also submits to
+    /// io_uring rings (URingTests), whose task-work notifications interrupt its blocking calls.
     func readBack(_ fd: Int32, _ count: Int) -> [UInt8] {
         var back: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         while back.count < count {
             let n = recv(fd, &buf, min(buf.count, count - back.count), 0)
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else { break }
             back += buf[0..<n]
         }
@@ -193,6 +197,25 @@ extension StagedReceiveTests {
                 XCTAssertEqual(c.accepted, 0, "epoll: the owner writes")
             }
         }
+    }
+
+    /// A loop whose kernel would not complete the sends while submitting them
+    /// (`URingProbe.sendsCompleteInline` false; forced here) does not batch: the owner is told
+    /// no and writes itself, and every echo arrives.
+    func testWithoutInlineCompletionTheOwnerWritesItself() throws {
+        guard backends.contains(.uring) else { throw XCTSkip("io_uring unavailable here") }
+        let loop = EventLoop(index: 0, readBufferSize: 4096, backend: try URingLoopBackend(batchSends: false))
+        loop.start(name: "test")
+        loops.append(loop)
+        let (echo, _, peer) = try startEcho(.uring, on: loop)
+        for i in 0..<50 {
+            let part = pattern(1 + i * 41, seed: i)
+            write(peer, part)
+            XCTAssertEqual(readBack(peer, part.count), part, "echo \(i)")
+        }
+        let c = echo.counts.withLock { $0 }
+        XCTAssertEqual(c.accepted, 0, "no send was handed to the loop")
+        XCTAssertGreaterThanOrEqual(c.selfWritten, 50, "the owner wrote every echo")
     }
 
     func testBytesAddedAfterQueueingGoWithTheSendEvenWhenTheQueueMoved() throws {

@@ -24,6 +24,11 @@ extension URingTests {
         return total
     }
 
+    /// The probe the loop asks before it batches sends agrees with what these tests see.
+    func testTheProbeFindsInlineSendCompletionOnThisKernel() {
+        XCTAssertTrue(URingProbe.sendsCompleteInline, "this kernel completes MSG_DONTWAIT sends while submitting")
+    }
+
     func testNoWaitSendOnAFullSocketCompletesWithEAGAINDuringTheSubmit() throws {
         let (client, server) = try acceptedPair()
         _ = fill(server)
