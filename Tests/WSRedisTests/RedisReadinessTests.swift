@@ -4,35 +4,15 @@ import Transport
 import WSRedis
 import WSServer
 import XCTest
+import TestSupport
 
 /// `Server.start` waits for the backplane before it binds: on a live Redis the first
 /// recovery after `start()` is complete; with Redis down (refused) the start is not held up;
 /// with a Redis that never answers, the wait ends at `backplaneReadyTimeout` with a warning.
 final class RedisReadinessTests: XCTestCase {
-    final class Lines: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [(Logger.Level, String)] = []
-        func append(_ level: Logger.Level, _ s: String) { lock.lock(); lines.append((level, s)); lock.unlock() }
-        var all: [(Logger.Level, String)] { lock.lock(); defer { lock.unlock() }; return lines }
-    }
-
-    struct Capture: LogHandler {
-        let lines: Lines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            lines.append(level, "\(message)")
-        }
-    }
-
     /// A server on `endpoint` with history; returns how long `start()` took (seconds).
     func startServer(_ endpoint: RedisEndpoint, readyTimeout: Double = ServerConfiguration.defaults.backplaneReadyTimeout,
-                     lines: Lines = Lines()) throws -> (Server, RedisBackplane, Double) {
+                     lines: LogLines = LogLines()) throws -> (Server, RedisBackplane, Double) {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
@@ -40,7 +20,7 @@ final class RedisReadinessTests: XCTestCase {
         config.backplaneReadyTimeout = readyTimeout
         var options = RedisBackplane.Options(endpoint: endpoint)
         options.history = HistoryOptions(size: 100, ttl: 60)
-        let logger = Logger(label: "test") { _ in Capture(lines: lines) }
+        let logger = lines.logger
         let backplane = try RedisBackplane(options: options, logger: logger)
         let server = try Server(configuration: config, logger: logger, backplane: backplane)
         let began = monotonicMillis()
@@ -76,7 +56,7 @@ final class RedisReadinessTests: XCTestCase {
 
     func testWithRedisRefusingTheStartIsNotHeldUp() async throws {
         let port = try RedisProcess.freePort()  // nothing listens: refused at once
-        let lines = Lines()
+        let lines = LogLines()
         let (s, bp, took) = try startServer(RedisEndpoint(host: "127.0.0.1", port: port), lines: lines)
         defer { s.stop(); s.wait(); bp.shutdown() }
         XCTAssertLessThan(took, 1.5, "a refused first attempt is an outage: the start goes on")
@@ -90,7 +70,7 @@ final class RedisReadinessTests: XCTestCase {
         // Accepts TCP (the kernel's backlog) but never reads: the AUTH gets no answer.
         let silent = try Listener(host: "127.0.0.1", port: 0, reusePort: false)
         defer { silent.close() }
-        let lines = Lines()
+        let lines = LogLines()
         let (s, bp, took) = try startServer(RedisEndpoint(host: "127.0.0.1", port: silent.port, password: "pw"),
                                             readyTimeout: 0.5, lines: lines)
         defer { s.stop(); s.wait(); bp.shutdown() }
