@@ -116,6 +116,14 @@ void wss_uring_prep_send_zc(wss_uring *u, int fd, const void *buf, size_t len, u
     io_uring_sqe_set_data64(s, user_data);
 }
 
+int wss_uring_prep_send_nowait(wss_uring *u, int fd, const void *buf, size_t len, uint64_t user_data) {
+    struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
+    io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    io_uring_sqe_set_data64(s, user_data);
+    return 0;
+}
+
 int wss_uring_prep_cancel(wss_uring *u, uint64_t target, uint64_t user_data) {
     struct io_uring_sqe *s = sqe(u);
     if (!s) return -EBUSY;
@@ -171,11 +179,13 @@ unsigned wss_uring_sq_ready(const wss_uring *u) { return io_uring_sq_ready(&u->r
 
 int wss_uring_submit(wss_uring *u) { return io_uring_submit(&u->ring); }
 
-int wss_uring_submit_and_wait(wss_uring *u, int timeout_ms) {
-    if (timeout_ms < 0) return io_uring_submit_and_wait(&u->ring, 1);
+int wss_uring_submit_and_wait(wss_uring *u, int timeout_ms) { return wss_uring_submit_and_wait_n(u, 1, timeout_ms); }
+
+int wss_uring_submit_and_wait_n(wss_uring *u, unsigned wait_nr, int timeout_ms) {
+    if (timeout_ms < 0) return io_uring_submit_and_wait(&u->ring, wait_nr);
     struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
     struct io_uring_cqe *cqe = NULL;
-    return io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+    return io_uring_submit_and_wait_timeout(&u->ring, &cqe, wait_nr, &ts, NULL);
 }
 
 unsigned wss_uring_cq_ready(const wss_uring *u) { return io_uring_cq_ready(&u->ring); }

@@ -95,6 +95,15 @@ public final class URing {
         wss_uring_prep_send(handle, fd, bytes.baseAddress, bytes.count, userData)
     }
 
+    /// A send that never waits (MSG_DONTWAIT | MSG_NOSIGNAL): on a socket the kernel issues it
+    /// inline during the submit and completes it there with the count taken (maybe short) or
+    /// -EAGAIN, arming no internal poll, so `bytes` may move once the submit returned
+    /// (`URingSendTests` checks this kernel does). False when no submission slot could be had.
+    @discardableResult
+    public func prepareSendNoWait(fd: Int32, _ bytes: UnsafeRawBufferPointer, userData: UInt64) -> Bool {
+        wss_uring_prep_send_nowait(handle, fd, bytes.baseAddress, bytes.count, userData) == 0
+    }
+
     /// A zero-copy send: the kernel sends from `bytes` in place. Two completions: the result
     /// (with `hasMore`), then a notification once `bytes` may be reused or freed.
     public func prepareSendZeroCopy(fd: Int32, _ bytes: UnsafeRawBufferPointer, userData: UInt64) {
@@ -158,6 +167,14 @@ public final class URing {
     public func submitAndWait(timeoutMillis: Int) -> Int32 {
         if ready > 0 { return submit() }
         return wss_uring_submit_and_wait(handle, Int32(clamping: timeoutMillis))
+    }
+
+    /// `submitAndWait` waiting for `count` completions (the loop adds the ones its inline
+    /// sends post during the submit, so those do not end the wait).
+    @discardableResult
+    public func submitAndWait(count: UInt32, timeoutMillis: Int) -> Int32 {
+        if ready > 0 { return submit() }
+        return wss_uring_submit_and_wait_n(handle, count, Int32(clamping: timeoutMillis))
     }
 
     /// Completions ready now.

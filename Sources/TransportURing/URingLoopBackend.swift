@@ -45,8 +45,15 @@ package final class URingLoopBackend: LoopBackend {
         /// Cancelled (the owner stopped reading, or removal), its last completion not yet seen.
         case cancelling
     }
+    enum Send: UInt8 {
+        case idle
+        /// The owner asked (`queueSend`); its bytes are taken and prepared right before the wait.
+        case queued
+        /// Submitted with the wait, its completion not yet seen.
+        case inFlight
+    }
     /// Per fd: the registration's tag, its interest, the poll in flight and, for a staged
-    /// descriptor, its recv.
+    /// descriptor, its recv and its queued send.
     private struct Slot {
         var tag: UInt64 = 0
         var interest: UInt32 = 0
@@ -61,8 +68,19 @@ package final class URingLoopBackend: LoopBackend {
         /// The last recv ended for want of a buffer: the poll reads (directly) once before
         /// the next recv, so a ring kept empty by others cannot make it spin.
         var starved = false
+        var send = Send.idle
+        /// Bytes asked of the send in flight.
+        var sendLength: Int32 = 0
     }
     private var slots: [Slot] = []
+    /// Descriptors whose owner queued a send this iteration (prepared before the wait).
+    private var sends: [Int32] = []
+    /// Sends submitted whose completion was not seen yet: 0 once the completions after each
+    /// wait are drained, as the kernel completes a MSG_DONTWAIT send while submitting it
+    /// (`URingSendTests`). Tests look.
+    package private(set) var sendsInFlight = 0
+    /// Sends prepared so far (tests look).
+    package private(set) var sendsSubmitted = 0
     /// Recvs that ended for want of a provided buffer (tests look).
     package private(set) var starvedRecvs = 0
     /// Descriptors whose poll or recv could not be prepared (no submission slot), or whose recv
@@ -77,8 +95,10 @@ package final class URingLoopBackend: LoopBackend {
     private var readyNext: [Int32] = []
     private static let ignoreTag = UInt64.max
     private static let wakeTag = UInt64.max - 1
-    /// The user data of a registration's recv: its tag with bit 31 set (fds are below 2^31).
+    /// The user data of a registration's recv: its tag with bit 31 set (fds are below 2^30).
     private static let recvBit: UInt64 = 1 << 31
+    /// The user data of a registration's send: its tag with bit 30 set.
+    private static let sendBit: UInt64 = 1 << 30
     /// Reported whatever the interest (epoll does the same).
     private static let always = EPOLLERR.rawValue | EPOLLHUP.rawValue
     private static let readBit = EPOLLIN.rawValue
@@ -163,6 +183,76 @@ package final class URingLoopBackend: LoopBackend {
         return true
     }
 
+    /// Batched sends (staged descriptors only: the owner reads and writes through the loop).
+    /// The bytes are asked for only right before the wait, so an owner's queue may grow and
+    /// move until then; the send is MSG_DONTWAIT, which the kernel issues inline while
+    /// submitting and completes there (count or -EAGAIN, no internal poll), so the iteration's
+    /// one io_uring_enter both sends and waits, and once it returns the bytes are the owner's
+    /// again. At most one per descriptor (order).
+    package func queueSend(fd: Int32, tag: UInt64) -> Bool {
+        let i = Int(fd)
+        guard i < slots.count, slots[i].tag == tag, slots[i].staged else { return false }
+        switch slots[i].send {
+        case .queued: return true
+        case .inFlight: return false
+        case .idle:
+            slots[i].send = .queued
+            sends.append(fd)
+            return true
+        }
+    }
+
+    package func withdrawSend(fd: Int32, tag: UInt64) -> Bool {
+        let i = Int(fd)
+        guard i < slots.count, slots[i].tag == tag else { return true }
+        switch slots[i].send {
+        case .idle: return true
+        case .queued:
+            slots[i].send = .idle  // its entry in `sends` is skipped
+            return true
+        case .inFlight: return false
+        }
+    }
+
+    /// Prepares the queued sends (their owners' bytes as they are now); returns how many.
+    private func prepareSends(_ loop: EventLoop) -> UInt32 {
+        var prepared: UInt32 = 0
+        // By index: an owner told of a failure here may queue again (appended, seen below).
+        var k = 0
+        while k < sends.count {
+            let i = Int(sends[k])
+            k += 1
+            guard i < slots.count, slots[i].send == .queued else { continue }
+            let tag = slots[i].tag
+            let bytes = loop.queuedOutput(tag: tag) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            // A gigabyte at most in one request (the result is an Int32).
+            let count = Int32(min(bytes.count, 1 << 30))
+            if count > 0, ring.prepareSendNoWait(fd: Int32(i), UnsafeRawBufferPointer(rebasing: bytes[0..<Int(count)]),
+                                                 userData: tag | Self.sendBit) {
+                slots[i].send = .inFlight
+                slots[i].sendLength = count
+                prepared += 1
+            } else {
+                // Nothing to send (told "all went"), or no submission slot (told "would
+                // block": the owner waits for writability and writes itself).
+                slots[i].send = .idle
+                loop.queuedSendCompleted(tag: tag, QueuedSendResult(result: count > 0 ? -EAGAIN : 0, requested: count))
+            }
+        }
+        sends.removeAll(keepingCapacity: true)
+        sendsInFlight += Int(prepared)
+        sendsSubmitted += Int(prepared)
+        return prepared
+    }
+
+    private func sent(_ c: URing.Completion, tag: UInt64, _ loop: EventLoop) {
+        sendsInFlight -= 1
+        let i = Int(UInt32(truncatingIfNeeded: tag))
+        guard i < slots.count, slots[i].tag == tag, slots[i].send == .inFlight else { return } // ended
+        slots[i].send = .idle
+        loop.queuedSendCompleted(tag: tag, QueuedSendResult(result: c.result, requested: slots[i].sendLength))
+    }
+
     /// Makes the requests in flight match the interest: a staged descriptor that wants to read
     /// has a recv (unless its stream ended), one that does not has none; a poll covers the rest.
     private func sync(_ i: Int) {
@@ -236,8 +326,11 @@ package final class URingLoopBackend: LoopBackend {
         if !uncancelled.isEmpty { retryCancels() }
         if !unarmed.isEmpty { retryArms() }
         if wakeUnarmed { wakeUnarmed = false; armWake() }
+        // Last: the owners' bytes as they are now. Their completions are posted during the
+        // submit, so the wait counts them and still waits for one more event.
+        let sendCount = sends.isEmpty ? 0 : prepareSends(loop)
         // Staged bytes an owner has not taken yet: look at the ring without blocking.
-        let rc = ring.submitAndWait(timeoutMillis: ready.isEmpty ? Int(timeoutMillis) : 0)
+        let rc = ring.submitAndWait(count: 1 + sendCount, timeoutMillis: ready.isEmpty ? Int(timeoutMillis) : 0)
         loop.updateClock()
         switch -rc {
         case EBADF, EBADFD, EFAULT, EINVAL, EOPNOTSUPP, EEXIST: return false
@@ -297,6 +390,7 @@ package final class URingLoopBackend: LoopBackend {
             return
         }
         if tag & Self.recvBit != 0 { return received(c, tag: tag & ~Self.recvBit) }
+        if tag & Self.sendBit != 0 { return sent(c, tag: tag & ~Self.sendBit, loop) }
         let i = Int(UInt32(truncatingIfNeeded: tag))
         guard i < slots.count, slots[i].tag == tag else { return } // a registration that ended
         slots[i].armed = false

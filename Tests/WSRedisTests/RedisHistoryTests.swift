@@ -7,7 +7,8 @@ import XCTest
 
 /// History in Redis Streams and recovery through the Backplane API, on a real redis-server.
 final class RedisHistoryTests: XCTestCase {
-    func makeServer(_ port: Int, size: Int = 100) throws -> (Server, RedisBackplane) {
+    /// A server on a Redis backplane with history, returned once the backplane is connected.
+    func makeServer(_ port: Int, size: Int = 100) async throws -> (Server, RedisBackplane) {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
@@ -18,6 +19,10 @@ final class RedisHistoryTests: XCTestCase {
         let server = try Server(configuration: config, backplane: backplane)
         server.route("/chat", ChatApp())
         try server.start()
+        do { try await waitUntilConnected(backplane) } catch {
+            server.stop(); server.wait(); backplane.shutdown()
+            throw error
+        }
         return (server, backplane)
     }
 
@@ -29,8 +34,8 @@ final class RedisHistoryTests: XCTestCase {
 
     func testPublishesLandInTheStreamWithOffsetsAndAreRecoveredInOrder() async throws {
         let redis = try RedisProcess()
-        let (a, bpA) = try makeServer(redis.port)
-        let (b, bpB) = try makeServer(redis.port)
+        let (a, bpA) = try await makeServer(redis.port)
+        let (b, bpB) = try await makeServer(redis.port)
         defer { a.stop(); a.wait(); b.stop(); b.wait(); bpA.shutdown(); bpB.shutdown() }
         let ca = try await connect(a), cb = try await connect(b)
         try await Task.sleep(for: .milliseconds(300))
@@ -60,7 +65,7 @@ final class RedisHistoryTests: XCTestCase {
 
     func testAGapOlderThanTheHistoryIsNotRecovered() async throws {
         let redis = try RedisProcess()
-        let (a, bpA) = try makeServer(redis.port, size: 3)
+        let (a, bpA) = try await makeServer(redis.port, size: 3)
         defer { a.stop(); a.wait(); bpA.shutdown() }
         try await Task.sleep(for: .milliseconds(200))
         // MAXLEN ~ trims whole stream nodes (100 entries by default), so publish well past that.
@@ -84,7 +89,7 @@ final class RedisHistoryTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let persist = ["--dir", dir, "--appendonly", "yes", "--appendfsync", "always"]
         let redis = try RedisProcess(extra: persist)
-        let (a, bpA) = try makeServer(redis.port)
+        let (a, bpA) = try await makeServer(redis.port)
         defer { a.stop(); a.wait(); bpA.shutdown() }
         let ca = try await connect(a)
         try await Task.sleep(for: .milliseconds(300))

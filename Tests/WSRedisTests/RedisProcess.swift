@@ -1,7 +1,7 @@
 import Foundation
 import Transport
 import WSClient
-import WSRedis
+@testable import WSRedis
 import WSServer
 import XCTest
 import TestSupport
@@ -87,6 +87,29 @@ extension XCTestCase {
 
     func next(_ client: WebSocketClient, timeout: Double = 5) async throws -> OwnedMessage? {
         try await within(timeout) { var it = client.messages.makeAsyncIterator(); return await it.next() }
+    }
+
+    /// Waits (at most `timeout` seconds) until both of the backplane's Redis connections are up
+    /// and the publish connection has its scripts: a server is started before its backplane
+    /// has reached Redis, and until then it behaves as in an outage (local delivery without
+    /// stream positions, recoveries answered incomplete), which is not what these tests are
+    /// about. Fails the test if Redis is not reached in time.
+    func waitUntilConnected(_ backplane: RedisBackplane, timeout: Double = 10,
+                            file: StaticString = #filePath, line: UInt = #line) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let up = await withCheckedContinuation { k in
+                backplane.loop.execute {  // the connections' state is the backplane loop's
+                    k.resume(returning: backplane.commands.state == .ready && backplane.subscriber.state == .ready
+                             && backplane.redisUp.load(ordering: .relaxed))
+                }
+            }
+            if up { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        XCTFail("the backplane did not reach Redis within \(timeout) s", file: file, line: line)
+        struct NotConnected: Error {}
+        throw NotConnected()
     }
 
     func metric(_ backplane: RedisBackplane, _ name: String) -> Int {

@@ -9,7 +9,8 @@ import XCTest
 /// carry offset and epoch on every instance, a reconnect resumes without gap or repeat, and
 /// a stream that Redis lost is reported, never silent.
 final class RedisRecoveryTests: XCTestCase {
-    func makeServer(_ port: Int, history: HistoryOptions = HistoryOptions(size: 100, ttl: 60)) throws -> (Server, RedisBackplane) {
+    /// A server on a Redis backplane with history, returned once the backplane is connected.
+    func makeServer(_ port: Int, history: HistoryOptions = HistoryOptions(size: 100, ttl: 60)) async throws -> (Server, RedisBackplane) {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
@@ -20,6 +21,10 @@ final class RedisRecoveryTests: XCTestCase {
         let server = try Server(configuration: config, backplane: backplane)
         server.route("/chat", ChatApp())
         try server.start()
+        do { try await waitUntilConnected(backplane) } catch {
+            server.stop(); server.wait(); backplane.shutdown()
+            throw error
+        }
         return (server, backplane)
     }
 
@@ -34,8 +39,8 @@ final class RedisRecoveryTests: XCTestCase {
 
     func testPositionsOnEveryInstanceAndResumeOnAnother() async throws {
         let redis = try RedisProcess()
-        let (a, bpA) = try makeServer(redis.port)
-        let (b, bpB) = try makeServer(redis.port)
+        let (a, bpA) = try await makeServer(redis.port)
+        let (b, bpB) = try await makeServer(redis.port)
         defer { a.stop(); a.wait(); b.stop(); b.wait(); bpA.shutdown(); bpB.shutdown() }
         let ca = try await connect(a, "/chat?room=x")
         let cb = try await connect(b, "/chat?room=x")
@@ -58,11 +63,15 @@ final class RedisRecoveryTests: XCTestCase {
         for i in 6...8 { let l = try await line(ca); XCTAssertEqual(l.3, "m\(i)") }
         // Resume on the other instance (first subscriber of the room there again: its
         // SUBSCRIBE must be confirmed before the history is read).
-        let back = try await connect(a, "/chat?room=x&since=5&epoch=\(epoch!)")
+        // (Unwrapped with XCTUnwrap, not `!`: a missing field fails this test instead of
+        // crashing the test binary and orphaning its redis-server.)
+        let resumeEpoch = try XCTUnwrap(epoch, "cb's first recovery line carries the stream's epoch")
+        let back = try await connect(a, "/chat?room=x&since=5&epoch=\(resumeEpoch)")
         var got: [String] = []
         for _ in 0..<4 {
             let l = try await line(back)
-            got.append(l.0 == "recovery" ? "recovery \(l.4!) \(l.1!)" : "\(l.1!) \(l.3!)")
+            func text<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "nil" }
+            got.append(l.0 == "recovery" ? "recovery \(text(l.4)) \(text(l.1))" : "\(text(l.1)) \(text(l.3))")
         }
         XCTAssertEqual(got, ["6 m6", "7 m7", "8 m8", "recovery true 8"])
         b.topics.publish("/chat#x", text: "m9")
@@ -72,7 +81,7 @@ final class RedisRecoveryTests: XCTestCase {
 
     func testAStreamLostWithRedisIsReportedAsIncomplete() async throws {
         let redis = try RedisProcess()  // no persistence: a restart loses the stream
-        let (a, bpA) = try makeServer(redis.port)
+        let (a, bpA) = try await makeServer(redis.port)
         defer { a.stop(); a.wait(); bpA.shutdown() }
         let c = try await connect(a, "/chat?room=y")
         let first = try await line(c)
@@ -101,7 +110,7 @@ final class RedisRecoveryTests: XCTestCase {
 
     func testAnIdleTopicLosesItsMessagesButNotItsPlace() async throws {
         let redis = try RedisProcess()
-        let (a, bpA) = try makeServer(redis.port, history: HistoryOptions(size: 100, ttl: 1, metaTTL: 60))
+        let (a, bpA) = try await makeServer(redis.port, history: HistoryOptions(size: 100, ttl: 1, metaTTL: 60))
         defer { a.stop(); a.wait(); bpA.shutdown() }
         func recover(_ since: StreamPosition?) async -> Recovery {
             await withCheckedContinuation { k in bpA.recover("/idle", since: since) { k.resume(returning: $0) } }

@@ -109,11 +109,12 @@ run() {
     local rc=$?
     local line
     line="$(grep "^$prefix" "$log" | tail -1)"
-    if [[ -z "$line" ]]; then line="$prefix errors=-1"; fi
-    if [[ $rc -ne 0 ]]; then
-        FAILED+=("$id ($tr, $tool): exit $rc")
+    if [[ $rc -ne 0 || -z "$line" ]]; then
+        # Never a silent lost row: the exit status (a signal named), a missing result line, the log's end.
+        FAILED+=("$id ($tr, $tool): exit $rc$( ((rc > 128)) && echo " (signal $((rc - 128)))")$([[ -z "$line" ]] && echo ", no $prefix line")")
         sed 's/^/    /' "$log" | tail -15 >&2
     fi
+    if [[ -z "$line" ]]; then line="$prefix errors=-1"; fi
     R["$id|$tr"]="$line"
     ROWS+=("$id|$tr|$tool")
 }

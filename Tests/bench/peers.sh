@@ -158,11 +158,14 @@ run() {
     "${PIN_CLIENT[@]}" "$bin" -q "$@" "${extra[@]}" --server-pid "$pid" "$url" >"$log" 2>&1
     local rc=$? line
     line="$(grep "^$prefix" "$log" | tail -1)"
-    [[ -z "$line" ]] && line="$prefix errors=-1"
-    if [[ $rc -ne 0 ]]; then
+    if [[ $rc -ne 0 || -z "$line" ]]; then
+        # Never a silent lost cell: the exit status (a signal named), whether the result line
+        # is missing, and the end of what the client printed.
         FAILED=1
-        say "bench-peers: that run exited $rc:"; tail -5 "$log" | sed 's/^/    /' >&2
+        say "bench-peers: that run exited $rc$( ((rc > 128)) && echo " (signal $((rc - 128)))")$([[ -z "$line" ]] && echo ", no $prefix line"):"
+        tail -5 "$log" | sed 's/^/    /' >&2
     fi
+    [[ -z "$line" ]] && line="$prefix errors=-1"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$client" "$tr" "$srv" "$rep" "$line" >>"$RESULTS"
 }
 

@@ -43,6 +43,11 @@ int wss_uring_prep_recv_multishot(wss_uring *u, int fd, uint16_t group, uint64_t
 void wss_uring_prep_recv(wss_uring *u, int fd, void *buf, size_t len, uint64_t user_data);
 void wss_uring_prep_send(wss_uring *u, int fd, const void *buf, size_t len, uint64_t user_data);
 void wss_uring_prep_send_zc(wss_uring *u, int fd, const void *buf, size_t len, uint64_t user_data);
+/* A send that never waits (MSG_DONTWAIT | MSG_NOSIGNAL): on a socket the kernel issues it inline
+   while submitting and completes it there, with the count taken or -EAGAIN (no internal poll),
+   so the caller's bytes are free again once the submitting io_uring_enter returned.
+   0, or -EBUSY when no submission slot could be had even after submitting. */
+int wss_uring_prep_send_nowait(wss_uring *u, int fd, const void *buf, size_t len, uint64_t user_data);
 int wss_uring_prep_cancel(wss_uring *u, uint64_t target, uint64_t user_data);
 void wss_uring_prep_close(wss_uring *u, int fd, uint64_t user_data);
 /* Readiness (the loop's level-triggered emulation): one-shot poll for poll(2) bits, removal by
@@ -60,6 +65,8 @@ unsigned wss_uring_sq_ready(const wss_uring *u);
 int wss_uring_submit(wss_uring *u);
 /* Submits and waits for one completion; timeout_ms < 0 waits without limit. -ETIME on timeout. */
 int wss_uring_submit_and_wait(wss_uring *u, int timeout_ms);
+/* The same, waiting for wait_nr completions (a loop counts the ones its inline sends post). */
+int wss_uring_submit_and_wait_n(wss_uring *u, unsigned wait_nr, int timeout_ms);
 unsigned wss_uring_cq_ready(const wss_uring *u);
 /* Copies up to max ready completions to out and consumes them; returns how many. */
 unsigned wss_uring_reap(wss_uring *u, wss_cqe *out, unsigned max);

@@ -198,6 +198,39 @@ public struct StreamDriver {
         }
     }
 
+    /// Plain TCP staged on a completion backend (`stageReceive(on:)`): the loop sends the
+    /// owner's output itself, with its next wait (io_uring: one SEND per connection in the
+    /// iteration's one io_uring_enter, no send syscall). The bytes stay in the owner's queue:
+    /// the loop asks for them right before it enters the kernel (`EventHandler.queuedOutput`)
+    /// and reports how it went (`queuedSendCompleted`, read with `completeQueuedSend`), so
+    /// the queue may grow (and move) until then. At most one per connection. Anything that
+    /// must follow the bytes (FIN, close, a direct write, another flush) first calls
+    /// `withdrawSend(on:)`. False (epoll, TLS, not staged): flush as usual. One load and a
+    /// compare on epoll.
+    @inlinable @inline(__always)
+    public func queueSend(on loop: EventLoop) -> Bool {
+        guard tls == nil, let staged = loop.staged, staged.isStaged(fd) else { return false }
+        return loop.queueSend(fd: fd)
+    }
+
+    /// Takes back a `queueSend` the loop has not handed to the kernel yet: true, write
+    /// yourself now; false, the send is in flight and its completion comes before anything
+    /// else may be written.
+    public func withdrawSend(on loop: EventLoop) -> Bool { loop.withdrawSend(fd: fd) }
+
+    /// Reads the end of a queued send: `consumed` with the bytes taken, then `.drained` (all
+    /// of them went), `.writeBlocked` (a short count or a full socket: ask for `.write`), or
+    /// the end a failed `write` reports.
+    public func completeQueuedSend(_ r: QueuedSendResult, consumed: (Int) -> Void) -> FlushEnd {
+        if r.result > 0 { consumed(Int(r.result)) }
+        if r.result >= 0 { return r.result < r.requested ? .writeBlocked : .drained }
+        switch -r.result {
+        case EAGAIN, EINTR: return .writeBlocked
+        case EPIPE, ECONNRESET: return .eof
+        default: return .error(errnoDescription(-r.result))
+        }
+    }
+
     @inlinable @inline(__always)
     public func write(_ bytes: UnsafeRawBufferPointer) -> IOResult {
         if let tls { return tls.write(bytes) }

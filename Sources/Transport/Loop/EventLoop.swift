@@ -20,6 +20,27 @@ public protocol EventHandler: AnyObject {
     /// the conforming type, and the per-type witness calls the concrete method.
     static func _loopHandleEvent(_ object: UnsafeRawPointer, _ events: IOEvents)
     static func _loopFlushScheduled(_ object: UnsafeRawPointer)
+    /// Only for owners that queue sends on the loop (`StreamDriver.queueSend(on:)`): the bytes
+    /// to send now, asked for right before the loop enters the kernel (valid until the loop
+    /// reports the completion, `queuedSendCompleted`). Default: none.
+    func queuedOutput() -> UnsafeRawBufferPointer
+    /// The loop's send of `queuedOutput()` ended: hand `result` to
+    /// `StreamDriver.completeQueuedSend(_:consumed:)`. Default: nothing.
+    func queuedSendCompleted(_ result: QueuedSendResult)
+    static func _loopQueuedOutput(_ object: UnsafeRawPointer) -> UnsafeRawBufferPointer
+    static func _loopQueuedSendCompleted(_ object: UnsafeRawPointer, _ result: QueuedSendResult)
+}
+
+/// How a send the loop made for its owner ended (read it with `StreamDriver.completeQueuedSend`).
+public struct QueuedSendResult: Sendable, Equatable {
+    /// Bytes taken, or -errno.
+    @usableFromInline let result: Int32
+    /// Bytes asked for.
+    @usableFromInline let requested: Int32
+    package init(result: Int32, requested: Int32) {
+        self.result = result
+        self.requested = requested
+    }
 }
 
 extension EventHandler {
@@ -31,6 +52,17 @@ extension EventHandler {
 
     @inlinable public static func _loopFlushScheduled(_ object: UnsafeRawPointer) {
         Unmanaged<Self>.fromOpaque(object)._withUnsafeGuaranteedRef { $0.flushScheduled() }
+    }
+
+    public func queuedOutput() -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+    public func queuedSendCompleted(_ result: QueuedSendResult) {}
+
+    @inlinable public static func _loopQueuedOutput(_ object: UnsafeRawPointer) -> UnsafeRawBufferPointer {
+        Unmanaged<Self>.fromOpaque(object)._withUnsafeGuaranteedRef { $0.queuedOutput() }
+    }
+
+    @inlinable public static func _loopQueuedSendCompleted(_ object: UnsafeRawPointer, _ result: QueuedSendResult) {
+        Unmanaged<Self>.fromOpaque(object)._withUnsafeGuaranteedRef { $0.queuedSendCompleted(result) }
     }
 }
 
@@ -176,6 +208,35 @@ public final class EventLoop: @unchecked Sendable {
         let i = Int(fd)
         guard table.isRegistered(fd: i) else { return false }
         return backend.stageReceive(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
+    }
+
+    /// Asks the backend to send `fd`'s output itself with its next wait (io_uring, staged
+    /// registrations: one SEND in the iteration's one io_uring_enter; see `StreamDriver.queueSend`).
+    /// False: the owner writes itself.
+    public func queueSend(fd: Int32) -> Bool {
+        let i = Int(fd)
+        guard table.isRegistered(fd: i) else { return false }
+        return backend.queueSend(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
+    }
+
+    /// Takes back a `queueSend` not yet handed to the kernel (true), or says one is in flight
+    /// (false: its completion comes first).
+    public func withdrawSend(fd: Int32) -> Bool {
+        let i = Int(fd)
+        guard table.isRegistered(fd: i) else { return true }
+        return backend.withdrawSend(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
+    }
+
+    /// The bytes the owner of `tag` wants sent now (nil: that registration ended).
+    @inline(__always) package func queuedOutput(tag: UInt64) -> UnsafeRawBufferPointer? {
+        table.queuedOutput(fd: Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag))),
+                           generation: UInt32(truncatingIfNeeded: tag >> 32))
+    }
+
+    /// Tells the owner of `tag` how its queued send ended (nothing if the registration ended).
+    @inline(__always) package func queuedSendCompleted(tag: UInt64, _ result: QueuedSendResult) {
+        table.queuedSendCompleted(fd: Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag))),
+                                  generation: UInt32(truncatingIfNeeded: tag >> 32), result)
     }
 
     /// Removes the handler; call before closing the fd.

@@ -120,6 +120,20 @@ final class HandlerTable {
         return true
     }
 
+    func queuedOutput(fd: Int, generation: UInt32) -> UnsafeRawBufferPointer? {
+        guard fd >= 0, fd < capacity else { return nil }
+        let slot = slots[fd]
+        guard slot.generation == generation, let object = slot.object else { return nil }
+        return kinds[Int(slot.kind)]._loopQueuedOutput(object)
+    }
+
+    func queuedSendCompleted(fd: Int, generation: UInt32, _ result: QueuedSendResult) {
+        guard fd >= 0, fd < capacity else { return }
+        let slot = slots[fd]
+        guard slot.generation == generation, let object = slot.object else { return }
+        kinds[Int(slot.kind)]._loopQueuedSendCompleted(object, result)
+    }
+
     /// Releases every handler (reads only where none is: pages of fds never used stay untouched).
     func removeAll() {
         var i = 0

@@ -37,6 +37,15 @@ package protocol LoopBackend: AnyObject {
     /// in `staged` (the owner reads them through `StreamDriver`'s loop-aware calls). False if
     /// it does not (epoll: the owner goes on reading the socket).
     func stageReceive(fd: Int32, tag: UInt64) -> Bool
+    /// The owner of the staged registration `tag` has output for the backend to send with its
+    /// next wait (the bytes are asked for then: `EventLoop.queuedOutput(tag:)`; the result goes
+    /// back through `EventLoop.queuedSendCompleted(tag:_:)`). False: send it yourself (epoll,
+    /// not staged, or a send of this registration is still in flight).
+    func queueSend(fd: Int32, tag: UInt64) -> Bool
+    /// Takes back a send `queueSend` accepted: true if it had not gone to the kernel yet (it
+    /// will not; the owner writes itself now), false while one is in flight (its completion
+    /// comes; the owner must not write before it).
+    func withdrawSend(fd: Int32, tag: UInt64) -> Bool
 }
 
 /// epoll_wait with a level-triggered interest set; the wake eventfd is one more descriptor in it.
@@ -88,6 +97,8 @@ package final class EpollBackend: LoopBackend {
     package func finish() {}
     package var staged: StagedInput? { nil }
     package func stageReceive(fd: Int32, tag: UInt64) -> Bool { false }
+    package func queueSend(fd: Int32, tag: UInt64) -> Bool { false }
+    package func withdrawSend(fd: Int32, tag: UInt64) -> Bool { true }
 
     package func wait(timeoutMillis: Int32, loop: EventLoop) -> Bool {
         let n = wss_epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMillis)

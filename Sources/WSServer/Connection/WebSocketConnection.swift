@@ -36,6 +36,9 @@ public final class WebSocketConnection: EventHandler {
     @exclusivity(unchecked) var closeNotified = false
     /// TLS port: the first byte was looked at (plain HTTP and garbage are answered at once).
     @exclusivity(unchecked) var openingChecked = false
+    /// The loop sends the output with its next wait (`StreamDriver.queueSend`), or is sending
+    /// it: the bytes stay queued until it says how many went.
+    @exclusivity(unchecked) var sendQueued = false
     @exclusivity(unchecked) var proto: WebSocketProtocol
     /// Exists only while a request head is arriving in pieces (kept in `extras`, so an idle
     /// WebSocket pays nothing for it and a head that arrives whole no allocation).
@@ -151,7 +154,7 @@ public final class WebSocketConnection: EventHandler {
         }
         switch end {
         case .drained:
-            if policy.phase != .closed { flush() }
+            if policy.phase != .closed { flushEndOfRead() }
         case .stopped:
             if policy.phase == .lingering { return linger() }
             guard policy.phase != .closed else { return }
@@ -218,6 +221,39 @@ public final class WebSocketConnection: EventHandler {
         }
     }
 
+    /// The corked read's one write. A staged plain-TCP WebSocket hands it to the loop, which
+    /// sends it with the wait that ends this iteration (io_uring: no send syscall; epoll and
+    /// TLS: `queueSend` says no at once). A send already queued takes the new bytes too.
+    func flushEndOfRead() {
+        if sendQueued { return }
+        // `loop.staged` first: one load and a compare on epoll.
+        if loop.staged != nil, policy.phase == .open, afterFlush == .nothing, !writeBlocked,
+           !proto.outbound.isEmpty, driver.queueSend(on: loop) {
+            sendQueued = true
+            return
+        }
+        flush()
+    }
+
+    /// What the loop sends for us (see `flushEndOfRead`): the queue as it is when the loop
+    /// enters the kernel; the bytes stay in it until `queuedSendCompleted`.
+    @_spi(EventLoop) public func queuedOutput() -> UnsafeRawBufferPointer { proto.outbound.readableBytes }
+
+    /// The loop's send ended: consume what went; the rest as after a flush (write interest on a
+    /// short send, close on a failed one).
+    @_spi(EventLoop) public func queuedSendCompleted(_ result: QueuedSendResult) {
+        guard sendQueued else { return }
+        sendQueued = false
+        guard policy.phase != .closed else { return }
+        Unmanaged.passUnretained(proto.outbound)._withUnsafeGuaranteedRef { out in
+            let tracking = core.configuration.closeOnBackpressureLimit
+            let end = driver.completeQueuedSend(result, consumed: { wrote($0, out, tracking) })
+            // Bytes queued while the send was in flight: written as usual.
+            if case .drained = end, !out.isEmpty || driver.hasPendingOutput { return flush(out) }
+            flushEnded(end, out)
+        }
+    }
+
     func flush() {
         // At +0: `proto.outbound` is a `let` that lives as long as this connection (a strong
         // local cost a retain/release pair per flush; `unowned(unsafe)` cost three).
@@ -225,15 +261,27 @@ public final class WebSocketConnection: EventHandler {
     }
 
     private func flush(_ out: ByteBuffer) {
+        // Everything written must follow a send the loop was asked for: take it back if it
+        // has not gone yet, else its completion comes first and writes the rest.
+        if sendQueued {
+            guard driver.withdrawSend(on: loop) else { return }
+            sendQueued = false
+        }
         let tracking = core.configuration.closeOnBackpressureLimit
-        let end = driver.flush(pending: { out.readableBytes }, consumed: { n in
-            if tracking { trackFrameBoundary(out.readableBytes, written: n) }
-            out.consume(n)
-            if policy.readPaused,
-               policy.outputChanged(bytes: out.readableCount, settings: core.policySettings) == .resumeReading {
-                resumeReading()
-            }
-        })
+        let end = driver.flush(pending: { out.readableBytes }, consumed: { wrote($0, out, tracking) })
+        flushEnded(end, out)
+    }
+
+    @inline(__always) private func wrote(_ n: Int, _ out: ByteBuffer, _ tracking: Bool) {
+        if tracking { trackFrameBoundary(out.readableBytes, written: n) }
+        out.consume(n)
+        if policy.readPaused,
+           policy.outputChanged(bytes: out.readableCount, settings: core.policySettings) == .resumeReading {
+            resumeReading()
+        }
+    }
+
+    @inline(__always) private func flushEnded(_ end: StreamDriver.FlushEnd, _ out: ByteBuffer) {
         switch end {
         case .drained:
             proto.outboundDrained()
@@ -290,6 +338,15 @@ public final class WebSocketConnection: EventHandler {
     func finish() {
         guard policy.phase != .closed && policy.phase != .external else { return }
         let wasWebSocket = policy.phase == .open || handler != nil
+        if sendQueued {
+            // What the loop was to send goes now, before the close (best effort, as any
+            // output at close).
+            sendQueued = false
+            if driver.withdrawSend(on: loop) {
+                let out = proto.outbound
+                _ = driver.flush(pending: { out.readableBytes }, consumed: { out.consume($0) })
+            }
+        }
         policy.closed()
         pendingInput = nil
         logConnectionEnd()  // access log: the socket's byte counts, before it closes
