@@ -105,7 +105,7 @@ let package = Package(
         // Initialises OpenSSL without its atexit cleanup in the test binary (see no_atexit.c).
         .target(name: "COpenSSLTestExit", path: "Tests/COpenSSLTestExit", linkerSettings: [.linkedLibrary("crypto")]),
         // Helpers shared by test targets (test certificates, timeouts, loopback sockets).
-        .target(name: "TestSupport", dependencies: ["COpenSSLTestExit"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["COpenSSLTestExit", .product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
         // TransportURing: the URing tests, and both backends for every test binary (WSS_IO=uring).
         .testTarget(name: "TransportTests", dependencies: ["Transport", "TransportURing", "COpenSSL", "CMallocCounter", "COpenSSLTestExit", "TestSupport"]),
         .testTarget(name: "WSRedisTests", dependencies: ["WSRedis", "WSServer", "WSClient", "WebSocket", "Transport", "TestSupport"]),

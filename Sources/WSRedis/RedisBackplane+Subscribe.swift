@@ -24,6 +24,7 @@ extension RedisBackplane {
     }
 
     func resubscribe() {
+        connectionUp()
         subscribed = Set(topics?.activeTopics ?? [])
         awaitingAck = Dictionary(uniqueKeysWithValues: subscribed.map { ($0, 1) })
         guard !subscribed.isEmpty else { return drainOutbox() }

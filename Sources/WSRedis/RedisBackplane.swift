@@ -48,6 +48,9 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     let counters = BackplaneCounters()
     /// The publish connection is up (read by publishers to decide on local delivery).
     let redisUp = Atomic<Bool>(false)
+    /// The first connection attempts are over: both connections are up, or one attempt
+    /// failed (an outage from the start). Set once, never cleared; `waitUntilReady` reads it.
+    let startupSettled = Atomic<Bool>(false)
     /// Backplane-loop state: channels SUBSCRIBEd on the current connection; per topic the
     /// last sequence seen from each other instance (or the stream offset, keyed `.zero`);
     /// what each reply on the publish connection answers.
@@ -100,6 +103,8 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         subscriber.onReady = { [unowned self] in self.resubscribe() }
         subscriber.onReply = { [unowned self] in self.subscriberReply($0) }
         subscriber.onDown = { [unowned self] in self.subscriptionLost(wasReady: $0) }
+                commands.onAttemptFailed = { [unowned self] in self.startupSettled.store(true, ordering: .releasing) }
+                subscriber.onAttemptFailed = { [unowned self] in self.startupSettled.store(true, ordering: .releasing) }
         timer.onTick = { [unowned self] now in
             commands.tick(now: now)
             subscriber.tick(now: now)
@@ -210,7 +215,13 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
             commands.send(scripts.load)
         }
         redisUp.store(true, ordering: .relaxed)
+        connectionUp()
         drainOutbox()
+    }
+
+    /// Either connection is up: the start is settled once both are.
+    func connectionUp() {
+        if commands.state == .ready && subscriber.state == .ready { startupSettled.store(true, ordering: .releasing) }
     }
 
     private func publishConnectionDown() {
@@ -237,6 +248,17 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     }
 
     // MARK: - Lifecycle
+
+    /// Polls `startupSettled` every 2 ms (the caller is `Server.start`, once; the first
+    /// attempts end within about 2.25 s: the 2 s connect timeout at the 250 ms tick).
+    public func waitUntilReady(timeout: Double) -> Bool {
+        let limit = monotonicMillis() + UInt64(max(0, timeout) * 1000)
+        while !startupSettled.load(ordering: .acquiring) {
+            if monotonicMillis() >= limit { return false }
+            usleep(2_000)
+        }
+        return true
+    }
 
     public func shutdown() {
         loop.execute { [self] in

@@ -35,6 +35,9 @@ final class RedisConnection: EventHandler {
     var onReply: ((RESPValue) -> Void)?
     /// Called when an up (or connecting) connection is lost; `wasReady` says whether it was up.
     var onDown: ((_ wasReady: Bool) -> Void)?
+    /// Called for every failed attempt (refused, timed out, login refused, unresolvable),
+    /// before the retry is scheduled.
+    var onAttemptFailed: (() -> Void)?
 
     init(loop: EventLoop, endpoint: RedisEndpoint, name: String, logger: Logger) {
         self.loop = loop
@@ -109,6 +112,7 @@ final class RedisConnection: EventHandler {
         }
         retryAt = loop.now + backoff
         backoff = min(backoff * 2, 1000)
+        onAttemptFailed?()
     }
 
     private func close(reason: String?) {

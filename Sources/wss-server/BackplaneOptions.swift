@@ -14,6 +14,9 @@ struct BackplaneOptions: ParsableArguments {
     @Option(help: "Bytes of publishes waiting for Redis beyond which they are not forwarded (counted in /metrics; local delivery goes on).")
     var backplaneQueueLimit: Int = 16 << 20
 
+    @Option(help: "Seconds the start waits for the Redis connections before it listens (0–300; 0: no wait). Then it listens anyway, warning that recoveries report incomplete until Redis is reached.")
+    var backplaneReadyTimeout: Double = ServerConfiguration.defaults.backplaneReadyTimeout
+
     @Option(help: "Prefix of the Redis channel names (separates deployments sharing one Redis; pub/sub ignores the database number).")
     var backplaneChannelPrefix: String = "wss:"
 
@@ -46,6 +49,9 @@ struct BackplaneOptions: ParsableArguments {
             throw ValidationError("--backplane-password-file needs --backplane")
         }
         if backplaneQueueLimit < 64 << 10 { throw ValidationError("--backplane-queue-limit must be at least 65536 bytes") }
+        if !(backplaneReadyTimeout >= 0 && backplaneReadyTimeout <= 300) {
+            throw ValidationError("--backplane-ready-timeout must be 0–300 seconds")
+        }
         if backplaneChannelPrefix.utf8.count > 64 { throw ValidationError("--backplane-channel-prefix must be at most 64 bytes") }
     }
 

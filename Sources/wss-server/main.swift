@@ -178,6 +178,7 @@ struct WSSServerCommand: ParsableCommand {
         config.maxBackpressure = maxBackpressure
         config.closeOnBackpressureLimit = closeOnBackpressure
         config.shutdownTimeout = shutdownTimeout
+        config.backplaneReadyTimeout = scaleOut.backplaneReadyTimeout
         config.allowedOrigins = allowedOrigin.isEmpty ? nil : allowedOrigin
         config.metricsEnabled = !noMetrics
         config.tlsNativeRecords = !opensslRecords

@@ -6,33 +6,12 @@ import Logging
 @testable import WSServer
 import WSClient
 import XCTest
+import TestSupport
 
 /// The library says what it does with the event-loop backend: a `WSS_IO` that names no
 /// backend is an error (not silently epoll), and a loop whose io_uring ring cannot be set up
 /// after the probe passed runs on epoll with one warning.
 final class IOSelectionTests: XCTestCase {
-    /// Log lines of one logger, for assertions.
-    final class Lines: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [(Logger.Level, String)] = []
-        func append(_ level: Logger.Level, _ s: String) { lock.lock(); lines.append((level, s)); lock.unlock() }
-        var all: [(Logger.Level, String)] { lock.lock(); defer { lock.unlock() }; return lines }
-    }
-
-    struct Capture: LogHandler {
-        let lines: Lines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            lines.append(level, "\(message)")
-        }
-    }
-
     func config(_ io: IOBackend) -> ServerConfiguration {
         var c = ServerConfiguration()
         c.host = "127.0.0.1"
@@ -75,8 +54,8 @@ final class IOSelectionTests: XCTestCase {
             probe: { .available },
             makeBackend: { () throws(TransportError) -> any LoopBackend in throw TransportError.syscall("io_uring_setup", ENOMEM) })
         try XCTSkipUnless(IOBackend.resolve(.uring).backend == .uring, "the probe's outcome was cached before this test")
-        let lines = Lines()
-        let logger = Logger(label: "test") { _ in Capture(lines: lines) }
+        let lines = LogLines()
+        let logger = lines.logger
         let server = try Server(configuration: config(.uring), logger: logger)
         XCTAssertEqual(server.loops.map(\.io), [.epoll, .epoll])
         let warnings = lines.all.filter { $0.0 == .warning }.map(\.1)

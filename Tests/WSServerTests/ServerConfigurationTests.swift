@@ -23,6 +23,10 @@ final class ServerConfigurationTests: XCTestCase {
         XCTAssertNoThrow(try ServerConfiguration.defaults.validate())
     }
 
+    func testTheBackplaneWaitDefaultsToFiveSeconds() {
+        XCTAssertEqual(ServerConfiguration.defaults.backplaneReadyTimeout, 5, "twice RedisBackplane's worst first attempt")
+    }
+
     func testOutOfRangeValuesAreRefusedByName() {
         XCTAssertEqual(refusal { $0.maxBackpressure = 3 << 30 }?.setting, "maxBackpressure", "over 2 GiB")
         XCTAssertEqual(refusal { $0.highWaterMark = 4 << 30; $0.maxBackpressure = 8 << 30 }?.setting, "highWaterMark")
@@ -32,6 +36,10 @@ final class ServerConfigurationTests: XCTestCase {
         XCTAssertEqual(refusal { $0.idleTimeout = .nan }?.setting, "idleTimeout")
         XCTAssertEqual(refusal { $0.closeTimeout = -1 }?.setting, "closeTimeout")
         XCTAssertEqual(refusal { $0.handshakeTimeout = 1e300 }?.setting, "handshakeTimeout", "would overflow the ms clock")
+        XCTAssertEqual(refusal { $0.backplaneReadyTimeout = -1 }?.setting, "backplaneReadyTimeout")
+        XCTAssertEqual(refusal { $0.backplaneReadyTimeout = 301 }?.setting, "backplaneReadyTimeout", "over 5 minutes")
+        XCTAssertEqual(refusal { $0.backplaneReadyTimeout = .infinity }?.setting, "backplaneReadyTimeout")
+        XCTAssertNil(refusal { $0.backplaneReadyTimeout = 0 }, "0: do not wait")
         let e = refusal { $0.maxBackpressure = 3 << 30 }
         XCTAssertTrue(e?.description.contains("maxBackpressure must be") == true, e?.description ?? "")
     }

@@ -384,3 +384,40 @@ def test_print_config_never_prints_a_secret(tmp_path, monkeypatch, certs):
     out = tomllib.loads(r.stdout)
     assert out["backplane-password-file"] == str(pwfile) and out["ticket-key-file"] == str(ticket), out
     assert "PRIVATE KEY" not in r.stdout
+
+
+@pytest.mark.parametrize("value", ["-1", "301", "nan"])
+def test_backplane_ready_timeout_out_of_range_is_refused_by_name(value):
+    r = subprocess.run([str(SERVER_BIN), "--port", "0", f"--backplane-ready-timeout={value}"],
+                       capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 1 and len(lines) == 1, r
+    assert "--backplane-ready-timeout must be 0–300 seconds" in lines[0], lines[0]
+
+
+def test_a_silent_redis_holds_the_start_for_the_bound_then_warns(server_factory):
+    """A Redis that accepts TCP but never answers the login (AUTH): the server waits
+    --backplane-ready-timeout before it listens, then listens anyway with one warning."""
+    import time
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes the handshakes; nobody ever reads
+    try:
+        began = time.monotonic()
+        srv = server_factory("ws", "--backplane", f"redis://:pw@127.0.0.1:{silent.getsockname()[1]}",
+                             "--backplane-ready-timeout", "0.5")
+        took = time.monotonic() - began
+        assert took >= 0.5, f"listening after {took:.2f} s: the start did not wait"
+        warned = [ln for ln in srv.stderr().splitlines() if "backplane not connected after 0.5 s" in ln]
+        assert len(warned) == 1 and "recoveries report incomplete" in warned[0], srv.stderr()
+    finally:
+        silent.close()
+
+
+def test_a_refused_redis_does_not_hold_the_start(server_factory):
+    """Redis down (refused at once) is an outage from the start: no wait, no readiness warning."""
+    import time
+    began = time.monotonic()
+    srv = server_factory("ws", "--backplane", "redis://127.0.0.1:1", "--backplane-ready-timeout", "20")
+    assert time.monotonic() - began < 5
+    assert "cannot reach" in srv.stderr() and "backplane not connected" not in srv.stderr(), srv.stderr()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
+import time
 import urllib.parse
 
 import pytest
@@ -289,4 +292,85 @@ def test_redis_without_history_a_resume_after_an_outage_is_reported_incomplete(s
 
         run(main(), timeout=30)
     finally:
+        redis.kill()
+
+
+
+class SlowRelay:
+    """A TCP relay to 127.0.0.1:`port` that holds each new connection `delay` seconds before it
+    relays anything: a distant Redis, whose answer to the login (AUTH) takes that long."""
+
+    def __init__(self, port: int, delay: float):
+        self.port, self.delay = port, delay
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url_port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.relay, args=(c,), daemon=True).start()
+
+    def relay(self, c):
+        time.sleep(self.delay)
+        try:
+            up = socket.create_connection(("127.0.0.1", self.port))
+        except OSError:
+            c.close()
+            return
+
+        def pump(a, b):
+            try:
+                while data := a.recv(65536):
+                    b.sendall(data)
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        threading.Thread(target=pump, args=(up, c), daemon=True).start()
+        pump(c, up)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_fresh_instance_recovers_at_once_after_listening(server_factory):
+    """Rolling restart: a client resumes on an instance that has just printed "listening on",
+    its Redis 0.3 s away (a relay delays the login's answer). The start waited for the Redis
+    connections (--backplane-ready-timeout), so the first recovery is complete and the next
+    live message carries its offset."""
+    redis = Redis(None, "--requirepass", "pw").start_auth("pw")
+    relay = SlowRelay(redis.port, 0.3)
+    try:
+        flags = ("--backplane", f"redis://:pw@127.0.0.1:{relay.url_port}", "--history-size", "100", "--history-ttl", "60")
+        old = chat(server_factory, *flags)
+
+        async def main():
+            r = Reader(old, "f")
+            await r.connect()
+            await r.until(0, recoveries=1)
+            await send_all(r.ws, ["m1", "m2", "m3"])
+            await r.until(3)
+            await r.ws.close()
+            r.messages = r.messages[:1]
+            r.offset = r.messages[0][0]  # resume after m1
+            fresh = chat(server_factory, *flags)
+            await r.connect(fresh)
+            await r.until(1, recoveries=2)  # the replayed messages come before the recovery line
+            assert r.recoveries[-1]["recovered"] is True, r.recoveries
+            check_all(r, ["m1", "m2", "m3"], "resumed on the fresh instance")
+            await r.ws.send("m4")
+            await r.until(4)
+            assert r.messages[-1] == (r.messages[-2][0] + 1, "m4"), r.messages
+            await r.ws.close()
+
+        run(main(), timeout=30)
+    finally:
+        relay.close()
         redis.kill()

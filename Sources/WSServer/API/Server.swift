@@ -71,9 +71,17 @@ public final class Server: @unchecked Sendable {
         "\(configuration.isTLS ? "wss" : "ws")://\(formatHostPort(configuration.host, port))"
     }
 
-    /// Binds one listener per loop and starts the loop threads. Throws `TransportError` if the
+    /// Waits for the backplane (up to `configuration.backplaneReadyTimeout`), then binds one
+    /// listener per loop and starts the loop threads. Throws `TransportError` if the
     /// address is unusable or the port is taken.
     public func start() throws {
+        // Wait for the backplane before binding: a balancer's health check and reconnecting
+        // clients must not reach an instance whose recoveries would report a loss that Redis
+        // could fill. A backplane still connecting behaves as in an outage.
+        let bound = configuration.backplaneReadyTimeout
+        if !core.topics.backplane.waitUntilReady(timeout: bound) {
+            logger.warning("backplane not connected after \(bound) s; starting anyway: until it connects, publishes reach only this instance's subscribers (forwarded later) and recoveries report incomplete (recovered: false)")
+        }
         // Make sure nobody else holds the port before joining it with SO_REUSEPORT.
         let port = try Listener.probe(host: configuration.host, port: configuration.port)
         var listeners: [Listener] = []

@@ -77,6 +77,13 @@ public struct ServerConfiguration: Sendable {
     public var trustedProxies: [IPAddressRange] = []
     /// Seconds a graceful shutdown waits for peers to answer our 1001 close.
     public var shutdownTimeout: Double = 5
+    /// Seconds `Server.start` waits for the backplane (`Backplane.waitUntilReady`) before it
+    /// binds; after that it starts anyway and logs a warning. 5 s: RedisBackplane's first
+    /// attempt ends within about 2.25 s even for an unreachable host (2 s connect timeout,
+    /// 250 ms tick) and at once when refused, so this bound only ends a wait for a Redis
+    /// that accepts but does not answer its login; twice the worst first attempt, and well
+    /// inside the startup probes of orchestrators. 0: do not wait.
+    public var backplaneReadyTimeout: Double = 5
     /// SSE and long-polling fallbacks (sessions, timeouts, limits).
     public var fallback = FallbackConfiguration()
 
@@ -102,6 +109,10 @@ public struct ServerConfiguration: Sendable {
             let whole = seconds.isFinite && seconds >= 0 && seconds <= Double(year) ? Int(seconds) : -1
             try check(name, whole, 0...year, "seconds, finite")
         }
+        // Beyond 5 minutes a start is stuck, not waiting (and an orchestrator gave up long before).
+        let ready = backplaneReadyTimeout.isFinite && backplaneReadyTimeout >= 0 && backplaneReadyTimeout <= 300
+            ? Int(backplaneReadyTimeout.rounded(.up)) : -1
+        try check("backplaneReadyTimeout", ready, 0...300, "seconds, finite")
     }
 
     public var isTLS: Bool { certificateFile != nil }

@@ -26,6 +26,11 @@ public protocol Backplane: AnyObject, Sendable {
     func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void)
     /// Presence: `local` subscribers here plus those of the other instances it knows of.
     func presence(_ topic: String, local: Int, completion: @escaping @Sendable (Int) -> Void)
+    /// Blocks up to `timeout` seconds until the backplane serves as it does in steady state
+    /// (a broker: connected, or its first attempt failed, so it is an outage); returns
+    /// whether it is. `Server.start` calls it once, after `attach`, before it binds, so
+    /// that no client reaches the server while recoveries would report a loss that is not one.
+    func waitUntilReady(timeout: Double) -> Bool
 }
 
 extension Backplane {
@@ -38,6 +43,8 @@ extension Backplane {
     public func recover(_ topic: String, since: StreamPosition?, completion: @escaping @Sendable (Recovery) -> Void) {
         completion(Recovery(messages: [], position: nil, recovered: since == nil))
     }
+    /// Nothing to connect to: ready at once.
+    public func waitUntilReady(timeout: Double) -> Bool { true }
     /// One instance: the local count is the whole count.
     public func presence(_ topic: String, local: Int, completion: @escaping @Sendable (Int) -> Void) {
         completion(local)
