@@ -24,7 +24,11 @@ final class RedisConnection: EventHandler {
     private var handshakeReplies = 0
     private var retryAt: UInt64 = 0
     private var backoff: UInt64 = 100
+    /// When the phase in progress gives up: the connect, then the login (AUTH/SELECT), 2 s
+    /// each. Without the second a Redis that accepts TCP and never answers would hold the
+    /// connection in `loggingIn` for good, with no reconnect.
     private var connectDeadline: UInt64 = 0
+    static let phaseTimeoutMillis: UInt64 = 2000
     /// One log line per outage, not one per retry.
     private var outageLogged = false
     private var stopped = false
@@ -88,7 +92,7 @@ final class RedisConnection: EventHandler {
         }
         fd = s
         state = .connecting
-        connectDeadline = loop.now + 2000
+        connectDeadline = loop.now + Self.phaseTimeoutMillis
         reader = RESPReader()
         out.removeAll(keepingCapacity: true)
         sent = 0
@@ -140,7 +144,13 @@ final class RedisConnection: EventHandler {
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
             if err != 0 { close(reason: errnoDescription(err)); return }
             if events.contains(.hangup) { close(reason: "connection refused"); return }
-            if handshakeReplies == 0 { becameReady() } else { state = .loggingIn; flush() }
+            if handshakeReplies == 0 {
+                becameReady()
+            } else {
+                state = .loggingIn
+                connectDeadline = loop.now + Self.phaseTimeoutMillis
+                flush()
+            }
             if fd < 0 { return }
         }
         if events.wantsRead { readAvailable() }
@@ -220,6 +230,7 @@ final class RedisConnection: EventHandler {
 
     func tick(now: UInt64) {
         if state == .connecting && now >= connectDeadline { close(reason: "connect timed out") }
+        if state == .loggingIn && now >= connectDeadline { close(reason: "no answer to the login (AUTH/SELECT) within 2 s") }
         if state == .down && !stopped && now >= retryAt { connect() }
     }
 

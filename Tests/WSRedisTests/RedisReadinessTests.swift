@@ -66,6 +66,28 @@ final class RedisReadinessTests: XCTestCase {
         XCTAssertFalse(lines.all.contains { $0.1.contains("backplane not connected") }, "\(lines.all)")
     }
 
+    /// A Redis that accepts and never answers the login is given up after 2 s and tried again
+    /// (before, the connection waited in its login for good and never reconnected).
+    func testALoginWithoutAnswerTimesOutAndIsRetried() throws {
+        let silent = try Listener(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { silent.close() }
+        let lines = LogLines()
+        let (s, bp, _) = try startServer(RedisEndpoint(host: "127.0.0.1", port: silent.port, password: "pw"),
+                                         readyTimeout: 0, lines: lines)
+        defer { s.stop(); s.wait(); bp.shutdown() }
+        var accepted: [Int32] = []
+        defer { accepted.forEach { _ = Glibc.close($0) } }
+        let deadline = monotonicMillis() + 8000
+        // Two connections (publish, subscribe) at first; a third only once one gave up and retried.
+        while monotonicMillis() < deadline && accepted.count < 3 {
+            while let fd = silent.accept() { accepted.append(fd) }
+            usleep(20_000)
+        }
+        XCTAssertGreaterThanOrEqual(accepted.count, 3, "a connection gave up its login and reconnected")
+        XCTAssertTrue(lines.all.contains { $0.0 == .warning && $0.1.contains("no answer to the login (AUTH/SELECT) within 2 s") },
+                      "\(lines.all)")
+    }
+
     func testARedisThatNeverAnswersEndsTheWaitAtTheBoundWithAWarning() throws {
         // Accepts TCP (the kernel's backlog) but never reads: the AUTH gets no answer.
         let silent = try Listener(host: "127.0.0.1", port: 0, reusePort: false)
