@@ -82,10 +82,12 @@ static struct io_uring_sqe *sqe(wss_uring *u) {
     return io_uring_get_sqe(&u->ring);
 }
 
-void wss_uring_prep_accept_multishot(wss_uring *u, int fd, uint64_t user_data) {
+int wss_uring_prep_accept_multishot(wss_uring *u, int fd, uint64_t user_data) {
     struct io_uring_sqe *s = sqe(u);
+    if (!s) return -EBUSY;
     io_uring_prep_multishot_accept(s, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     io_uring_sqe_set_data64(s, user_data);
+    return 0;
 }
 
 int wss_uring_prep_recv_multishot(wss_uring *u, int fd, uint16_t group, uint64_t user_data) {

@@ -72,9 +72,11 @@ public final class URing {
     // MARK: - Preparing requests (a full submission queue is submitted first)
 
     /// Accepts connections on `listener` until cancelled or it fails: one completion per new
-    /// socket (result = its descriptor, non-blocking and close-on-exec).
-    public func prepareMultishotAccept(listener: Int32, userData: UInt64) {
-        wss_uring_prep_accept_multishot(handle, listener, userData)
+    /// socket (result = its descriptor, non-blocking and close-on-exec). False when no
+    /// submission slot could be had.
+    @discardableResult
+    public func prepareMultishotAccept(listener: Int32, userData: UInt64) -> Bool {
+        wss_uring_prep_accept_multishot(handle, listener, userData) == 0
     }
 
     /// Receives on `fd` into buffers of `group` as data arrives, until EOF, an error, or the

@@ -28,7 +28,10 @@ import Transport
 /// buffers are back. A poll is armed for a staged descriptor only for what the recv does not
 /// report: write interest, or hang-up/error while no recv is armed.
 ///
-/// Removal cancels the poll and the recv: an io_uring request holds a reference to its file,
+/// Listeners accept multishot (`stageAccept`, URingLoopBackend+Accept.swift): one request for
+/// every connection, the new sockets queued for the owner like staged bytes.
+///
+/// Removal cancels the poll, the recv and the accept: an io_uring request holds a reference to its file,
 /// so a closed socket with a request still armed would not send its FIN until the ring let go.
 package final class URingLoopBackend: LoopBackend {
     package var kind: IOBackend { .uring }
@@ -54,7 +57,7 @@ package final class URingLoopBackend: LoopBackend {
     }
     /// Per fd: the registration's tag, its interest, the poll in flight and, for a staged
     /// descriptor, its recv and its queued send.
-    private struct Slot {
+    struct Slot {
         var tag: UInt64 = 0
         var interest: UInt32 = 0
         /// The bits of the poll in flight (valid while `armed`).
@@ -71,18 +74,26 @@ package final class URingLoopBackend: LoopBackend {
         var send = Send.idle
         /// Bytes asked of the send in flight.
         var sendLength: Int32 = 0
+        /// A listener the backend accepts for (`stageAccept`: new sockets in `acceptQueues`).
+        var accepting = false
+        var accept = Recv.idle
     }
-    private var slots: [Slot] = []
+    var slots: [Slot] = []
+    /// The sockets accepted for each staged listener, not yet taken by its owner.
+    var acceptQueues: [Int32: AcceptQueue] = [:]
+    /// Multishot accepts prepared, and sockets they accepted (tests look).
+    package internal(set) var acceptsArmed = 0
+    package internal(set) var socketsAccepted = 0
     /// Descriptors whose owner queued a send this iteration (prepared before the wait).
-    private var sends: [Int32] = []
+    var sends: [Int32] = []
     /// Sends submitted whose completion was not seen yet: 0 whenever a wait returns (the
     /// kernel completes a MSG_DONTWAIT send while submitting it, `URingSendTests`, and
     /// `settleSends` waits for any it did not). Tests look.
-    package private(set) var sendsInFlight = 0
+    package internal(set) var sendsInFlight = 0
     /// Sends prepared so far (tests look).
-    package private(set) var sendsSubmitted = 0
+    package internal(set) var sendsSubmitted = 0
     /// Waits that found a send still in flight after the drain and waited for it (tests look).
-    package private(set) var sendsSettled = 0
+    package internal(set) var sendsSettled = 0
     /// Batched sends are used only where the kernel completes a MSG_DONTWAIT send while
     /// submitting it (`URingProbe.sendsCompleteInline`, checked once per process): the owner's
     /// bytes may move as soon as the wait returns. Elsewhere the owners send themselves.
@@ -91,23 +102,25 @@ package final class URingLoopBackend: LoopBackend {
     package private(set) var starvedRecvs = 0
     /// Descriptors whose poll or recv could not be prepared (no submission slot), or whose recv
     /// waits for buffers: retried before the wait.
-    private var unarmed: [Int32] = []
+    var unarmed: [Int32] = []
     /// Recv cancels that could not be prepared (no submission slot): retried before the wait.
-    private var uncancelled: [UInt64] = []
+    var uncancelled: [UInt64] = []
     private var wakeUnarmed = false
     /// Staged descriptors whose owner is told "readable" once the batch of completions is in,
     /// and the ones still holding bytes after their owner ran (told again next iteration).
     private var ready: [Int32] = []
     private var readyNext: [Int32] = []
-    private static let ignoreTag = UInt64.max
-    private static let wakeTag = UInt64.max - 1
-    /// The user data of a registration's recv: its tag with bit 31 set (fds are below 2^30).
-    private static let recvBit: UInt64 = 1 << 31
+    static let ignoreTag = UInt64.max
+    static let wakeTag = UInt64.max - 1
+    /// The user data of a registration's recv: its tag with bit 31 set (fds are below 2^29: the kernel's limit on open files is 2^20 unless raised).
+    static let recvBit: UInt64 = 1 << 31
     /// The user data of a registration's send: its tag with bit 30 set.
-    private static let sendBit: UInt64 = 1 << 30
+    static let sendBit: UInt64 = 1 << 30
+    /// The user data of a staged listener's accept: its tag with bit 29 set.
+    static let acceptBit: UInt64 = 1 << 29
     /// Reported whatever the interest (epoll does the same).
-    private static let always = EPOLLERR.rawValue | EPOLLHUP.rawValue
-    private static let readBit = EPOLLIN.rawValue
+    static let always = EPOLLERR.rawValue | EPOLLHUP.rawValue
+    static let readBit = EPOLLIN.rawValue
     /// The default provided-buffer ring: 256 buffers of 16 KiB (4 MiB per loop), enough for a
     /// completion from each of a few hundred busy connections per iteration; a buffer is held
     /// only from its completion to the owner's read.
@@ -149,9 +162,9 @@ package final class URingLoopBackend: LoopBackend {
     /// succeeds after exit).
     package func finish() {
         retryCancels()
-        ring.drainCompletions { _ in }
+        ring.drainCompletions { Self.discard($0) }
         ring.submitAndWait(timeoutMillis: 0)
-        ring.drainCompletions { _ in }
+        ring.drainCompletions { Self.discard($0) }
     }
 
     // MARK: - Registration
@@ -170,15 +183,16 @@ package final class URingLoopBackend: LoopBackend {
         slots[i].interest = events
         sync(i)
         // Reading again with bytes still queued: the owner hears of them (level-triggered).
-        if slots[i].staged && events & Self.readBit != 0 && staged!.hasPending(fd: fd) { markReady(i) }
+        if events & Self.readBit != 0 && hasPending(i) { markReady(i) }
     }
 
     package func remove(fd: Int32, tag: UInt64, closing: Bool) {
         let i = Int(fd)
         guard i < slots.count, slots[i].tag == tag else { return }
         if slots[i].armed { _ = ring.preparePollRemove(target: tag, userData: Self.ignoreTag) }
-        if slots[i].recv == .armed { cancelRecv(tag) }
+        if slots[i].recv == .armed { cancel(tag | Self.recvBit) }
         if slots[i].staged { staged!.reset(fd: fd) }
+        if slots[i].accepting { endAccepting(i) }
         slots[i] = Slot()
     }
 
@@ -192,95 +206,27 @@ package final class URingLoopBackend: LoopBackend {
         return true
     }
 
-    /// Batched sends (staged descriptors only: the owner reads and writes through the loop).
-    /// The bytes are asked for only right before the wait, so an owner's queue may grow and
-    /// move until then; the send is MSG_DONTWAIT, which the kernel issues inline while
-    /// submitting and completes there (count or -EAGAIN, no internal poll), so the iteration's
-    /// one io_uring_enter both sends and waits, and once it returns the bytes are the owner's
-    /// again. At most one per descriptor (order).
-    package func queueSend(fd: Int32, tag: UInt64) -> Bool {
-        let i = Int(fd)
-        guard batchSends, i < slots.count, slots[i].tag == tag, slots[i].staged else { return false }
-        switch slots[i].send {
-        case .queued: return true
-        case .inFlight: return false
-        case .idle:
-            slots[i].send = .queued
-            sends.append(fd)
-            return true
-        }
-    }
-
-    package func withdrawSend(fd: Int32, tag: UInt64) -> Bool {
-        let i = Int(fd)
-        guard i < slots.count, slots[i].tag == tag else { return true }
-        switch slots[i].send {
-        case .idle: return true
-        case .queued:
-            slots[i].send = .idle  // its entry in `sends` is skipped
-            return true
-        case .inFlight: return false
-        }
-    }
-
-    /// Prepares the queued sends (their owners' bytes as they are now); returns how many.
-    private func prepareSends(_ loop: EventLoop) -> UInt32 {
-        var prepared: UInt32 = 0
-        // By index: an owner told of a failure here may queue again (appended, seen below).
-        var k = 0
-        while k < sends.count {
-            let i = Int(sends[k])
-            k += 1
-            guard i < slots.count, slots[i].send == .queued else { continue }
-            let tag = slots[i].tag
-            let bytes = loop.queuedOutput(tag: tag) ?? UnsafeRawBufferPointer(start: nil, count: 0)
-            // A gigabyte at most in one request (the result is an Int32).
-            let count = Int32(min(bytes.count, 1 << 30))
-            if count > 0, ring.prepareSendNoWait(fd: Int32(i), UnsafeRawBufferPointer(rebasing: bytes[0..<Int(count)]),
-                                                 userData: tag | Self.sendBit) {
-                slots[i].send = .inFlight
-                slots[i].sendLength = count
-                prepared += 1
-            } else {
-                // Nothing to send (told "all went"), or no submission slot (told "would
-                // block": the owner waits for writability and writes itself).
-                slots[i].send = .idle
-                loop.queuedSendCompleted(tag: tag, QueuedSendResult(result: count > 0 ? -EAGAIN : 0, requested: count))
-            }
-        }
-        sends.removeAll(keepingCapacity: true)
-        sendsInFlight += Int(prepared)
-        sendsSubmitted += Int(prepared)
-        return prepared
-    }
-
-    private func sent(_ c: URing.Completion, tag: UInt64, _ loop: EventLoop) {
-        sendsInFlight -= 1
-        let i = Int(UInt32(truncatingIfNeeded: tag))
-        guard i < slots.count, slots[i].tag == tag, slots[i].send == .inFlight else { return } // ended
-        slots[i].send = .idle
-        loop.queuedSendCompleted(tag: tag, QueuedSendResult(result: c.result, requested: slots[i].sendLength))
-    }
-
     /// Makes the requests in flight match the interest: a staged descriptor that wants to read
     /// has a recv (unless its stream ended), one that does not has none; a poll covers the rest.
-    private func sync(_ i: Int) {
+    func sync(_ i: Int) {
         let wanted = slots[i].interest | Self.always
+        if slots[i].accepting { syncAccept(i) }
         if slots[i].staged {
             let fd = Int32(i)
             // An owner reading a large frame straight into its buffer gets readiness instead.
             if wanted & Self.readBit != 0 && !staged!.wantsDirect(fd: fd) {
                 if slots[i].recv == .idle && !slots[i].starved && !staged!.hasEnded(fd: fd) { armRecv(i) }
             } else if slots[i].recv == .armed {
-                cancelRecv(slots[i].tag | Self.recvBit)
+                cancel(slots[i].tag | Self.recvBit)
                 slots[i].recv = .cancelling
             }
         }
         var mask = wanted
-        if slots[i].staged && slots[i].recv != .idle { mask &= ~Self.readBit }
-        // A staged descriptor with a recv in flight needs a poll only for what the recv does
+        let reading = readsInFlight(i)
+        if reading { mask &= ~Self.readBit }
+        // A descriptor with a recv or accept in flight needs a poll only for what that does
         // not report (write); otherwise a poll, as on every descriptor.
-        let needed = !slots[i].staged || slots[i].recv == .idle || mask & ~Self.always != 0
+        let needed = !reading || mask & ~Self.always != 0
         guard needed else { return } // an armed poll left over reports at most once (filtered)
         if !slots[i].armed {
             if ring.preparePoll(fd: Int32(i), mask: mask, userData: slots[i].tag) {
@@ -309,13 +255,27 @@ package final class URingLoopBackend: LoopBackend {
         }
     }
 
-    private func cancelRecv(_ target: UInt64) {
-        if !ring.prepareCancel(userData: target | Self.recvBit, userData: Self.ignoreTag) {
-            uncancelled.append(target | Self.recvBit)
+    /// A recv or accept of this descriptor is in flight: it reports the reads, not a poll.
+    @inline(__always) func readsInFlight(_ i: Int) -> Bool {
+        (slots[i].staged && slots[i].recv != .idle) || (slots[i].accepting && slots[i].accept != .idle)
+    }
+
+    /// Whether the owner of a staged descriptor has something to take: bytes or an end, or
+    /// new sockets or an accept error.
+    @inline(__always) func hasPending(_ i: Int) -> Bool {
+        if slots[i].accepting { return acceptQueues[Int32(i)]?.isEmpty == false }
+        return slots[i].staged && staged!.hasPending(fd: Int32(i))
+    }
+
+    /// Cancels the request with this user data (a recv or accept; retried before the wait if
+    /// no submission slot could be had).
+    func cancel(_ userData: UInt64) {
+        if !ring.prepareCancel(userData: userData, userData: Self.ignoreTag) {
+            uncancelled.append(userData)
         }
     }
 
-    private func markReady(_ i: Int) {
+    func markReady(_ i: Int) {
         if !slots[i].readyQueued {
             slots[i].readyQueued = true
             ready.append(Int32(i))
@@ -351,23 +311,6 @@ package final class URingLoopBackend: LoopBackend {
         return true
     }
 
-    /// A send still in flight after the drain reads its owner's bytes, which may move or be
-    /// freed as soon as this wait returns (the owner appends, a closed owner is released at the
-    /// end of the iteration). Batched sends are on only where the kernel completes them while
-    /// submitting (`batchSends`), but a submission the kernel deferred (it could not take every
-    /// entry) would still be pending: wait for those completions here. A MSG_DONTWAIT send ends
-    /// at once wherever it runs (a count or -EAGAIN), so this is one more enter, never a wait
-    /// on the peer. Bounded (10 s): a ring that stops completing anything is beyond saving.
-    private func settleSends(_ loop: EventLoop) {
-        sendsSettled += 1
-        var rounds = 0
-        while sendsInFlight > 0 && rounds < 1000 {
-            rounds += 1
-            ring.submitAndWait(count: 1, timeoutMillis: 10)
-            ring.drainCompletions { complete($0, loop) }
-        }
-    }
-
     private func retryArms() {
         let fds = unarmed
         unarmed.removeAll(keepingCapacity: true)
@@ -377,7 +320,7 @@ package final class URingLoopBackend: LoopBackend {
     private func retryCancels() {
         let targets = uncancelled
         uncancelled.removeAll(keepingCapacity: true)
-        for t in targets { cancelRecv(t) }
+        for t in targets { cancel(t) }
     }
 
     /// Tells each staged descriptor's owner of the bytes its completions queued (once per
@@ -395,12 +338,12 @@ package final class URingLoopBackend: LoopBackend {
             guard i < slots.count, slots[i].readyQueued else { continue }
             slots[i].readyQueued = false
             let tag = slots[i].tag
-            guard slots[i].interest & Self.readBit != 0, staged!.hasPending(fd: fd) else { continue }
+            guard slots[i].interest & Self.readBit != 0, hasPending(i) else { continue }
             if !loop.dispatch(tag: tag, events: Self.readBit) {
                 remove(fd: fd, tag: tag, closing: false) // the loop knows no such registration
                 continue
             }
-            if slots[i].tag == tag, slots[i].interest & Self.readBit != 0, staged!.hasPending(fd: fd) {
+            if slots[i].tag == tag, slots[i].interest & Self.readBit != 0, hasPending(i) {
                 markReady(i)
             }
         }
@@ -408,7 +351,7 @@ package final class URingLoopBackend: LoopBackend {
     }
 
     @inline(__always)
-    private func complete(_ c: URing.Completion, _ loop: EventLoop) {
+    func complete(_ c: URing.Completion, _ loop: EventLoop) {
         let tag = c.userData
         if tag == Self.ignoreTag { return }
         if tag == Self.wakeTag {
@@ -418,11 +361,12 @@ package final class URingLoopBackend: LoopBackend {
         }
         if tag & Self.recvBit != 0 { return received(c, tag: tag & ~Self.recvBit) }
         if tag & Self.sendBit != 0 { return sent(c, tag: tag & ~Self.sendBit, loop) }
+        if tag & Self.acceptBit != 0 { return accepted(c, tag: tag & ~Self.acceptBit) }
         let i = Int(UInt32(truncatingIfNeeded: tag))
         guard i < slots.count, slots[i].tag == tag else { return } // a registration that ended
         slots[i].armed = false
         var wanted = slots[i].interest | Self.always
-        if slots[i].staged && slots[i].recv != .idle { wanted &= ~Self.readBit } // the recv reads
+        if readsInFlight(i) { wanted &= ~Self.readBit } // the recv or accept reports reads
         let ready: UInt32
         if c.result >= 0 {
             ready = UInt32(c.result) & wanted

@@ -37,8 +37,8 @@ void wss_uring_free(wss_uring *u);
 int wss_uring_fd(const wss_uring *u);
 
 /* Preparing requests (a submission slot each; a full queue is submitted first). */
-void wss_uring_prep_accept_multishot(wss_uring *u, int fd, uint64_t user_data);
-/* These two return 0, or -EBUSY when no submission slot could be had even after submitting. */
+/* These three return 0, or -EBUSY when no submission slot could be had even after submitting. */
+int wss_uring_prep_accept_multishot(wss_uring *u, int fd, uint64_t user_data);
 int wss_uring_prep_recv_multishot(wss_uring *u, int fd, uint16_t group, uint64_t user_data);
 void wss_uring_prep_recv(wss_uring *u, int fd, void *buf, size_t len, uint64_t user_data);
 void wss_uring_prep_send(wss_uring *u, int fd, const void *buf, size_t len, uint64_t user_data);

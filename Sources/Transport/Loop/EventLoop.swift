@@ -188,13 +188,26 @@ public final class EventLoop: @unchecked Sendable {
         registeredCount += 1
     }
 
+    /// A registration's identity as the backends carry it: fd in the low half, generation in
+    /// the high one.
     @inline(__always) static func tag(_ fd: Int32, _ generation: UInt32) -> UInt64 {
         UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd))
     }
 
-    public func modify(fd: Int32, events: UInt32) {
+    /// The fd (as a table index) and generation a tag carries.
+    @inline(__always) static func parts(_ tag: UInt64) -> (fd: Int, generation: UInt32) {
+        (Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag))), UInt32(truncatingIfNeeded: tag >> 32))
+    }
+
+    /// The tag of `fd`'s current registration, nil if it has none.
+    @inline(__always) private func currentTag(_ fd: Int32) -> UInt64? {
         let i = Int(fd)
-        backend.modify(fd: fd, tag: Self.tag(fd, table.generation(fd: i)), events: events)
+        guard table.isRegistered(fd: i) else { return nil }
+        return Self.tag(fd, table.generation(fd: i))
+    }
+
+    public func modify(fd: Int32, events: UInt32) {
+        backend.modify(fd: fd, tag: Self.tag(fd, table.generation(fd: Int(fd))), events: events)
     }
 
     /// Asks the backend to receive for `fd`'s registration itself (io_uring: a multishot recv
@@ -205,38 +218,57 @@ public final class EventLoop: @unchecked Sendable {
     @discardableResult
     public func stageReceive(fd: Int32) -> Bool {
         assertInLoop()
-        let i = Int(fd)
-        guard table.isRegistered(fd: i) else { return false }
-        return backend.stageReceive(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
+        guard let tag = currentTag(fd) else { return false }
+        return backend.stageReceive(fd: fd, tag: tag)
+    }
+
+    /// Asks the backend to accept on the listening socket `fd` itself (io_uring: one multishot
+    /// accept for every connection) and queue the new sockets; the owner, told "readable",
+    /// takes them with `accept(fd:)` either way. False: the backend does not (epoll), and
+    /// `accept(fd:)` calls accept4(2).
+    @discardableResult
+    public func stageAccept(fd: Int32) -> Bool {
+        assertInLoop()
+        guard let tag = currentTag(fd) else { return false }
+        return backend.stageAccept(fd: fd, tag: tag)
+    }
+
+    /// The next new socket of the registered listener `fd` (non-blocking, close-on-exec), or
+    /// nil with `errno` set: EAGAIN when none is waiting, EMFILE/ENFILE and the like when the
+    /// accept failed (retry later; a staged accept is armed again when read interest is asked).
+    public func accept(fd: Int32) -> Int32? {
+        assertInLoop()
+        let c = currentTag(fd).map { backend.accept(fd: fd, tag: $0) } ?? Listener.acceptSocket(fd)
+        if c >= 0 { return c }
+        errno = -c
+        return nil
     }
 
     /// Asks the backend to send `fd`'s output itself with its next wait (io_uring, staged
     /// registrations: one SEND in the iteration's one io_uring_enter; see `StreamDriver.queueSend`).
     /// False: the owner writes itself.
     public func queueSend(fd: Int32) -> Bool {
-        let i = Int(fd)
-        guard table.isRegistered(fd: i) else { return false }
-        return backend.queueSend(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
+        guard let tag = currentTag(fd) else { return false }
+        return backend.queueSend(fd: fd, tag: tag)
     }
 
     /// Takes back a `queueSend` not yet handed to the kernel (true), or says one is in flight
     /// (false: its completion comes first).
     public func withdrawSend(fd: Int32) -> Bool {
-        let i = Int(fd)
-        guard table.isRegistered(fd: i) else { return true }
-        return backend.withdrawSend(fd: fd, tag: Self.tag(fd, table.generation(fd: i)))
+        guard let tag = currentTag(fd) else { return true }
+        return backend.withdrawSend(fd: fd, tag: tag)
     }
 
     /// The bytes the owner of `tag` wants sent now (nil: that registration ended).
     @inline(__always) package func queuedOutput(tag: UInt64) -> UnsafeRawBufferPointer? {
-        table.queuedOutput(fd: Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag))),
-                           generation: UInt32(truncatingIfNeeded: tag >> 32))
+        let (fd, generation) = Self.parts(tag)
+        return table.queuedOutput(fd: fd, generation: generation)
     }
 
     /// Tells the owner of `tag` how its queued send ended (nothing if the registration ended).
     @inline(__always) package func queuedSendCompleted(tag: UInt64, _ result: QueuedSendResult) {
-        table.queuedSendCompleted(fd: Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag))),
-                                  generation: UInt32(truncatingIfNeeded: tag >> 32), result)
+        let (fd, generation) = Self.parts(tag)
+        table.queuedSendCompleted(fd: fd, generation: generation, result)
     }
 
     /// Removes the handler; call before closing the fd.
@@ -264,8 +296,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Hands `events` to the handler registered under `tag` (fd + generation); false if that
     /// registration ended. Called by the backend for each ready descriptor.
     @inline(__always) package func dispatch(tag: UInt64, events: UInt32) -> Bool {
-        let idx = Int(Int32(bitPattern: UInt32(truncatingIfNeeded: tag)))
-        return table.dispatch(fd: idx, generation: UInt32(truncatingIfNeeded: tag >> 32), events: events)
+        let (fd, generation) = Self.parts(tag)
+        return table.dispatch(fd: fd, generation: generation, events: events)
     }
 
     /// Asks for `flushScheduled()` at the end of this iteration (write coalescing: many

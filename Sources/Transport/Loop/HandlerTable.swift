@@ -112,26 +112,28 @@ final class HandlerTable {
     }
 
 
-    @inline(__always) func dispatch(fd: Int, generation: UInt32, events: UInt32) -> Bool {
-        guard fd >= 0, fd < capacity else { return false }
+    /// The handler of the registration (fd, generation) and its type, nil if that ended.
+    @inline(__always) private func live(fd: Int, generation: UInt32) -> (object: UnsafeRawPointer, kind: any EventHandler.Type)? {
+        guard fd >= 0, fd < capacity else { return nil }
         let slot = slots[fd]
-        guard slot.generation == generation, let object = slot.object else { return false }
-        kinds[Int(slot.kind)]._loopHandleEvent(object, IOEvents(rawValue: events))
+        guard slot.generation == generation, let object = slot.object else { return nil }
+        return (object, kinds[Int(slot.kind)])
+    }
+
+    @inline(__always) func dispatch(fd: Int, generation: UInt32, events: UInt32) -> Bool {
+        guard let h = live(fd: fd, generation: generation) else { return false }
+        h.kind._loopHandleEvent(h.object, IOEvents(rawValue: events))
         return true
     }
 
     func queuedOutput(fd: Int, generation: UInt32) -> UnsafeRawBufferPointer? {
-        guard fd >= 0, fd < capacity else { return nil }
-        let slot = slots[fd]
-        guard slot.generation == generation, let object = slot.object else { return nil }
-        return kinds[Int(slot.kind)]._loopQueuedOutput(object)
+        guard let h = live(fd: fd, generation: generation) else { return nil }
+        return h.kind._loopQueuedOutput(h.object)
     }
 
     func queuedSendCompleted(fd: Int, generation: UInt32, _ result: QueuedSendResult) {
-        guard fd >= 0, fd < capacity else { return }
-        let slot = slots[fd]
-        guard slot.generation == generation, let object = slot.object else { return }
-        kinds[Int(slot.kind)]._loopQueuedSendCompleted(object, result)
+        guard let h = live(fd: fd, generation: generation) else { return }
+        h.kind._loopQueuedSendCompleted(h.object, result)
     }
 
     /// Releases every handler (reads only where none is: pages of fds never used stay untouched).

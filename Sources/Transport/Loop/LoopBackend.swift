@@ -46,6 +46,15 @@ package protocol LoopBackend: AnyObject {
     /// will not; the owner writes itself now), false while one is in flight (its completion
     /// comes; the owner must not write before it).
     func withdrawSend(fd: Int32, tag: UInt64) -> Bool
+    /// From now on the backend accepts on the listening socket of the registration `tag`
+    /// itself (io_uring: one multishot accept) and queues the new sockets; the owner, told
+    /// "readable" while any are queued, takes them with `accept`. False: it does not (epoll).
+    func stageAccept(fd: Int32, tag: UInt64) -> Bool
+    /// The next new socket of the listening registration `tag` (non-blocking, close-on-exec),
+    /// or -errno: -EAGAIN none now, -EMFILE/-ENFILE and the like the accept failed (a staged
+    /// accept is armed again when the owner next asks for read interest). A registration not
+    /// staged accepts with accept4(2).
+    func accept(fd: Int32, tag: UInt64) -> Int32
 }
 
 /// epoll_wait with a level-triggered interest set; the wake eventfd is one more descriptor in it.
@@ -99,6 +108,8 @@ package final class EpollBackend: LoopBackend {
     package func stageReceive(fd: Int32, tag: UInt64) -> Bool { false }
     package func queueSend(fd: Int32, tag: UInt64) -> Bool { false }
     package func withdrawSend(fd: Int32, tag: UInt64) -> Bool { true }
+    package func stageAccept(fd: Int32, tag: UInt64) -> Bool { false }
+    package func accept(fd: Int32, tag: UInt64) -> Int32 { Listener.acceptSocket(fd) }
 
     package func wait(timeoutMillis: Int32, loop: EventLoop) -> Bool {
         let n = wss_epoll_wait(epfd, events.baseAddress, Int32(events.count), timeoutMillis)

@@ -80,12 +80,21 @@ public final class Listener {
 
     /// Accepts one connection: the new non-blocking fd, or nil when none is waiting.
     public func accept() -> Int32? {
+        let c = Self.acceptSocket(fd)
+        if c >= 0 { return c }
+        errno = -c
+        return nil  // EAGAIN, or EMFILE/ENFILE: the caller logs and retries later
+    }
+
+    /// accept4(2) on `listener`, non-blocking and close-on-exec, past EINTR and a connection
+    /// reset while queued: the new descriptor, or -errno.
+    package static func acceptSocket(_ listener: Int32) -> Int32 {
         while true {
-            let c = wss_accept4(fd, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+            let c = wss_accept4(listener, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
             if c >= 0 { return c }
             switch errno {
             case EINTR, ECONNABORTED: continue
-            default: return nil  // EAGAIN, or EMFILE/ENFILE: the caller logs and retries later
+            default: return -errno
             }
         }
     }

@@ -177,6 +177,8 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     func register() {
         do {
             try loop.register(fd: listener.fd, handler: self, interest: .read)
+            // io_uring: one multishot accept takes every connection (no poll, no accept4 each).
+            loop.stageAccept(fd: listener.fd)
         } catch {
             core.logger.critical("cannot watch listener: \(error)")
         }
@@ -210,7 +212,7 @@ final class Acceptor: EventHandler, @unchecked Sendable {
             // (a balancer's /healthz check, a client reconnecting) get a 503 from the router,
             // so the balancer takes this instance out while the drain runs.
             if closed { return }
-            guard let fd = listener.accept() else {
+            guard let fd = loop.accept(fd: listener.fd) else {
                 if errno == EMFILE || errno == ENFILE {
                     core.logger.warning("accept: out of file descriptors; pausing accepts for 1 s")
                     loop.modify(fd: listener.fd, interest: [])
