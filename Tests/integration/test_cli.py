@@ -395,6 +395,15 @@ def test_backplane_ready_timeout_out_of_range_is_refused_by_name(value):
     assert "--backplane-ready-timeout must be 0–300 seconds" in lines[0], lines[0]
 
 
+@pytest.mark.parametrize("value", ["0", "0.4", "301", "nan"])
+def test_backplane_reply_timeout_out_of_range_is_refused_by_name(value):
+    r = subprocess.run([str(SERVER_BIN), "--port", "0", f"--backplane-reply-timeout={value}"],
+                       capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 1 and len(lines) == 1, r
+    assert "--backplane-reply-timeout must be 0.5–300 seconds" in lines[0], lines[0]
+
+
 def test_a_silent_redis_holds_the_start_for_the_bound_then_warns(server_factory):
     """A Redis that accepts TCP but never answers the login (AUTH): the server waits
     --backplane-ready-timeout before it listens, then listens anyway with one warning."""
