@@ -72,7 +72,7 @@ extension RedisBackplane {
             var a = arg
             a.withUTF8 { RedisCommand.appendBulk(&out, UnsafeRawBufferPointer($0)) }
         }
-        replies.push(.recovery(.init(topic: topic, since: since, completion: completion)))
+        replies.push(.recovery(.init(topic: topic, since: since, completion: completion)), now: loop.now)
         commands.send(out)
     }
 

@@ -25,11 +25,11 @@ extension RedisBackplane {
         guard commands.state == .ready else { return }
         let key = options.channelPrefix + "p:" + topic
         if count == 0 {
-            replies.push(.ignore(1))
+            replies.push(.ignore(1), now: loop.now)
             commands.send(RedisCommand.format("HDEL", key, instanceField))
             return
         }
-        replies.push(.ignore(2))
+        replies.push(.ignore(2), now: loop.now)
         commands.send(RedisCommand.format("HSET", key, instanceField, "\(count):\(time(nil))")
                       + RedisCommand.format("EXPIRE", key, "10"))
     }
@@ -39,7 +39,7 @@ extension RedisBackplane {
     public func presence(_ topic: String, local: Int, completion: @escaping @Sendable (Int) -> Void) {
         loop.execute { [self] in
             guard commands.state == .ready else { return completion(local) }
-            replies.push(.presence(local: local, completion: completion))
+            replies.push(.presence(local: local, completion: completion), now: loop.now)
             commands.send(RedisCommand.format("HGETALL", options.channelPrefix + "p:" + topic))
         }
     }

@@ -13,6 +13,7 @@ extension RedisBackplane {
         let wanted = topics.activeTopics.contains(topic)
         if wanted && !subscribed.contains(topic) {
             subscribed.insert(topic)
+            if awaitingAck.isEmpty { ackWaitingSince = loop.now }
             awaitingAck[topic, default: 0] += 1
             subscriber.send(RedisCommand.format("SUBSCRIBE", options.channelPrefix + topic))
         } else if !wanted && subscribed.contains(topic) {
@@ -27,6 +28,7 @@ extension RedisBackplane {
         connectionUp()
         subscribed = Set(topics?.activeTopics ?? [])
         awaitingAck = Dictionary(uniqueKeysWithValues: subscribed.map { ($0, 1) })
+        ackWaitingSince = loop.now
         guard !subscribed.isEmpty else { return drainOutbox() }
         subscriber.send(RedisCommand.format([Array("SUBSCRIBE".utf8)] + subscribed.map { Array((options.channelPrefix + $0).utf8) }))
         logger.notice("redis: subscribed to \(subscribed.count) active topic(s)")
@@ -64,6 +66,7 @@ extension RedisBackplane {
         let topic = String(decoding: channel[prefix.count...], as: UTF8.self)
         guard let n = awaitingAck[topic] else { return }
         awaitingAck[topic] = n > 1 ? n - 1 : nil
+        ackWaitingSince = loop.now
         if n == 1, let waiting = deferredRecoveries.removeValue(forKey: topic) {
             for run in waiting { run(true) }
         }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 import Logging
 import Synchronization
 import Transport
@@ -31,6 +32,14 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         public var maxQueuedBytes = 16 << 20
         /// Keep each topic's last messages in a Redis Stream for recovery (nil: off).
         public var history: HistoryOptions?
+        /// Seconds a command's reply (or a SUBSCRIBE's confirmation) may be overdue, counted
+        /// from when it was sent or from the last reply, whichever is later, before the
+        /// connection is taken for broken: closed, its waiting recoveries and presence
+        /// queries answered as in an outage, and reconnected with backoff. Checked at the
+        /// loop's 250 ms tick; at least 0.25 s. Without it a Redis that accepts TCP and never
+        /// answers (no AUTH/SELECT, so no login timeout) held every request for good. A
+        /// quiet subscription waits for nothing and is never cut.
+        public var replyTimeout: Double = 5
         public init(endpoint: RedisEndpoint) { self.endpoint = endpoint }
     }
 
@@ -49,8 +58,11 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     /// The publish connection is up (read by publishers to decide on local delivery).
     let redisUp = Atomic<Bool>(false)
     /// The first connection attempts are over: both connections are up, or one attempt
-    /// failed (an outage from the start). Set once, never cleared; `waitUntilReady` reads it.
+    /// failed (an outage from the start). Set once, never cleared (`settleStartup`).
     let startupSettled = Atomic<Bool>(false)
+    /// An eventfd written once when `startupSettled` is set: `waitUntilReady` sleeps in
+    /// poll(2) on it instead of polling the flag.
+    private let settledEvent: Int32
     /// Backplane-loop state: channels SUBSCRIBEd on the current connection; per topic the
     /// last sequence seen from each other instance (or the stream offset, keyed `.zero`);
     /// what each reply on the publish connection answers.
@@ -69,6 +81,10 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     /// Per topic, the epoch of the stream its offsets belong to.
     var streamEpochs: [String: String] = [:]
     var presenceTicks = 0
+    /// Loop time (ms) of the last SUBSCRIBE sent onto no pending one, or of the last
+    /// confirmation: the subscription connection's side of the reply deadline.
+    var ackWaitingSince: UInt64 = 0
+    let replyTimeoutMillis: UInt64
     var subscriptionSettled: Bool { subscriber.state == .ready && awaitingAck.isEmpty }
 
     struct Outbox {
@@ -90,7 +106,11 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         commands = RedisConnection(loop: loop, endpoint: options.endpoint, name: "publish", logger: logger)
         subscriber = RedisConnection(loop: loop, endpoint: options.endpoint, name: "subscribe", logger: logger)
         timer = try LoopTimer(loop: loop)
+        settledEvent = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        if settledEvent < 0 { throw TransportError.syscall("eventfd", errno) }
         scripts = options.history.map { HistoryScripts(options: $0) }
+        let t = options.replyTimeout
+        replyTimeoutMillis = UInt64((t.isFinite ? min(max(t, 0.25), 86400) : 5) * 1000)
         outbox.withLock { $0.bytes.reserveCapacity(64 << 10) }
     }
 
@@ -103,11 +123,12 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         subscriber.onReady = { [unowned self] in self.resubscribe() }
         subscriber.onReply = { [unowned self] in self.subscriberReply($0) }
         subscriber.onDown = { [unowned self] in self.subscriptionLost(wasReady: $0) }
-                commands.onAttemptFailed = { [unowned self] in self.startupSettled.store(true, ordering: .releasing) }
-                subscriber.onAttemptFailed = { [unowned self] in self.startupSettled.store(true, ordering: .releasing) }
+        commands.onAttemptFailed = { [unowned self] in self.settleStartup() }
+        subscriber.onAttemptFailed = { [unowned self] in self.settleStartup() }
         timer.onTick = { [unowned self] now in
             commands.tick(now: now)
             subscriber.tick(now: now)
+            checkReplyDeadlines(now)
             presenceTick()
         }
         loop.execute { [self] in
@@ -203,7 +224,7 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         }
         guard count > 0 else { return }
         counters.forwarded.add(count, ordering: .relaxed)
-        replies.push(.publishes(count))
+        replies.push(.publishes(count), now: loop.now)
         commands.send(batch)
         batch.removeAll(keepingCapacity: true)
         outbox.withLock { o in if o.bytes.isEmpty && o.bytes.capacity < batch.capacity { swap(&batch, &o.bytes) } }
@@ -211,7 +232,7 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
 
     private func publishConnectionUp() {
         if let scripts {
-            replies.push(.ignore(2))
+            replies.push(.ignore(2), now: loop.now)
             commands.send(scripts.load)
         }
         redisUp.store(true, ordering: .relaxed)
@@ -221,7 +242,13 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
 
     /// Either connection is up: the start is settled once both are.
     func connectionUp() {
-        if commands.state == .ready && subscriber.state == .ready { startupSettled.store(true, ordering: .releasing) }
+        if commands.state == .ready && subscriber.state == .ready { settleStartup() }
+    }
+
+    func settleStartup() {
+        guard !startupSettled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        var one: UInt64 = 1
+        _ = write(settledEvent, &one, 8)
     }
 
     private func publishConnectionDown() {
@@ -240,22 +267,38 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
                 logger.error("redis: command refused: \(why) (every 1000th such error is logged; counted in wss_backplane_redis_errors_total)")
             }
         }
-        switch replies.pop() {
+        switch replies.pop(now: loop.now) {
         case .recovery(let request)?: finishRecovery(request, value)
         case .presence(let local, let completion)?: finishPresence(value, local: local, completion: completion)
         default: break
         }
     }
 
+    /// A connection whose oldest awaited answer is `replyTimeout` overdue is closed (one log
+    /// line, through the connection's outage line) and reconnected; closing it fails what
+    /// waits on it as a lost connection does (`publishConnectionDown`, `subscriptionLost`).
+    func checkReplyDeadlines(_ now: UInt64) {
+        let seconds = "\(Double(replyTimeoutMillis) / 1000) s"
+        if commands.state == .ready && replies.overdue(now: now, limit: replyTimeoutMillis) {
+            commands.abandon("no reply to a command within \(seconds) (connected, but Redis does not answer)")
+        }
+        if subscriber.state == .ready && !awaitingAck.isEmpty && now >= ackWaitingSince + replyTimeoutMillis {
+            subscriber.abandon("no confirmation of SUBSCRIBE within \(seconds) (connected, but Redis does not answer)")
+        }
+    }
+
     // MARK: - Lifecycle
 
-    /// Polls `startupSettled` every 2 ms (the caller is `Server.start`, once; the first
-    /// attempts end within about 2.25 s: the 2 s connect timeout at the 250 ms tick).
+    /// Sleeps until the first connection attempts are over (`settleStartup` wakes it) or
+    /// `timeout` seconds have passed (the caller is `Server.start`, once; the first attempts
+    /// end within about 2.25 s: the 2 s connect timeout at the 250 ms tick).
     public func waitUntilReady(timeout: Double) -> Bool {
-        let limit = monotonicMillis() + UInt64(max(0, timeout) * 1000)
+        let limit = monotonicMillis() + UInt64(max(0, timeout.isFinite ? timeout : 0) * 1000)
         while !startupSettled.load(ordering: .acquiring) {
-            if monotonicMillis() >= limit { return false }
-            usleep(2_000)
+            let now = monotonicMillis()
+            if now >= limit { return false }
+            var p = pollfd(fd: settledEvent, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, Int32(min(limit - now, 60_000)))  // readable for good once written
         }
         return true
     }
@@ -271,4 +314,6 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     }
 
     public func metricsText() -> String { counters.render() }
+
+    deinit { Glibc.close(settledEvent) }
 }

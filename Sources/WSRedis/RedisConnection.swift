@@ -68,6 +68,14 @@ final class RedisConnection: EventHandler {
         flush()
     }
 
+    /// The caller gave up waiting for an answer (`reason` says which): closed as if Redis had
+    /// dropped it, so the waiting requests fail as in an outage (`onDown`), and retried with
+    /// backoff.
+    func abandon(_ reason: String) {
+        guard state == .ready else { return }
+        close(reason: reason)
+    }
+
     private func connect() {
         guard !stopped, state == .down else { return }
         let resolved: (family: Int32, addr: [UInt8])

@@ -1,7 +1,7 @@
 import WSServer
 
 /// What the replies on the publish connection answer, in order (Redis answers commands in
-/// the order sent). Backplane-loop only.
+/// the order sent), and since when the oldest is awaited. Backplane-loop only.
 struct ReplyQueue {
     struct RecoveryRequest {
         let topic: String
@@ -21,12 +21,25 @@ struct ReplyQueue {
 
     private var entries: [Entry] = []
     private var head = 0
+    /// Loop time (ms) the front entry has been waiting since: when it was queued onto an
+    /// empty queue, or the last reply, whichever is later (a long batch being answered is
+    /// progress, not a stall).
+    private(set) var waitingSince: UInt64 = 0
 
-    mutating func push(_ e: Entry) { entries.append(e) }
+    var isEmpty: Bool { head == entries.count }
+
+    /// Something is awaited and nothing has come for `limit` ms.
+    func overdue(now: UInt64, limit: UInt64) -> Bool { !isEmpty && now >= waitingSince + limit }
+
+    mutating func push(_ e: Entry, now: UInt64) {
+        if isEmpty { waitingSince = now }
+        entries.append(e)
+    }
 
     /// Takes one reply's worth off the front; returns the entry it belonged to.
-    mutating func pop() -> Entry? {
+    mutating func pop(now: UInt64) -> Entry? {
         guard head < entries.count else { return nil }
+        waitingSince = now
         let e = entries[head]
         switch e {
         case .ignore(let n) where n > 1: entries[head] = .ignore(n - 1)

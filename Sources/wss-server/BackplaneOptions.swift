@@ -17,6 +17,9 @@ struct BackplaneOptions: ParsableArguments {
     @Option(help: "Seconds the start waits for the Redis connections before it listens (0–300; 0: no wait). Then it listens anyway, warning that recoveries report incomplete until Redis is reached.")
     var backplaneReadyTimeout: Double = ServerConfiguration.defaults.backplaneReadyTimeout
 
+    @Option(help: "Seconds a Redis reply may be overdue (counted from the command, or from the last reply) before the connection is taken for broken: what waits on it is answered as in an outage (recoveries incomplete, presence local only) and it reconnects with backoff (0.5–300). A quiet subscription is never cut.")
+    var backplaneReplyTimeout: Double = 5
+
     @Option(help: "Prefix of the Redis channel names (separates deployments sharing one Redis; pub/sub ignores the database number).")
     var backplaneChannelPrefix: String = "wss:"
 
@@ -52,6 +55,9 @@ struct BackplaneOptions: ParsableArguments {
         if !(backplaneReadyTimeout >= 0 && backplaneReadyTimeout <= 300) {
             throw ValidationError("--backplane-ready-timeout must be 0–300 seconds")
         }
+        if !(backplaneReplyTimeout >= 0.5 && backplaneReplyTimeout <= 300) {
+            throw ValidationError("--backplane-reply-timeout must be 0.5–300 seconds")
+        }
         if backplaneChannelPrefix.utf8.count > 64 { throw ValidationError("--backplane-channel-prefix must be at most 64 bytes") }
     }
 
@@ -86,6 +92,7 @@ struct BackplaneOptions: ParsableArguments {
         options.history = history
         options.maxQueuedBytes = backplaneQueueLimit
         options.channelPrefix = backplaneChannelPrefix
+        options.replyTimeout = backplaneReplyTimeout
         let redis = try RedisBackplane(options: options, logger: logger)
         let kept = history.map { ", history \($0.size) messages for \(Int($0.ttl)) s per topic" } ?? ""
         logger.info("backplane: \(options.endpoint) (instance \(redis.instance)), channels '\(backplaneChannelPrefix)<topic>'\(kept)")

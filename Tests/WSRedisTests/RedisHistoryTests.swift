@@ -38,7 +38,8 @@ final class RedisHistoryTests: XCTestCase {
         let (b, bpB) = try await makeServer(redis.port)
         defer { a.stop(); a.wait(); b.stop(); b.wait(); bpA.shutdown(); bpB.shutdown() }
         let ca = try await connect(a), cb = try await connect(b)
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntilSubscribed(bpA)
+        try await waitUntilSubscribed(bpB)
         for i in 1...5 { ca.send(text: "m\(i)") }
         // Every subscriber, the publisher's own included, gets each message once, in order.
         for c in [ca, cb] {
@@ -67,7 +68,6 @@ final class RedisHistoryTests: XCTestCase {
         let redis = try RedisProcess()
         let (a, bpA) = try await makeServer(redis.port, size: 3)
         defer { a.stop(); a.wait(); bpA.shutdown() }
-        try await Task.sleep(for: .milliseconds(200))
         // MAXLEN ~ trims whole stream nodes (100 entries by default), so publish well past that.
         for i in 1...400 { a.topics.publish("/t", text: "m\(i)") }
         var now = await recover(bpA, "/t", since: nil)
@@ -92,13 +92,13 @@ final class RedisHistoryTests: XCTestCase {
         let (a, bpA) = try await makeServer(redis.port)
         defer { a.stop(); a.wait(); bpA.shutdown() }
         let ca = try await connect(a)
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntilSubscribed(bpA)
         for i in 1...3 { ca.send(text: "m\(i)") }
         for i in 1...3 { let m = try await next(ca); XCTAssertEqual(m?.text, "m\(i)") }
         let before = await recover(bpA, since: nil)
 
         redis.kill()
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntilDisconnected(bpA)
         ca.send(text: "during outage")  // Redis away: delivered here at once, forwarded later
         let during = try await next(ca)
         XCTAssertEqual(during?.text, "during outage")

@@ -96,20 +96,41 @@ extension XCTestCase {
     /// about. Fails the test if Redis is not reached in time.
     func waitUntilConnected(_ backplane: RedisBackplane, timeout: Double = 10,
                             file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await waitFor("the backplane reaching Redis", backplane, timeout: timeout, file: file, line: line) {
+            $0.commands.state == .ready && $0.subscriber.state == .ready && $0.redisUp.load(ordering: .relaxed)
+        }
+    }
+
+    /// Waits (at most `timeout` seconds) until `topic` is SUBSCRIBEd on the backplane's
+    /// subscription connection and Redis has confirmed it (from then on messages published
+    /// anywhere reach this instance). Fails the test otherwise.
+    func waitUntilSubscribed(_ backplane: RedisBackplane, _ topic: String = "/chat", timeout: Double = 10,
+                             file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await waitFor("the backplane's SUBSCRIBE of \(topic) confirmed", backplane, timeout: timeout, file: file, line: line) {
+            $0.subscriber.state == .ready && $0.subscribed.contains(topic) && $0.awaitingAck[topic] == nil
+        }
+    }
+
+    /// Waits (at most `timeout` seconds) until the backplane's publish connection is down.
+    func waitUntilDisconnected(_ backplane: RedisBackplane, timeout: Double = 10,
+                               file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await waitFor("the backplane noticed the outage", backplane, timeout: timeout, file: file, line: line) {
+            $0.commands.state != .ready
+        }
+    }
+
+    /// Polls `condition` on the backplane's loop (whose state it reads) every 10 ms.
+    func waitFor(_ what: String, _ backplane: RedisBackplane, timeout: Double, file: StaticString, line: UInt,
+                 _ condition: @escaping @Sendable (RedisBackplane) -> Bool) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let up = await withCheckedContinuation { k in
-                backplane.loop.execute {  // the connections' state is the backplane loop's
-                    k.resume(returning: backplane.commands.state == .ready && backplane.subscriber.state == .ready
-                             && backplane.redisUp.load(ordering: .relaxed))
-                }
-            }
-            if up { return }
+            let met = await withCheckedContinuation { k in backplane.loop.execute { k.resume(returning: condition(backplane)) } }
+            if met { return }
             try await Task.sleep(for: .milliseconds(10))
         }
-        XCTFail("the backplane did not reach Redis within \(timeout) s", file: file, line: line)
-        struct NotConnected: Error {}
-        throw NotConnected()
+        XCTFail("\(what): not within \(timeout) s", file: file, line: line)
+        struct NotMet: Error {}
+        throw NotMet()
     }
 
     func metric(_ backplane: RedisBackplane, _ name: String) -> Int {

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Transport
-import WSRedis
+@testable import WSRedis
 import WSServer
 import XCTest
 import TestSupport
@@ -12,7 +12,7 @@ import TestSupport
 final class RedisReadinessTests: XCTestCase {
     /// A server on `endpoint` with history; returns how long `start()` took (seconds).
     func startServer(_ endpoint: RedisEndpoint, readyTimeout: Double = ServerConfiguration.defaults.backplaneReadyTimeout,
-                     lines: LogLines = LogLines()) throws -> (Server, RedisBackplane, Double) {
+                     replyTimeout: Double? = nil, lines: LogLines = LogLines()) throws -> (Server, RedisBackplane, Double) {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
@@ -20,16 +20,47 @@ final class RedisReadinessTests: XCTestCase {
         config.backplaneReadyTimeout = readyTimeout
         var options = RedisBackplane.Options(endpoint: endpoint)
         options.history = HistoryOptions(size: 100, ttl: 60)
+        if let replyTimeout { options.replyTimeout = replyTimeout }
         let logger = lines.logger
         let backplane = try RedisBackplane(options: options, logger: logger)
         let server = try Server(configuration: config, logger: logger, backplane: backplane)
+        server.route("/chat", ChatApp())
         let began = monotonicMillis()
         try server.start()
         return (server, backplane, Double(monotonicMillis() - began) / 1000)
     }
 
+    /// A "Redis" that accepts TCP (the kernel's backlog) and never reads or answers.
+    struct Silent {
+        let listener: Listener
+        let lines = LogLines()
+        var endpoint: RedisEndpoint { RedisEndpoint(host: "127.0.0.1", port: listener.port) }
+        init() throws { listener = try Listener(host: "127.0.0.1", port: 0, reusePort: false) }
+    }
+
+    /// Accepts what reaches `silent` until `count` connections have come or `seconds` passed.
+    func accept(_ silent: Silent, until count: Int, within seconds: UInt64, into accepted: inout [Int32]) {
+        let deadline = monotonicMillis() + seconds * 1000
+        while monotonicMillis() < deadline && accepted.count < count {
+            while let fd = silent.listener.accept() { accepted.append(fd) }
+            usleep(20_000)
+        }
+    }
+
+    /// `body` given a completion; the value it was called with, or nil after `seconds`.
+    func answer<T: Sendable>(within seconds: Double, _ body: (@escaping @Sendable (T) -> Void) -> Void) -> T? {
+        let got = Locked<T?>(nil)
+        let done = expectation(description: "answered")
+        body { v in got.withLock { $0 = v }; done.fulfill() }
+        return XCTWaiter().wait(for: [done], timeout: seconds) == .completed ? got.withLock { $0 } : nil
+    }
+
     func recover(_ backplane: RedisBackplane, _ topic: String, since: StreamPosition?) async -> Recovery {
         await withCheckedContinuation { done in backplane.recover(topic, since: since) { done.resume(returning: $0) } }
+    }
+
+    func isUp(_ bp: RedisBackplane) async -> Bool {
+        await withCheckedContinuation { k in bp.loop.execute { k.resume(returning: bp.commands.state == .ready) } }
     }
 
     func testARecoveryRightAfterStartIsComplete() async throws {
@@ -69,32 +100,87 @@ final class RedisReadinessTests: XCTestCase {
     /// A Redis that accepts and never answers the login is given up after 2 s and tried again
     /// (before, the connection waited in its login for good and never reconnected).
     func testALoginWithoutAnswerTimesOutAndIsRetried() throws {
-        let silent = try Listener(host: "127.0.0.1", port: 0, reusePort: false)
-        defer { silent.close() }
-        let lines = LogLines()
-        let (s, bp, _) = try startServer(RedisEndpoint(host: "127.0.0.1", port: silent.port, password: "pw"),
-                                         readyTimeout: 0, lines: lines)
+        let silent = try Silent()
+        defer { silent.listener.close() }
+        var endpoint = silent.endpoint
+        endpoint.password = "pw"
+        let (s, bp, _) = try startServer(endpoint, readyTimeout: 0, lines: silent.lines)
         defer { s.stop(); s.wait(); bp.shutdown() }
         var accepted: [Int32] = []
         defer { accepted.forEach { _ = Glibc.close($0) } }
-        let deadline = monotonicMillis() + 8000
         // Two connections (publish, subscribe) at first; a third only once one gave up and retried.
-        while monotonicMillis() < deadline && accepted.count < 3 {
-            while let fd = silent.accept() { accepted.append(fd) }
-            usleep(20_000)
-        }
+        accept(silent, until: 3, within: 8, into: &accepted)
         XCTAssertGreaterThanOrEqual(accepted.count, 3, "a connection gave up its login and reconnected")
-        XCTAssertTrue(lines.all.contains { $0.0 == .warning && $0.1.contains("no answer to the login (AUTH/SELECT) within 2 s") },
-                      "\(lines.all)")
+        let lines = silent.lines.all
+        XCTAssertTrue(lines.contains { $0.0 == .warning && $0.1.contains("no answer to the login (AUTH/SELECT) within 2 s") }, "\(lines)")
+        XCTAssertFalse(lines.contains { $0.1.contains("backplane not connected") }, "a ready timeout of 0 is no wait, so no warning: \(lines)")
+    }
+
+    /// No login to time out (no AUTH/SELECT): the connections are up at once and Redis never
+    /// answers. A recovery (publish connection), a recovery of an active topic (waits for its
+    /// SUBSCRIBE on the subscription connection) and a presence query are answered as in an
+    /// outage once the reply deadline passes, with one line each, and both reconnect
+    /// (before, all three waited for good).
+    func testCommandsWithoutAnswerFailAsAnOutageAfterTheReplyDeadline() async throws {
+        let silent = try Silent()
+        defer { silent.listener.close() }
+        let (s, bp, _) = try startServer(silent.endpoint, readyTimeout: 5, replyTimeout: 1, lines: silent.lines)
+        defer { s.stop(); s.wait(); bp.shutdown() }
+        var accepted: [Int32] = []
+        defer { accepted.forEach { _ = Glibc.close($0) } }
+        accept(silent, until: 2, within: 2, into: &accepted)
+        let client = try await connect(s)  // /chat becomes active: its SUBSCRIBE gets no answer
+        defer { client.close() }
+        let began = monotonicMillis()
+        let past = StreamPosition(offset: 1, epoch: "e")
+        let r: Recovery? = answer(within: 4) { done in bp.recover("t", since: past, completion: done) }
+        XCTAssertEqual(r?.recovered, false, "answered as in an outage")
+        XCTAssertLessThan(monotonicMillis() - began, 2500, "within the deadline (1 s) and a tick or two")
+        let active: Recovery? = answer(within: 4) { done in bp.recover("/chat", since: past, completion: done) }
+        XCTAssertEqual(active?.recovered, false)
+        // The publish connection is back (the listener's backlog accepts it) and silent again.
+        for _ in 0..<100 where !(await isUp(bp)) { try await Task.sleep(for: .milliseconds(20)) }
+        let n: Int? = answer(within: 4) { done in bp.presence("t", local: 7, completion: done) }
+        XCTAssertEqual(n, 7, "the local count, as in an outage")
+        accept(silent, until: 4, within: 3, into: &accepted)
+        XCTAssertGreaterThanOrEqual(accepted.count, 4, "both connections reconnected")
+        let lines = silent.lines.all
+        XCTAssertTrue(lines.contains { $0.0 == .warning && $0.1.contains("redis publish:") && $0.1.contains("no reply to a command within 1.0 s") }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.0 == .warning && $0.1.contains("redis subscribe:") && $0.1.contains("no confirmation of SUBSCRIBE within 1.0 s") }, "\(lines)")
+    }
+
+    /// A Redis slower than usual but answering (DEBUG SLEEP shorter than the deadline) is not
+    /// cut: its answers come; and a subscription with nothing to say is never timed out.
+    func testASlowButAnsweringRedisAndAQuietSubscriptionAreNotCut() async throws {
+        let redis = try RedisProcess(extra: ["--enable-debug-command", "local"])
+        let lines = LogLines()
+        let (s, bp, _) = try startServer(RedisEndpoint(host: "127.0.0.1", port: redis.port), replyTimeout: 1.5, lines: lines)
+        defer { s.stop(); s.wait(); bp.shutdown() }
+        try await waitUntilConnected(bp)
+        let client = try await connect(s)
+        defer { client.close() }
+        try await waitUntilSubscribed(bp, "/chat")
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        sleeper.arguments = ["-p", "\(redis.port)", "DEBUG", "SLEEP", "0.8"]
+        try sleeper.run()
+        defer { sleeper.waitUntilExit() }
+        try await Task.sleep(for: .milliseconds(100))
+        let r: Recovery? = answer(within: 5) { done in bp.recover("t", since: nil, completion: done) }
+        XCTAssertEqual(r?.recovered, true, "answered after the sleep, not cut: \(lines.all)")
+        try await Task.sleep(for: .milliseconds(2500))  // quiet: well past the deadline
+        let overdue = lines.all.filter { $0.1.contains("within 1.5 s") || $0.1.contains("cannot reach") }
+        XCTAssertEqual(overdue.map(\.1), [])
+        XCTAssertEqual(metric(bp, "wss_backplane_resubscribes_total"), 0, "the subscription was never lost (a loss resubscribes)")
     }
 
     func testARedisThatNeverAnswersEndsTheWaitAtTheBoundWithAWarning() throws {
-        // Accepts TCP (the kernel's backlog) but never reads: the AUTH gets no answer.
-        let silent = try Listener(host: "127.0.0.1", port: 0, reusePort: false)
-        defer { silent.close() }
-        let lines = LogLines()
-        let (s, bp, took) = try startServer(RedisEndpoint(host: "127.0.0.1", port: silent.port, password: "pw"),
-                                            readyTimeout: 0.5, lines: lines)
+        let silent = try Silent()  // the AUTH gets no answer
+        defer { silent.listener.close() }
+        let lines = silent.lines
+        var endpoint = silent.endpoint
+        endpoint.password = "pw"
+        let (s, bp, took) = try startServer(endpoint, readyTimeout: 0.5, lines: lines)
         defer { s.stop(); s.wait(); bp.shutdown() }
         XCTAssertGreaterThanOrEqual(took, 0.45)
         XCTAssertLessThan(took, 2)

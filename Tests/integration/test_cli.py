@@ -386,13 +386,15 @@ def test_print_config_never_prints_a_secret(tmp_path, monkeypatch, certs):
     assert "PRIVATE KEY" not in r.stdout
 
 
-@pytest.mark.parametrize("value", ["-1", "301", "nan"])
-def test_backplane_ready_timeout_out_of_range_is_refused_by_name(value):
-    r = subprocess.run([str(SERVER_BIN), "--port", "0", f"--backplane-ready-timeout={value}"],
+@pytest.mark.parametrize("flag,value,bounds", [
+    ("--backplane-ready-timeout", v, "0–300") for v in ["-1", "301", "nan"]] + [
+    ("--backplane-reply-timeout", v, "0.5–300") for v in ["0", "0.4", "301", "nan"]])
+def test_backplane_timeout_out_of_range_is_refused_by_name(flag, value, bounds):
+    r = subprocess.run([str(SERVER_BIN), "--port", "0", f"{flag}={value}"],
                        capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 1 and len(lines) == 1, r
-    assert "--backplane-ready-timeout must be 0–300 seconds" in lines[0], lines[0]
+    assert f"{flag} must be {bounds} seconds" in lines[0], lines[0]
 
 
 def test_a_silent_redis_holds_the_start_for_the_bound_then_warns(server_factory):

@@ -79,7 +79,8 @@ public final class Server: @unchecked Sendable {
         // clients must not reach an instance whose recoveries would report a loss that Redis
         // could fill. A backplane still connecting behaves as in an outage.
         let bound = configuration.backplaneReadyTimeout
-        if !core.topics.backplane.waitUntilReady(timeout: bound) {
+        // 0: no wait, so nothing to warn about (the backplane connects while the server runs).
+        if bound > 0 && !core.topics.backplane.waitUntilReady(timeout: bound) {
             logger.warning("backplane not connected after \(bound) s; starting anyway: until it connects, publishes reach only this instance's subscribers (forwarded later) and recoveries report incomplete (recovered: false)")
         }
         // Make sure nobody else holds the port before joining it with SO_REUSEPORT.
