@@ -62,7 +62,7 @@ public final class ClientConnection: EventHandler {
     public var isOpen: Bool { phase == .open && proto.state == .open }
     /// True when permessage-deflate was negotiated.
     public var isCompressing: Bool { proto.deflate != nil }
-    public var bufferedAmount: Int { proto.outbound.readableCount }
+    public var bufferedAmount: Int { proto.outboundCount }
 
     // MARK: - Sending
 
@@ -176,7 +176,7 @@ public final class ClientConnection: EventHandler {
                 closing(waitMillis: 1000)
             }
         }
-        if !proto.outbound.isEmpty { scheduleFlush() }
+        if proto.outboundCount != 0 { scheduleFlush() }
     }
 
     // MARK: - Output

@@ -17,7 +17,7 @@ final class ProtocolTests: XCTestCase {
 
     func expectFailure(_ bytes: [UInt8], _ error: ProtocolError, code: UInt16,
                        limits: WebSocketProtocol.Limits = .init(), file: StaticString = #filePath, line: UInt = #line) {
-        let (events, p) = run(bytes, limits: limits, file: file, line: line)
+        var (events, p) = run(bytes, limits: limits, file: file, line: line)
         XCTAssertEqual(events.last, .failed(error), file: file, line: line)
         XCTAssertEqual(error.closeCode.rawValue, code, file: file, line: line)
         XCTAssertEqual(sentCloseCode(p.outbound), code, file: file, line: line)
@@ -27,7 +27,7 @@ final class ProtocolTests: XCTestCase {
     func testFragmentsWithInterleavedControl() {
         let bytes = text("Hel", fin: false) + frame(0x9, [1, 2]) + frame(0x0, Array("lo".utf8), fin: false)
             + frame(0xA, []) + frame(0x0, Array(" you".utf8))
-        let (events, p) = run(bytes)
+        var (events, p) = run(bytes)
         XCTAssertEqual(events, [.ping([1, 2]), .pong([]), .text("Hello you")])
         XCTAssertEqual(serverFrames(p.outbound).map(\.opcode), [0xA])  // pong
         XCTAssertEqual(serverFrames(p.outbound).first?.payload, [1, 2])
@@ -39,11 +39,11 @@ final class ProtocolTests: XCTestCase {
     }
 
     func testCloseEchoesCode() {
-        let (events, p) = run(closeFrame(4000, "bye") + text("after"))
+        var (events, p) = run(closeFrame(4000, "bye") + text("after"))
         XCTAssertEqual(events, [.close(4000, "bye")])
         XCTAssertEqual(sentCloseCode(p.outbound), 4000)
         XCTAssertEqual(p.state, .closed)
-        let (e2, p2) = run(closeFrame(nil))
+        var (e2, p2) = run(closeFrame(nil))
         XCTAssertEqual(e2, [.close(nil, "")])
         XCTAssertEqual(serverFrames(p2.outbound).first?.payload, [])
     }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The one socket driver of every connection, server and client: a descriptor and, for TLS,
-/// its `TLSStream`. A plain connection has no object here (the driver is two words stored
+/// its `TLSStream`. A plain connection has no object here (the driver is 12 bytes stored
 /// inline in its owner), and the owner never calls a socket function or names a backend
 /// constant itself.
 ///
@@ -30,9 +30,10 @@ import Glibc
 ///   and closes the descriptor (exactly once, by the owner).
 /// All calls are confined to the owner's loop thread.
 public struct StreamDriver {
-    public let fd: Int32
     /// nil for plain TCP.
     public let tls: TLSStream?
+    /// After the reference: 12 bytes, so an owner's small fields pack into the last 4.
+    public let fd: Int32
 
     public init(fd: Int32, tls: TLSStream?) {
         self.fd = fd

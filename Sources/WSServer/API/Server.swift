@@ -49,7 +49,7 @@ public final class Server: @unchecked Sendable {
 
     /// Serves WebSocket connections on `path` with `handler`. Call before `start()`.
     public func route(_ path: String, _ handler: WebSocketHandler) {
-        core.routes[path] = Route(path: path, handler: handler)
+        core.addRoute(path, handler)
     }
 
     /// Serves a static page on GET `path`. Call before `start()`.

@@ -93,7 +93,7 @@ extension WebSocketConnection {
     /// `maxBackpressure`: a handler can tell a slow client from a fast one.
     public var droppedMessages: Int { extras?.droppedMessages ?? 0 }
     /// Bytes waiting to be written to the peer.
-    public var bufferedAmount: Int { extras?.fallback?.bufferedAmount ?? proto.outbound.readableCount }
+    public var bufferedAmount: Int { extras?.fallback?.bufferedAmount ?? proto.outboundCount }
     public var isOpen: Bool {
         policy.phase == .open ? proto.state == .open : extras?.fallback?.isOpen ?? false
     }

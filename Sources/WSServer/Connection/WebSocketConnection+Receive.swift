@@ -26,7 +26,7 @@ extension WebSocketConnection {
         } catch {
             log.info("bad request head: \(error) -> \(error.status)", metadata: meta)
             core.metrics.handshakeFailed(error.status == 431 ? "head_too_large" : "bad_request")
-            let mark = proto.outbound.readableCount
+            let mark = proto.outboundCount
             respondError(status: error.status, reason: "\(error)")
             logRequest(nil, bytesIn: bytes.count, mark: mark)
             return
@@ -37,7 +37,7 @@ extension WebSocketConnection {
         case .complete(let head, let consumed):
             let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
             if FallbackRouter.claims(head, core: core) { return handOverToFallback(head, rest: UnsafeRawBufferPointer(rest)) }
-            let mark = proto.outbound.readableCount
+            let mark = proto.outboundCount
             HTTPResponder.respond(to: head, on: self)
             logRequest(head, bytesIn: consumed, mark: mark)
             if policy.phase == .open { flushUpgrade() }
@@ -71,7 +71,7 @@ extension WebSocketConnection {
     func upgrade(route: Route, accepted: ServerHandshake.Accepted, userData: AnyObject?, query: String? = nil) {
         let subprotocol = accepted.subprotocol
         accepted.write(to: proto.outbound)
-        if core.configuration.closeOnBackpressureLimit { extrasBox.headRemaining = proto.outbound.readableCount }
+        if core.configuration.closeOnBackpressureLimit { extrasBox.headRemaining = proto.outboundCount }
         scheduleFlush()
         self.route = route
         if let subprotocol { extrasBox.subprotocol = subprotocol }
@@ -90,11 +90,21 @@ extension WebSocketConnection {
     }
 
     /// The 101 (and whatever `onOpen` queued) goes out now, after the access log read its
-    /// status back, and the output block it needed goes back to the allocator: an idle
-    /// WebSocket holds no output memory (it kept a 256-byte block for life before).
+    /// status back, and the output buffer it needed goes back to the allocator, block and
+    /// object: an idle WebSocket holds no output memory (it kept a 256-byte block for life
+    /// before, then a 64-byte buffer object).
     func flushUpgrade() {
         flush()
-        if proto.outbound.isEmpty { proto.outbound.releaseIfEmpty() }
+        releaseOutboundIfIdle()
+    }
+
+    /// Gives the output buffer (block and object) back if it is empty and no loop send is
+    /// owed; a flush still queued finds no buffer and makes none (`flush`). Called only from
+    /// the tick and after the upgrade's flush, never inside a flush: `flush` holds it at +0.
+    /// Given back at once after the upgrade, the chunk serves the next connection's buffer;
+    /// given back later, every connection would leave a 64-byte hole between live objects.
+    func releaseOutboundIfIdle() {
+        if !sendQueued { proto.releaseOutboundIfIdle() }
     }
 
     // MARK: - WebSocket frames
@@ -125,9 +135,9 @@ extension WebSocketConnection {
         while let event = proto.next(bytes, cursor: &cursor) {
             dispatch(event)
             if cursor < bytes.count && proto.state == .open
-                && proto.outbound.readableCount > core.policySettings.highWaterMark {
+                && proto.outboundCount > core.policySettings.highWaterMark {
                 // Backpressure, decided per message: stop here, keep the rest of the input.
-                if case .pauseReading = policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) {
+                if case .pauseReading = policy.outputChanged(bytes: proto.outboundCount, settings: core.policySettings) {
                     logPause()
                 }
                 break
@@ -165,8 +175,8 @@ extension WebSocketConnection {
             if let event = proto.receivedInPlace(n) { dispatch(event) }
             afterProtocolStep()
             // As after every chunk on the normal path: output above the high-water mark pauses.
-            if proto.outbound.readableCount > core.policySettings.highWaterMark, policy.phase == .open,
-               case .pauseReading = policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) {
+            if proto.outboundCount > core.policySettings.highWaterMark, policy.phase == .open,
+               case .pauseReading = policy.outputChanged(bytes: proto.outboundCount, settings: core.policySettings) {
                 logPause()
             }
             if policy.readPaused || policy.phase.rawValue > ConnectionPolicy.Phase.open.rawValue { return .stopped }
@@ -233,7 +243,7 @@ extension WebSocketConnection {
     }
 
     func afterProtocolStep() {
-        if !proto.outbound.isEmpty { scheduleFlush() }
+        if proto.outboundCount != 0 { scheduleFlush() }
         switch proto.state {
         case .open: break
         case .closeSent:

@@ -14,7 +14,7 @@ extension WebSocketConnection {
         guard policy.phase == .open else { return sendToFallback(opcode, bytes) }
         let n = bytes.count
         // The limit's slow path (metrics, logging, close) out of line: one compare here.
-        if proto.outbound.readableCount &+ n > core.maxBackpressure, overBackpressureLimit(adding: n) { return .dropped }
+        if proto.outboundCount &+ n > core.maxBackpressure, overBackpressureLimit(adding: n) { return .dropped }
         if n < Self.directSendThreshold || writeBlocked || !sendDirect(opcode, bytes, compress: compress) {
             guard proto.send(opcode, bytes, compress: compress) == .queued else { return .dropped }
         }
@@ -58,7 +58,7 @@ extension WebSocketConnection {
     /// (drop, or close with 1008).
     @inline(never)
     func overBackpressureLimit(adding count: Int) -> Bool {
-        guard proto.outbound.readableCount + count > core.maxBackpressure else { return false }
+        guard proto.outboundCount + count > core.maxBackpressure else { return false }
         core.metrics.backpressureDrops.add(1)
         guard proto.state == .open else { return true }
         if core.configuration.closeOnBackpressureLimit {
@@ -128,7 +128,7 @@ extension WebSocketConnection {
     }
 
     var status: SendStatus {
-        proto.outbound.readableCount > core.policySettings.highWaterMark ? .buffered : .written
+        proto.outboundCount > core.policySettings.highWaterMark ? .buffered : .written
     }
 
     /// Graceful shutdown of this connection: close 1001 for WebSockets, drop half-done handshakes.

@@ -24,11 +24,11 @@ extension WebSocketConnection {
         }
     }
 
-    /// An idle connection keeps no output storage (per-connection memory budget), no zlib
+    /// An idle connection keeps no output buffer (per-connection memory budget), no zlib
     /// streams where no_context_takeover makes them disposable, and (TLS) its keys but not its
     /// two cipher contexts (~2.3 KB).
     func releaseIdleMemory(now: UInt64) {
-        if !flushQueued { proto.outbound.releaseIfEmpty() }
+        releaseOutboundIfIdle()
         if policy.isQuiet(now: now) {
             if !proto.isMidMessage { proto.deflate?.releaseIdleMemory() }
             if !flushQueued { driver.releaseIdleState() }

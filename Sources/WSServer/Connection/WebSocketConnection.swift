@@ -14,16 +14,33 @@ public final class WebSocketConnection: EventHandler {
     /// After the output is written: nothing, or our end of the stream (FIN, then linger).
     enum AfterFlush: UInt8 { case nothing, linger }
 
+    // Stored properties follow declaration order, and the small ones fill the tail padding
+    // of the struct before them (the driver's 12 bytes, the policy's 19, the protocol
+    // state's 122): the object is 232 bytes, a 240-byte malloc chunk, which with its 16-byte
+    // handler-table slot is an idle connection's 256 bytes (MemoryBudgetTests).
     public let id: UInt64
     let loop: EventLoop
-    /// Immutable (two words): its calls may re-enter this connection freely.
+    /// Immutable (12 bytes): its calls may re-enter this connection freely.
     let driver: StreamDriver
-    /// Strong on purpose: `unowned` costs an atomic check on every access, on the message path.
-    let core: ServerCore
-    @exclusivity(unchecked) var policy: ConnectionPolicy
-    /// Kept after `policy` so these pack into its tail padding.
+    /// The endpoint this connection upgraded on, as its number in `core.routeTable` (0: none,
+    /// before the upgrade and after close). Routes live as long as the server core this
+    /// connection holds, and the message path reaches the handler at +0 (`withHandler`):
+    /// loading a strong reference cost a retain/release pair per message (~2 % of server CPU).
+    @exclusivity(unchecked) var routeNumber: UInt16 = 0
     @exclusivity(unchecked) var interest: Interest = .read
     @exclusivity(unchecked) var flushQueued = false
+    /// Strong on purpose: `unowned` costs an atomic check on every access, on the message path.
+    let core: ServerCore
+    /// This loop's message counters (a `let`: read without a retain on the message path).
+    let counters: LoopCounters
+    /// What only some connections need (subprotocol, fallback transport, drop log, a request
+    /// head in pieces, input held back by backpressure, subscriptions), boxed, so the object
+    /// stays in its malloc size class.
+    @exclusivity(unchecked) var extras: ConnectionExtras?
+    /// Application data (e.g. the authenticated user), set in `onOpen` or later. Released when
+    /// the connection is closed, after `onClose`.
+    public var userData: AnyObject?
+    @exclusivity(unchecked) var policy: ConnectionPolicy
     /// The socket said "would block" on the last write: wait for `.write`.
     @exclusivity(unchecked) var writeBlocked = false
     /// Read at the end of this loop iteration (see `resumeReading`).
@@ -33,34 +50,29 @@ public final class WebSocketConnection: EventHandler {
     @exclusivity(unchecked) var corked = false
     @exclusivity(unchecked) var corkOwed = false
     @exclusivity(unchecked) var afterFlush: AfterFlush = .nothing
+    @exclusivity(unchecked) var proto: WebSocketProtocol
     @exclusivity(unchecked) var closeNotified = false
     /// TLS port: the first byte was looked at (plain HTTP and garbage are answered at once).
     @exclusivity(unchecked) var openingChecked = false
     /// The loop sends the output with its next wait (`StreamDriver.queueSend`), or is sending
     /// it: the bytes stay queued until it says how many went.
     @exclusivity(unchecked) var sendQueued = false
-    @exclusivity(unchecked) var proto: WebSocketProtocol
+
     /// Exists only while a request head is arriving in pieces (kept in `extras`, so an idle
     /// WebSocket pays nothing for it and a head that arrives whole no allocation).
     var httpParser: HTTPParserBox? {
         get { extras?.httpParser }
         set { setCold(\.httpParser, newValue) }
     }
-    /// The endpoint this connection upgraded on (nil before the upgrade and after close).
-    /// Routes live as long as the server core this connection holds, so no reference count
-    /// is kept, and the message path reaches the handler at +0 (`withHandler`): loading a
-    /// strong reference cost a retain/release pair per message (~2 % of server CPU).
-    @exclusivity(unchecked) var routeRef: Unmanaged<Route>?
     var route: Route? {
-        get { routeRef?.takeUnretainedValue() }
-        set { routeRef = newValue.map { Unmanaged.passUnretained($0) } }
+        get { routeNumber == 0 ? nil : core.routeTable[Int(routeNumber) &- 1].takeUnretainedValue() }
+        set { routeNumber = newValue?.number ?? 0 }
     }
-    /// This loop's message counters (a `let`: read without a retain on the message path).
-    let counters: LoopCounters
     var handler: WebSocketHandler? { route?.handler }
     /// Calls `body` with the handler (if upgraded) without touching reference counts.
     @inline(__always) func withHandler(_ body: (WebSocketHandler) -> Void) {
-        routeRef?._withUnsafeGuaranteedRef { body($0.handler) }
+        guard routeNumber != 0 else { return }
+        core.routeTable[Int(routeNumber) &- 1]._withUnsafeGuaranteedRef { body($0.handler) }
     }
     /// Input read but not processed because output went above the high-water mark mid-read
     /// (a compressed message can inflate 1000×). Processed first when reading resumes. Kept
@@ -69,13 +81,7 @@ public final class WebSocketConnection: EventHandler {
         get { extras?.pendingInput }
         set { setCold(\.pendingInput, newValue) }
     }
-    /// What only some connections need (subprotocol, fallback transport, drop log, a request
-    /// head in pieces, input held back by backpressure), boxed: the connection object is 248
-    /// bytes (a 256-byte malloc chunk; 264 and 272 with the parser and the held-back input
-    /// inline).
-    @exclusivity(unchecked) var extras: ConnectionExtras?
-    /// Topics this connection is subscribed to (kept in `extras`: most connections have none,
-    /// and the 8 bytes took the object from 264 to 272, one malloc size class above).
+    /// Topics this connection is subscribed to (kept in `extras`: most connections have none).
     var subscriptions: [String] {
         get { extras?.subscriptions ?? [] }
         set {
@@ -83,9 +89,6 @@ public final class WebSocketConnection: EventHandler {
             extrasBox.subscriptions = newValue
         }
     }
-    /// Application data (e.g. the authenticated user), set in `onOpen` or later. Released when
-    /// the connection is closed, after `onClose`.
-    public var userData: AnyObject?
 
     init(id: UInt64, loop: EventLoop, fd: Int32, tls: TLSStream?, core: ServerCore) {
         self.id = id
@@ -133,8 +136,8 @@ public final class WebSocketConnection: EventHandler {
             received(bytes)
             // Only output above the high-water mark can pause (the policy call is not
             // inlinable across modules: test first).
-            if proto.outbound.readableCount > core.policySettings.highWaterMark, policy.phase == .open,
-               case .pauseReading = policy.outputChanged(bytes: proto.outbound.readableCount, settings: core.policySettings) {
+            if proto.outboundCount > core.policySettings.highWaterMark, policy.phase == .open,
+               case .pauseReading = policy.outputChanged(bytes: proto.outboundCount, settings: core.policySettings) {
                 logPause()
             }
             return !policy.readPaused && policy.phase.rawValue <= ConnectionPolicy.Phase.open.rawValue
@@ -147,7 +150,7 @@ public final class WebSocketConnection: EventHandler {
             // Everything this read produced, now. A flush queued before it (another
             // connection's publish) then finds nothing left to write.
             if readSoon { scheduleFlush() }
-        } else if owed || !proto.outbound.isEmpty || driver.hasPendingOutput {
+        } else if owed || proto.outboundCount != 0 || driver.hasPendingOutput {
             // Any other end (backpressure, TLS wanting to write, close, lingering): the end of
             // the iteration writes it, as before.
             scheduleFlush()
@@ -228,7 +231,7 @@ public final class WebSocketConnection: EventHandler {
         if sendQueued { return }
         // `loop.staged` first: one load and a compare on epoll.
         if loop.staged != nil, policy.phase == .open, afterFlush == .nothing, !writeBlocked,
-           !proto.outbound.isEmpty, driver.queueSend(on: loop) {
+           proto.outboundCount != 0, driver.queueSend(on: loop) {
             sendQueued = true
             return
         }
@@ -255,8 +258,12 @@ public final class WebSocketConnection: EventHandler {
     }
 
     func flush() {
-        // At +0: `proto.outbound` is a `let` that lives as long as this connection (a strong
-        // local cost a retain/release pair per flush; `unowned(unsafe)` cost three).
+        // No buffer held (an idle connection, a flush owed for nothing): what an empty flush
+        // ends with, without making a buffer for it.
+        if !proto.hasOutbound, !sendQueued, !driver.hasPendingOutput { return flushEnded(.drained, nil) }
+        // At +0: `proto` holds the buffer for the whole call (it is released only by
+        // `releaseOutboundIfIdle`, from the tick or after the upgrade's flush, never inside
+        // one; a strong local cost a retain/release pair per flush, `unowned(unsafe)` three).
         Unmanaged.passUnretained(proto.outbound)._withUnsafeGuaranteedRef { flush($0) }
     }
 
@@ -281,7 +288,7 @@ public final class WebSocketConnection: EventHandler {
         }
     }
 
-    @inline(__always) private func flushEnded(_ end: StreamDriver.FlushEnd, _ out: ByteBuffer) {
+    @inline(__always) private func flushEnded(_ end: StreamDriver.FlushEnd, _ out: ByteBuffer?) {
         switch end {
         case .drained:
             proto.outboundDrained()
@@ -292,7 +299,7 @@ public final class WebSocketConnection: EventHandler {
                 updateInterest()
             }
             // Large output blocks go back to the allocator once written.
-            if out.allocatedBytes >= 64 << 10 { out.releaseIfEmpty(threshold: 64 << 10) }
+            if let out, out.allocatedBytes >= 64 << 10 { out.releaseIfEmpty(threshold: 64 << 10) }
             if afterFlush == .linger { startLinger() }
         case .writeBlocked:
             writeBlocked = true

@@ -68,7 +68,7 @@ extension WebSocketProtocol {
     /// at once it must append to `outbound` (header rest first), so frames stay in order.
     package mutating func directFrameHeader(_ opcode: Opcode, count: Int, compress: Bool? = nil,
                                            into header: UnsafeMutableRawPointer) -> Int? {
-        guard state == .open, role == .server, outbound.isEmpty, opcode == .text || opcode == .binary else { return nil }
+        guard state == .open, role == .server, outboundCount == 0, opcode == .text || opcode == .binary else { return nil }
         if let d = deflate, d.canCompress, compress ?? d.shouldCompress(size: count) { return nil }
         let h = FrameHeader(fin: true, rsv: 0, opcode: opcode, masked: false, maskKey: 0, payloadLength: UInt64(count))
         return h.write(to: header)
@@ -115,7 +115,8 @@ extension WebSocketProtocol {
         let key = masked ? maskKeys!.nextKey() : 0  // §5.3: a fresh key from the CSPRNG per frame
         let header = FrameHeader(fin: fin, rsv: rsv, opcode: opcode, masked: masked, maskKey: key,
                                  payloadLength: UInt64(payload.count))
-        let dst = outbound.reserveWritable(header.headerLength + payload.count)
+        let out = outbound
+        let dst = out.reserveWritable(header.headerLength + payload.count)
         let h = header.write(to: dst)
         if payload.count > 0 {
             if masked {
@@ -124,16 +125,17 @@ extension WebSocketProtocol {
                 (dst + h).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
             }
         }
-        outbound.commitWrite(h + payload.count)
+        out.commitWrite(h + payload.count)
     }
 
     /// A server's frame (unmasked, §5.1) straight into `outbound`: the header's 2, 4 or 10
     /// bytes (minimal length form, §5.2) and one copy of the payload.
     @inlinable @inline(__always)
-    func writeServerFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, rsv: UInt8) {
+    mutating func writeServerFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, fin: Bool, rsv: UInt8) {
         let n = payload.count
         let headerLength = n < 126 ? 2 : n <= 0xFFFF ? 4 : 10
-        let dst = outbound.reserveWritable(headerLength &+ n)
+        let out = outbound
+        let dst = out.reserveWritable(headerLength &+ n)
         dst.storeBytes(of: (fin ? 0x80 : 0) | (rsv & 7) << 4 | opcode.rawValue, as: UInt8.self)
         if n < 126 {
             dst.storeBytes(of: UInt8(truncatingIfNeeded: n), toByteOffset: 1, as: UInt8.self)
@@ -145,6 +147,6 @@ extension WebSocketProtocol {
             dst.storeBytes(of: UInt64(n).bigEndian, toByteOffset: 2, as: UInt64.self)
         }
         if n > 0 { (dst + headerLength).copyMemory(from: payload.baseAddress!, byteCount: n) }
-        outbound.commitWrite(headerLength &+ n)
+        out.commitWrite(headerLength &+ n)
     }
 }

@@ -42,21 +42,18 @@ public struct WebSocketProtocol {
         case fragment(Opcode, UnsafeRawBufferPointer, first: Bool, last: Bool)
     }
 
-    /// Deliver uncompressed messages piece by piece (`.fragment`) instead of reassembled, so
-    /// a large message needs no buffer (the size limit still applies to the whole message).
-    /// Compressed messages are still delivered whole.
-    public var streamsMessages = false
-
-    public let role: Role
+    // Layout follows declaration order: the limits (14 bytes) first with two one-byte fields
+    // in their tail padding, the words, and the other one-byte fields last, in this struct's
+    // tail, where the owner's next fields can pack (a connection object is 232 bytes, a
+    // 240-byte malloc chunk).
     public var limits: Limits
-    // The one-byte fields sit in the limits' tail padding (layout follows declaration order).
+    public let role: Role
     public internal(set) var state: State = .open
-    /// Pongs written to `outbound` since the owner last called `outboundDrained()`.
-    @usableFromInline var queuedPongs: UInt8 = 0
     /// permessage-deflate, once negotiated (RFC 7692). nil: RSV1 is a protocol error.
     public var deflate: PerMessageDeflate?
-    /// Frames waiting to be written to the peer.
-    public let outbound: ByteBuffer
+    /// Frames waiting to be written to the peer (`outbound`); nil while none has been needed
+    /// since `releaseOutboundIfIdle` gave it back, so an idle connection holds no buffer object.
+    @usableFromInline var outboundBox: ByteBuffer?
 
     /// Where the receiver is in the current frame.
     @usableFromInline var receive = ReceiveState.idle
@@ -70,6 +67,50 @@ public struct WebSocketProtocol {
     /// Mask keys for a client's frames (nil for a server, which does not mask).
     let maskKeys: MaskKeySource?
 
+    /// Deliver uncompressed messages piece by piece (`.fragment`) instead of reassembled, so
+    /// a large message needs no buffer (the size limit still applies to the whole message).
+    /// Compressed messages are still delivered whole.
+    public var streamsMessages = false
+    /// Pongs written to `outbound` since the owner last called `outboundDrained()`.
+    @usableFromInline var queuedPongs: UInt8 = 0
+
+    /// Frames waiting to be written to the peer. Made on first use after it was released
+    /// (`releaseOutboundIfIdle`); readers that must not allocate use `outboundCount` or
+    /// `outboundIfAllocated`.
+    @inlinable public var outbound: ByteBuffer {
+        @inline(__always) mutating get {
+            if let box = outboundBox { return box }
+            return makeOutbound()
+        }
+    }
+
+    @usableFromInline mutating func makeOutbound() -> ByteBuffer {
+        let box = ByteBuffer()
+        outboundBox = box
+        return box
+    }
+
+    /// The output buffer if one exists (nil: nothing is queued and none is held).
+    @inlinable public var outboundIfAllocated: ByteBuffer? { outboundBox }
+    /// Whether an output buffer object is held (no reference taken).
+    @inlinable public var hasOutbound: Bool { outboundBox != nil }
+    /// Bytes waiting in `outbound` (0 without allocating one).
+    @inlinable public var outboundCount: Int { outboundBox?.readableCount ?? 0 }
+
+    /// Gives the output buffer object back if it is empty and nobody else holds it (a send in
+    /// flight, a caller's local reference): the next frame makes a new one. Returns whether
+    /// none is held now.
+    @discardableResult
+    public mutating func releaseOutboundIfIdle() -> Bool {
+        // No local binding of the box: it would be a second reference of its own.
+        if outboundBox == nil { return true }
+        guard outboundBox!.isEmpty else { return false }
+        outboundBox!.releaseIfEmpty()
+        guard isKnownUniquelyReferenced(&outboundBox) else { return false }
+        outboundBox = nil
+        return true
+    }
+
     public init(role: Role, limits: Limits = Limits(), outbound: ByteBuffer = ByteBuffer()) {
         self.init(role: role, limits: limits, outbound: outbound,
                   maskKeys: role == .client ? MaskKeySource() : nil)
@@ -78,7 +119,7 @@ public struct WebSocketProtocol {
     init(role: Role, limits: Limits, outbound: ByteBuffer, maskKeys: MaskKeySource?) {
         self.role = role
         self.limits = limits
-        self.outbound = outbound
+        self.outboundBox = outbound
         self.maskKeys = maskKeys
     }
 
