@@ -40,6 +40,10 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         /// answers (no AUTH/SELECT, so no login timeout) held every request for good. A
         /// quiet subscription waits for nothing and is never cut.
         public var replyTimeout: Double = 5
+        /// How a Redis host name becomes addresses: `getaddrinfo` on a thread of its own by
+        /// default (never on the backplane loop), every address tried in order. Replaceable
+        /// (service discovery, tests). A numeric host is never looked up.
+        public var lookup: HostResolver.Lookup = HostResolver.system
         public init(endpoint: RedisEndpoint) { self.endpoint = endpoint }
     }
 
@@ -103,8 +107,8 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         if case .failure(let bad)? = IOBackend.environment { throw bad }
         loop = try EventLoop(index: 0, readBufferSize: 256 << 10)
         if let why = loop.uringSetupFailure { logger.warning("redis: io_uring ring setup failed (\(why)); its loop uses epoll") }
-        commands = RedisConnection(loop: loop, endpoint: options.endpoint, name: "publish", logger: logger)
-        subscriber = RedisConnection(loop: loop, endpoint: options.endpoint, name: "subscribe", logger: logger)
+        commands = RedisConnection(loop: loop, endpoint: options.endpoint, name: "publish", logger: logger, lookup: options.lookup)
+        subscriber = RedisConnection(loop: loop, endpoint: options.endpoint, name: "subscribe", logger: logger, lookup: options.lookup)
         timer = try LoopTimer(loop: loop)
         settledEvent = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         if settledEvent < 0 { throw TransportError.syscall("eventfd", errno) }

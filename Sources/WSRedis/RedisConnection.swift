@@ -4,18 +4,28 @@ import Glibc
 import Logging
 import Transport
 
-/// One TCP connection to Redis on an event loop: non-blocking connect, AUTH/SELECT, a RESP
-/// reader, an output buffer, and reconnect with backoff (100 ms doubling to 1 s, so a Redis
-/// that comes back is reached again within about 1.25 s at the loop's 250 ms tick).
+/// One TCP connection to Redis on an event loop: the host name looked up off the loop,
+/// non-blocking connect to each of its addresses in turn, AUTH/SELECT, a RESP reader, an
+/// output buffer, and reconnect with backoff (100 ms doubling to 1 s, so a Redis that comes
+/// back is reached again within about 1.25 s at the loop's 250 ms tick).
 /// Loop-confined: every method runs on `loop`'s thread.
 final class RedisConnection: EventHandler {
-    enum State { case down, connecting, loggingIn, ready }
+    enum State { case down, resolving, connecting, loggingIn, ready }
 
     let loop: EventLoop
     let endpoint: RedisEndpoint
     let name: String
     let logger: Logger
+    /// How `endpoint.host` becomes addresses when it is a name (a numeric host is not looked up).
+    let lookup: HostResolver.Lookup
     private(set) var state = State.down
+    /// This attempt's addresses and the next one to dial: a refused or timed-out address
+    /// moves on to the next (`localhost` is often `::1` first, where Redis may not listen).
+    private var candidates: [SocketAddress] = []
+    private var nextCandidate = 0
+    /// Tells a lookup's answer from an older attempt's (after `stop`).
+    private var lookupGeneration: UInt64 = 0
+    private var slowLookupReported = false
     private var fd: Int32 = -1
     private var reader = RESPReader()
     private var out: [UInt8] = []
@@ -26,7 +36,8 @@ final class RedisConnection: EventHandler {
     private var backoff: UInt64 = 100
     /// When the phase in progress gives up: the connect, then the login (AUTH/SELECT), 2 s
     /// each. Without the second a Redis that accepts TCP and never answers would hold the
-    /// connection in `loggingIn` for good, with no reconnect.
+    /// connection in `loggingIn` for good, with no reconnect. A name lookup is not cut (its
+    /// thread cannot be), but past 2 s it counts as a failed attempt (`tick`).
     private var connectDeadline: UInt64 = 0
     static let phaseTimeoutMillis: UInt64 = 2000
     /// One log line per outage, not one per retry.
@@ -43,11 +54,13 @@ final class RedisConnection: EventHandler {
     /// before the retry is scheduled.
     var onAttemptFailed: (() -> Void)?
 
-    init(loop: EventLoop, endpoint: RedisEndpoint, name: String, logger: Logger) {
+    init(loop: EventLoop, endpoint: RedisEndpoint, name: String, logger: Logger,
+         lookup: @escaping HostResolver.Lookup = HostResolver.system) {
         self.loop = loop
         self.endpoint = endpoint
         self.name = name
         self.logger = logger
+        self.lookup = lookup
     }
 
     /// Bytes not yet written to the socket (backpressure for the caller).
@@ -78,26 +91,73 @@ final class RedisConnection: EventHandler {
 
     private func connect() {
         guard !stopped, state == .down else { return }
-        let resolved: (family: Int32, addr: [UInt8])
-        do { resolved = try Listener.resolve(endpoint.host, port: endpoint.port) } catch {
-            failed("cannot resolve \(endpoint.host)"); return
+        if let address = HostResolver.numeric(endpoint.host, port: endpoint.port) { return dial([address]) }
+        // A name: looked up on a thread of its own, so this loop (the other connection, the
+        // deadlines, the outbox) goes on meanwhile.
+        state = .resolving
+        connectDeadline = loop.now + Self.phaseTimeoutMillis
+        slowLookupReported = false
+        lookupGeneration &+= 1
+        let generation = lookupGeneration
+        HostResolver.lookUp(endpoint.host, port: endpoint.port, on: loop, using: lookup) { [weak self] result in
+            guard let self, self.lookupGeneration == generation, self.state == .resolving else { return }
+            self.state = .down
+            switch result {
+            case .success(let addresses): self.dial(addresses)
+            case .failure(let error): self.failed("\(error)")
+            }
         }
-        let s = socket(resolved.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else { failed("socket: \(errnoDescription())"); return }
+    }
+
+    /// Connects to the first of `addresses` that does not fail at once; the others stay
+    /// candidates if it is refused or times out.
+    private func dial(_ addresses: [SocketAddress]) {
+        candidates = addresses
+        nextCandidate = 0
+        dialNext(failure: "no address")
+    }
+
+    private func dialNext(failure: String) {
+        var why = failure
+        while nextCandidate < candidates.count {
+            let address = candidates[nextCandidate]
+            nextCandidate += 1
+            switch open(address) {
+            case .success(let s): return connecting(s)
+            case .failure(let error): why = error.why
+            }
+        }
+        failed(tried(why))
+    }
+
+    /// A failure's reason, saying when every one of several addresses failed.
+    private func tried(_ why: String) -> String {
+        candidates.count > 1 ? "\(why) (tried its \(candidates.count) addresses)" : why
+    }
+
+    private struct DialError: Error { let why: String }
+
+    private func open(_ address: SocketAddress) -> Result<Int32, DialError> {
+        let s = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { return .failure(DialError(why: "socket: \(errnoDescription())")) }
         var one: Int32 = 1
         setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
-        let rc = resolved.addr.withUnsafeBytes {
-            Glibc.connect(s, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(resolved.addr.count))
+        let rc = address.bytes.withUnsafeBytes {
+            Glibc.connect(s, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(address.bytes.count))
         }
         if rc != 0 && errno != EINPROGRESS {
             let why = errnoDescription()
             Glibc.close(s)
-            failed(why); return
+            return .failure(DialError(why: why))
         }
         do { try loop.register(fd: s, handler: self, interest: [.read, .write]) } catch {
             Glibc.close(s)
-            failed("\(error)"); return
+            return .failure(DialError(why: "\(error)"))
         }
+        return .success(s)
+    }
+
+    private func connecting(_ s: Int32) {
         fd = s
         state = .connecting
         connectDeadline = loop.now + Self.phaseTimeoutMillis
@@ -117,6 +177,17 @@ final class RedisConnection: EventHandler {
         out = login
     }
 
+    /// The address being dialled was refused or timed out: the next one, or the outage.
+    private func connectFailed(_ why: String) {
+        guard nextCandidate < candidates.count else { return close(reason: tried(why)) }
+        loop.unregister(fd: fd)
+        Glibc.close(fd)
+        fd = -1
+        wipeOut()
+        state = .down
+        dialNext(failure: why)
+    }
+
     private func failed(_ why: String) {
         if !outageLogged {
             logger.warning("redis \(name): cannot reach \(endpoint): \(why); retrying with backoff (local pub/sub goes on)")
@@ -129,7 +200,9 @@ final class RedisConnection: EventHandler {
 
     private func close(reason: String?) {
         let wasReady = state == .ready
-        let wasOpen = state != .down
+        // A lookup in flight is no connection yet: its answer is ignored from now on.
+        let wasOpen = state != .down && state != .resolving
+        lookupGeneration &+= 1
         if fd >= 0 {
             loop.unregister(fd: fd)
             Glibc.close(fd)
@@ -150,8 +223,8 @@ final class RedisConnection: EventHandler {
             var err: Int32 = 0
             var len = socklen_t(4)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
-            if err != 0 { close(reason: errnoDescription(err)); return }
-            if events.contains(.hangup) { close(reason: "connection refused"); return }
+            if err != 0 { connectFailed(errnoDescription(err)); return }
+            if events.contains(.hangup) { connectFailed("connection refused"); return }
             if handshakeReplies == 0 {
                 becameReady()
             } else {
@@ -237,7 +310,13 @@ final class RedisConnection: EventHandler {
     var onDrained: (() -> Void)?
 
     func tick(now: UInt64) {
-        if state == .connecting && now >= connectDeadline { close(reason: "connect timed out") }
+        if state == .resolving && now >= connectDeadline && !slowLookupReported {
+            // Logged once and counted as a failed attempt (the start stops waiting); the
+            // answer, when it comes, is still dialled.
+            slowLookupReported = true
+            failed("looking up \(endpoint.host) takes over 2 s")
+        }
+        if state == .connecting && now >= connectDeadline { connectFailed("connect timed out") }
         if state == .loggingIn && now >= connectDeadline { close(reason: "no answer to the login (AUTH/SELECT) within 2 s") }
         if state == .down && !stopped && now >= retryAt { connect() }
     }

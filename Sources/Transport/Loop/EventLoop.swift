@@ -417,6 +417,8 @@ public enum TransportError: Error, CustomStringConvertible, Sendable {
     case addressInUse(host: String, port: Int)
     case badAddress(String)
     case bind(host: String, port: Int, String)
+    /// A host name that did not resolve (`getaddrinfo`'s reason, or the lookup's own).
+    case lookup(host: String, String)
 
     public var description: String {
         switch self {
@@ -424,6 +426,7 @@ public enum TransportError: Error, CustomStringConvertible, Sendable {
         case .addressInUse(let host, let port): return "cannot listen on \(formatHostPort(host, port)): address already in use"
         case .badAddress(let h): return "cannot use address '\(h)': not an IPv4/IPv6 address or resolvable name"
         case .bind(let host, let port, let why): return "cannot listen on \(formatHostPort(host, port)): \(why)"
+        case .lookup(let host, let why): return "cannot resolve '\(host)': \(why)"
         }
     }
 }
