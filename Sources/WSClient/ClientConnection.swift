@@ -20,7 +20,9 @@ public final class ClientConnection: EventHandler {
     /// Application data.
     public var userData: AnyObject?
     @exclusivity(unchecked) public var proto: WebSocketProtocol
-    let driver: StreamDriver
+    @exclusivity(unchecked) var driver: StreamDriver
+    /// Addresses not dialled yet: the next is tried when a connect is refused.
+    private var candidates: ArraySlice<SocketAddress>
     @exclusivity(unchecked) var policy: ConnectionPolicy
     /// Connect timeout, and the close wait of the close in progress.
     private var settings: ConnectionPolicy.Settings
@@ -46,17 +48,51 @@ public final class ClientConnection: EventHandler {
         settings = ConnectionPolicy.Settings(handshakeMillis: options.connectTimeoutMillis, idleMillis: 0,
                                              closeMillis: 3000, lingerMillis: 0, highWaterMark: .max)
         policy = ConnectionPolicy(now: loop.now, settings: settings)
-        let fd = try connectTCP(host: options.host, port: options.port)
-        var tls: TLSStream?
-        if let context = options.tls {
-            tls = context.makeStream(fd: fd, serverName: options.serverName ?? options.host, scratch: loop.scratchBuffer)
-            if tls == nil {
+        var candidates = try options.addresses.map { ArraySlice($0) } ?? ArraySlice(Self.lookUp(options.host, port: options.port))
+        driver = try Self.dial(&candidates, options: options, loop: loop)
+        self.candidates = candidates
+        try driver.register(on: loop, handler: self, interest: .write)
+    }
+
+    /// `host` parsed, or looked up here (blocking: `ClientOptions.addresses` avoids it).
+    private static func lookUp(_ host: String, port: Int) throws(TransportError) -> [SocketAddress] {
+        if let address = HostResolver.numeric(host, port: port) { return [address] }
+        switch HostResolver.system(host, port) {
+        case .success(let all): return all
+        case .failure(let error): throw error
+        }
+    }
+
+    /// A driver on the first of `candidates` whose connect does not fail at once (removed
+    /// from them with the ones before it); the last error if none.
+    private static func dial(_ candidates: inout ArraySlice<SocketAddress>, options: ClientOptions,
+                             loop: EventLoop) throws -> StreamDriver {
+        var failure: Error = TransportError.lookup(host: options.host, "no address")
+        while let address = candidates.popFirst() {
+            let fd: Int32
+            do { fd = try connectTCP(to: address) } catch { failure = error; continue }
+            guard let context = options.tls else { return StreamDriver(fd: fd, tls: nil) }
+            guard let tls = context.makeStream(fd: fd, serverName: options.serverName ?? options.host, scratch: loop.scratchBuffer) else {
                 StreamDriver(fd: fd, tls: nil).close(on: loop)
                 throw TLSError.drain("SSL_new")
             }
+            return StreamDriver(fd: fd, tls: tls)
         }
-        driver = StreamDriver(fd: fd, tls: tls)
-        try driver.register(on: loop, handler: self, interest: .write)
+        throw failure
+    }
+
+    /// The connect in progress failed with `why`: the next address, if there is one
+    /// (`localhost` is often `::1` first, where a server bound to 127.0.0.1 refuses). nil when
+    /// one is being dialled, else why the connection fails. The connect timeout covers all.
+    private func dialNextAddress(after why: String) -> String? {
+        guard !candidates.isEmpty else { return why }
+        let next: StreamDriver
+        do { next = try Self.dial(&candidates, options: options, loop: loop) } catch { return "\(error)" }
+        driver.close(on: loop)
+        driver = next
+        interest = .write
+        do { try driver.register(on: loop, handler: self, interest: .write) } catch { return "\(error)" }
+        return nil
     }
 
     public var isOpen: Bool { phase == .open && proto.state == .open }
@@ -117,7 +153,10 @@ public final class ClientConnection: EventHandler {
         switch phase {
         case .connecting:
             let err = connectResult(fd: driver.fd)
-            if err != 0 { return finish(code: .abnormal, reason: "", error: "connect: \(errnoDescription(err))") }
+            if err != 0 {
+                guard let why = dialNextAddress(after: "connect: \(errnoDescription(err))") else { return }
+                return finish(code: .abnormal, reason: "", error: why)
+            }
             if driver.needsHandshake {
                 phase = .tlsHandshake
                 advanceTLS()

@@ -21,6 +21,12 @@ public struct ClientOptions: Sendable {
     public var deflateOptions = DeflateOptions()
     /// Milliseconds allowed for TCP connect + TLS + upgrade.
     public var connectTimeoutMillis: UInt64 = 10_000
+    /// Where to connect, if already known (e.g. looked up off the loop with `HostResolver`):
+    /// tried in turn as a refused one fails. nil: `host` itself — a numeric address, or a name
+    /// looked up when the connection starts, which blocks that loop as long as the lookup
+    /// takes (`WebSocketClient` looks names up off its loop). `host` still names the Host
+    /// header and, by default, SNI.
+    public var addresses: [SocketAddress]?
 
     public init(host: String, port: Int, path: String = "/", tls: TLSClientContext? = nil) {
         self.host = host

@@ -68,16 +68,32 @@ public final class WebSocketClient: Sendable {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
             client.loop.execute {
                 let delegate = Delegate(client: client, opened: cont)
-                do {
-                    let conn = try ClientConnection(loop: client.loop, options: opts, delegate: delegate)
-                    conn.userData = delegate
-                    client.connection.withLock { $0 = ConnectionRef(conn) }
-                } catch {
-                    delegate.fail("\(error)")
+                // A name is looked up off the shared loop: a slow DNS must not stall every
+                // other client on it.
+                guard HostResolver.numeric(opts.host, port: opts.port) == nil else { return open(client, opts, delegate) }
+                HostResolver.lookUp(opts.host, port: opts.port, on: client.loop) { result in
+                    switch result {
+                    case .success(let addresses):
+                        var resolved = opts
+                        resolved.addresses = addresses
+                        open(client, resolved, delegate)
+                    case .failure(let error): delegate.fail("\(error)")
+                    }
                 }
             }
         }
         return client
+    }
+
+    /// Starts the connection (on the client's loop).
+    private static func open(_ client: WebSocketClient, _ options: ClientOptions, _ delegate: Delegate) {
+        do {
+            let conn = try ClientConnection(loop: client.loop, options: options, delegate: delegate)
+            conn.userData = delegate
+            client.connection.withLock { $0 = ConnectionRef(conn) }
+        } catch {
+            delegate.fail("\(error)")
+        }
     }
 
     /// The subprotocol the server chose.

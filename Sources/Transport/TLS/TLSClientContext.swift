@@ -74,18 +74,37 @@ public final class TLSClientContext: @unchecked Sendable {
 }
 
 /// Opens a non-blocking TCP connection; completion is signalled by EPOLLOUT (check
-/// `connectResult`). Throws for an unresolvable name or an immediate failure.
+/// `connectResult`). Throws for an unresolvable name or when every address fails at once.
+/// A name is looked up here, blocking the caller (`HostResolver.lookUp` does it off a loop).
 public func connectTCP(host: String, port: Int) throws(TransportError) -> Int32 {
-    let (family, addr) = try Listener.resolve(host, port: port)
-    let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    let addresses: [SocketAddress]
+    if let numeric = HostResolver.numeric(host, port: port) { addresses = [numeric] } else {
+        switch HostResolver.system(host, port) {
+        case .success(let all): addresses = all
+        case .failure(let error): throw error
+        }
+    }
+    var failure = TransportError.lookup(host: host, "no address")
+    for address in addresses {
+        do { return try connectTCP(to: address) } catch { failure = error }
+    }
+    throw failure
+}
+
+/// Opens a non-blocking TCP connection to `address` (TCP_NODELAY); completion is signalled
+/// by EPOLLOUT (check `connectResult`). Throws when the connect fails at once.
+public func connectTCP(to address: SocketAddress) throws(TransportError) -> Int32 {
+    let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     if fd < 0 { throw .syscall("socket", errno) }
     var one: Int32 = 1
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
-    let rc = addr.withUnsafeBytes { connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(addr.count)) }
+    let rc = address.bytes.withUnsafeBytes {
+        connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(address.bytes.count))
+    }
     if rc != 0 && errno != EINPROGRESS {
         let e = errno
         Glibc.close(fd)
-        throw .bind(host: host, port: port, "connect: \(errnoDescription(e))")
+        throw .syscall("connect to \(address)", e)
     }
     return fd
 }
