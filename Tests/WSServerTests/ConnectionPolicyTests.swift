@@ -17,6 +17,27 @@ final class ConnectionPolicyTests: XCTestCase {
         XCTAssertEqual(p.tick(now: 11_000, protocolOpen: true, settings: settings), .drop(.handshakeTimeout))
     }
 
+    /// A limit only ever brings the handshake deadline closer, also when there was none, and
+    /// does nothing once the connection is open.
+    func testLimitHandshakeOnlyShortens() {
+        var p = ConnectionPolicy(now: 1000, settings: settings)
+        p.limitHandshake(now: 2000, millis: 1000)
+        XCTAssertEqual(p.tick(now: 2999, protocolOpen: true, settings: settings), .none)
+        XCTAssertEqual(p.tick(now: 3000, protocolOpen: true, settings: settings), .drop(.handshakeTimeout))
+        var q = ConnectionPolicy(now: 1000, settings: settings)
+        q.limitHandshake(now: 1000, millis: 60_000)
+        XCTAssertEqual(q.tick(now: 11_000, protocolOpen: true, settings: settings), .drop(.handshakeTimeout), "not lengthened")
+        var s = settings
+        s.handshakeMillis = 0
+        var r = ConnectionPolicy(now: 0, settings: s)
+        r.limitHandshake(now: 0, millis: 500)
+        XCTAssertEqual(r.tick(now: 500, protocolOpen: true, settings: s), .drop(.handshakeTimeout), "a limit where there was none")
+        var o = ConnectionPolicy(now: 0, settings: settings)
+        o.opened(now: 0)
+        o.limitHandshake(now: 0, millis: 1)
+        XCTAssertEqual(o.tick(now: 100, protocolOpen: true, settings: settings), .none, "open: untouched")
+    }
+
     func testNoHandshakeDeadlineWhenDisabled() {
         var s = settings
         s.handshakeMillis = 0

@@ -58,6 +58,13 @@ public struct ConnectionPolicy: Sendable {
         deadline = settings.handshakeMillis == 0 ? 0 : now + settings.handshakeMillis
     }
 
+    /// The handshake must end within `millis` from `now` (or by its deadline, if sooner).
+    public mutating func limitHandshake(now: UInt64, millis: UInt64) {
+        guard phase == .handshake else { return }
+        let limit = now + max(1, millis)
+        if deadline == 0 || limit < deadline { deadline = limit }
+    }
+
     /// A connection whose messages travel through another transport (no timers here).
     public static var external: ConnectionPolicy {
         var p = ConnectionPolicy(now: 0, settings: Settings(handshakeMillis: 0, idleMillis: 0, closeMillis: 0,

@@ -168,6 +168,8 @@ final class Acceptor: EventHandler, @unchecked Sendable {
     private var closed = false
     private var lastRejectLog: UInt64 = 0
     private var rejectedSinceLog = 0
+    /// How long a connection accepted during a graceful shutdown has for its request.
+    static let drainHandshakeMillis: UInt64 = 1000
 
     init(loop: EventLoop, listener: Listener, core: ServerCore) {
         self.loop = loop
@@ -252,6 +254,12 @@ final class Acceptor: EventHandler, @unchecked Sendable {
         }
         let id = core.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let connection = WebSocketConnection(id: id, loop: loop, fd: fd, tls: tlsStream, core: core)
+        if core.shuttingDown.load(ordering: .relaxed) {
+            // Accepted during the drain, after its pass dropped the half-done handshakes (the
+            // listener stays open so a request gets a 503): a second to send it, or the
+            // drain would wait for this connection until its handshake timeout.
+            connection.policy.limitHandshake(now: loop.now, millis: Self.drainHandshakeMillis)
+        }
         do {
             try connection.driver.register(on: loop, handler: connection, interest: .read)
         } catch {
