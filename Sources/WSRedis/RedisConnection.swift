@@ -99,8 +99,11 @@ final class RedisConnection: EventHandler {
         slowLookupReported = false
         lookupGeneration &+= 1
         let generation = lookupGeneration
-        HostResolver.lookUp(endpoint.host, port: endpoint.port, on: loop, using: lookup) { [weak self] result in
-            guard let self, self.lookupGeneration == generation, self.state == .resolving else { return }
+        // Held strongly until the answer (a weak reference's side table, still referenced when a
+        // test's backplane outlives it, is what LeakSanitizer reports); a stopped connection
+        // ignores the answer by its generation.
+        HostResolver.lookUp(endpoint.host, port: endpoint.port, on: loop, using: lookup) { [self] result in
+            guard lookupGeneration == generation, state == .resolving else { return }
             self.state = .down
             switch result {
             case .success(let addresses): self.dial(addresses)
