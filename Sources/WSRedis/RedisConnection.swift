@@ -127,7 +127,7 @@ final class RedisConnection: EventHandler {
             nextCandidate += 1
             switch open(address) {
             case .success(let s): return connecting(s)
-            case .failure(let error): why = error.why
+            case .failure(let error): why = "\(error)"
             }
         }
         failed(tried(why))
@@ -138,24 +138,13 @@ final class RedisConnection: EventHandler {
         candidates.count > 1 ? "\(why) (tried its \(candidates.count) addresses)" : why
     }
 
-    private struct DialError: Error { let why: String }
-
-    private func open(_ address: SocketAddress) -> Result<Int32, DialError> {
-        let s = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard s >= 0 else { return .failure(DialError(why: "socket: \(errnoDescription())")) }
-        var one: Int32 = 1
-        setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
-        let rc = address.bytes.withUnsafeBytes {
-            Glibc.connect(s, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(address.bytes.count))
-        }
-        if rc != 0 && errno != EINPROGRESS {
-            let why = errnoDescription()
-            Glibc.close(s)
-            return .failure(DialError(why: why))
-        }
+    /// A non-blocking connect to `address` (`connectTCP(to:)`, the client's too), registered here.
+    private func open(_ address: SocketAddress) -> Result<Int32, TransportError> {
+        let s: Int32
+        do { s = try connectTCP(to: address) } catch { return .failure(error) }
         do { try loop.register(fd: s, handler: self, interest: [.read, .write]) } catch {
             Glibc.close(s)
-            return .failure(DialError(why: "\(error)"))
+            return .failure(error)
         }
         return .success(s)
     }

@@ -9,18 +9,11 @@ public final class Listener {
     public let fd: Int32
     public let port: Int
 
-    /// Resolves `host` (numeric IPv4/IPv6 or a name) to a socket address.
+    /// Resolves `host` (numeric IPv4/IPv6 or a name) to the first address to bind.
     public static func resolve(_ host: String, port: Int) throws(TransportError) -> (family: Int32, addr: [UInt8]) {
-        var hints = addrinfo()
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_family = AF_UNSPEC
-        var res: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &res)
-        guard rc == 0, let info = res else { throw .badAddress(host) }
-        defer { freeaddrinfo(res) }
-        let bytes = Array(UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
-        return (info.pointee.ai_family, bytes)
+        guard case .success(let all) = HostResolver.getAddresses(host, port: port, flags: AI_PASSIVE | AI_NUMERICSERV),
+              let first = all.first else { throw .badAddress(host) }
+        return (first.family, first.bytes)
     }
 
     /// Binds and listens. `reusePort` lets sibling loops bind the same port.
