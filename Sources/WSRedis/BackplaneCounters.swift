@@ -12,6 +12,7 @@ final class BackplaneCounters: Sendable {
     let errors = Atomic<Int>(0)
     let resubscribes = Atomic<Int>(0)
     let unconfirmed = Atomic<Int>(0)
+    let keepalives = Atomic<Int>(0)
 
     func render() -> String {
         var out = ""
@@ -28,6 +29,7 @@ final class BackplaneCounters: Sendable {
         counter("wss_backplane_redis_errors_total", "Error replies from Redis to our commands.", errors)
         counter("wss_backplane_unconfirmed_total", "History publishes sent but unanswered when the Redis connection dropped.", unconfirmed)
         counter("wss_backplane_resubscribes_total", "Times the subscription connection (re)subscribed its topics.", resubscribes)
+        counter("wss_backplane_keepalive_pings_total", "PINGs sent to Redis on a connection that had been quiet for the keepalive interval.", keepalives)
         return out
     }
 }

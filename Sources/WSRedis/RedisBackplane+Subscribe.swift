@@ -25,6 +25,7 @@ extension RedisBackplane {
     }
 
     func resubscribe() {
+        subscriberPingSentAt = 0
         connectionUp()
         subscribed = Set(topics?.activeTopics ?? [])
         awaitingAck = Dictionary(uniqueKeysWithValues: subscribed.map { ($0, 1) })
@@ -41,6 +42,7 @@ extension RedisBackplane {
         }
         subscribed = []
         awaitingAck = [:]
+        subscriberPingSentAt = 0
         // Recoveries waiting for a subscription that is gone: answered incomplete now (what
         // is published until it is back may never reach this instance).
         let waiting = deferredRecoveries.values.joined()
@@ -49,6 +51,9 @@ extension RedisBackplane {
     }
 
     func subscriberReply(_ value: RESPValue) {
+        // The keepalive's answer: ["pong", ""] while subscribed (RESP2), +PONG with no channel.
+        if value == .simple("PONG") { subscriberPingSentAt = 0; return }
+        if case .array(let items) = value, items.count == 2, items[0].string == "pong" { subscriberPingSentAt = 0; return }
         if case .array(let items) = value, items.count == 3, items[0].string == "subscribe", case .bulk(let channel) = items[1] {
             return subscribeConfirmed(channel)
         }

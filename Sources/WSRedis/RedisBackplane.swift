@@ -38,8 +38,15 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         /// queries answered as in an outage, and reconnected with backoff. Checked at the
         /// loop's 250 ms tick; at least 0.25 s. Without it a Redis that accepts TCP and never
         /// answers (no AUTH/SELECT, so no login timeout) held every request for good. A
-        /// quiet subscription waits for nothing and is never cut.
+        /// quiet subscription is not cut while Redis answers its keepalive PING.
         public var replyTimeout: Double = 5
+        /// Seconds a connection may hear nothing from Redis before it is sent a PING, whose
+        /// answer is then due within `replyTimeout` (0: off; else at least 0.25). Without it
+        /// a subscription connection that only receives never noticed a Redis gone silent
+        /// (a network partition, a paused host: no FIN, no RST, TCP itself sends nothing), and
+        /// this instance's subscribers missed every message from the others for good. So a
+        /// silent Redis is found within `keepalive + replyTimeout` (15 s by default).
+        public var keepalive: Double = 10
         /// How a Redis host name becomes addresses: `getaddrinfo` on a thread of its own by
         /// default (never on the backplane loop), every address tried in order. Replaceable
         /// (service discovery, tests). A numeric host is never looked up.
@@ -89,6 +96,10 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
     /// confirmation: the subscription connection's side of the reply deadline.
     var ackWaitingSince: UInt64 = 0
     let replyTimeoutMillis: UInt64
+    /// 0: no keepalive.
+    let keepaliveMillis: UInt64
+    /// Loop time (ms) the subscription connection's keepalive PING was sent (0: none awaited).
+    var subscriberPingSentAt: UInt64 = 0
     var subscriptionSettled: Bool { subscriber.state == .ready && awaitingAck.isEmpty }
 
     struct Outbox {
@@ -115,6 +126,8 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         scripts = options.history.map { HistoryScripts(options: $0) }
         let t = options.replyTimeout
         replyTimeoutMillis = UInt64((t.isFinite ? min(max(t, 0.25), 86400) : 5) * 1000)
+        let k = options.keepalive
+        keepaliveMillis = k.isFinite ? (k <= 0 ? 0 : UInt64(min(max(k, 0.25), 86400) * 1000)) : 10_000
         outbox.withLock { $0.bytes.reserveCapacity(64 << 10) }
     }
 
@@ -132,6 +145,7 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         timer.onTick = { [unowned self] now in
             commands.tick(now: now)
             subscriber.tick(now: now)
+            keepAlive(now)
             checkReplyDeadlines(now)
             presenceTick()
         }
@@ -288,6 +302,29 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         }
         if subscriber.state == .ready && !awaitingAck.isEmpty && now >= ackWaitingSince + replyTimeoutMillis {
             subscriber.abandon("no confirmation of SUBSCRIBE within \(seconds) (connected, but Redis does not answer)")
+        }
+        if subscriber.state == .ready && subscriberPingSentAt != 0
+            && now >= max(subscriberPingSentAt, subscriber.lastHeard) + replyTimeoutMillis {
+            subscriber.abandon("no answer to the keepalive PING within \(seconds) (connected, but Redis does not answer)")
+        }
+    }
+
+    /// A ready connection that has heard nothing for `keepalive` and awaits nothing is sent a
+    /// PING: its answer is then awaited like any reply (`checkReplyDeadlines`). A busy
+    /// connection never needs one (every reply or message counts as heard).
+    func keepAlive(_ now: UInt64) {
+        guard keepaliveMillis > 0 else { return }
+        if commands.state == .ready && replies.isEmpty && commands.unsentCount == 0
+            && now >= commands.lastHeard + keepaliveMillis {
+            replies.push(.ignore(1), now: now)
+            commands.send(RedisCommand.ping)
+            counters.keepalives.add(1, ordering: .relaxed)
+        }
+        if subscriber.state == .ready && subscriberPingSentAt == 0 && awaitingAck.isEmpty
+            && now >= subscriber.lastHeard + keepaliveMillis {
+            subscriberPingSentAt = now
+            subscriber.send(RedisCommand.ping)
+            counters.keepalives.add(1, ordering: .relaxed)
         }
     }
 

@@ -27,6 +27,9 @@ public enum RedisCommand {
         return Array(UnsafeRawBufferPointer(start: target, count: Int(n)))
     }
 
+    /// The keepalive (`*1 $4 PING`), encoded once.
+    static let ping = format("PING")
+
     /// `format` with string arguments (UTF-8).
     public static func format(_ args: String...) -> [UInt8] {
         format(args.map { Array($0.utf8) })

@@ -19,6 +19,9 @@ final class RedisConnection: EventHandler {
     /// How `endpoint.host` becomes addresses when it is a name (a numeric host is not looked up).
     let lookup: HostResolver.Lookup
     private(set) var state = State.down
+    /// Loop time (ms) bytes last came from Redis on this connection, or it became ready: how
+    /// long it has been quiet (the backplane's keepalive PINGs a connection quiet too long).
+    private(set) var lastHeard: UInt64 = 0
     /// This attempt's addresses and the next one to dial: a refused or timed-out address
     /// moves on to the next (`localhost` is often `::1` first, where Redis may not listen).
     private var candidates: [SocketAddress] = []
@@ -232,6 +235,7 @@ final class RedisConnection: EventHandler {
 
     private func becameReady() {
         state = .ready
+        lastHeard = loop.now
         backoff = 100
         if outageLogged { logger.notice("redis \(name): connected to \(endpoint)") }
         else { logger.info("redis \(name): connected to \(endpoint)") }
@@ -244,6 +248,7 @@ final class RedisConnection: EventHandler {
         while fd >= 0 {
             switch TCPStream.read(fd: fd, into: loop.readBuffer) {
             case .done(let n):
+                lastHeard = loop.now
                 do {
                     try reader.feed(UnsafeRawBufferPointer(rebasing: loop.readBuffer[0..<n]))
                     while fd >= 0, let value = try reader.next() { deliver(value) }

@@ -17,8 +17,11 @@ struct BackplaneOptions: ParsableArguments {
     @Option(help: "Seconds the start waits for the Redis connections before it listens (0–300; 0: no wait). Then it listens anyway, warning that recoveries report incomplete until Redis is reached.")
     var backplaneReadyTimeout: Double = ServerConfiguration.defaults.backplaneReadyTimeout
 
-    @Option(help: "Seconds a Redis reply may be overdue (counted from the command, or from the last reply) before the connection is taken for broken: what waits on it is answered as in an outage (recoveries incomplete, presence local only) and it reconnects with backoff (0.5–300). A quiet subscription is never cut.")
+    @Option(help: "Seconds a Redis reply may be overdue (counted from the command, or from the last reply) before the connection is taken for broken: what waits on it is answered as in an outage (recoveries incomplete, presence local only) and it reconnects with backoff (0.5–300). A quiet connection is PINGed first (--backplane-keepalive).")
     var backplaneReplyTimeout: Double = 5
+
+    @Option(help: "Seconds a Redis connection may hear nothing before it is sent a PING, due within --backplane-reply-timeout: so a Redis gone silent (partition, paused host) is found and reconnected even by a quiet subscription (0: off; 0.5–3600).")
+    var backplaneKeepalive: Double = 10
 
     @Option(help: "Prefix of the Redis channel names (separates deployments sharing one Redis; pub/sub ignores the database number).")
     var backplaneChannelPrefix: String = "wss:"
@@ -58,6 +61,9 @@ struct BackplaneOptions: ParsableArguments {
         if !(backplaneReplyTimeout >= 0.5 && backplaneReplyTimeout <= 300) {
             throw ValidationError("--backplane-reply-timeout must be 0.5–300 seconds")
         }
+        if !(backplaneKeepalive == 0 || (backplaneKeepalive >= 0.5 && backplaneKeepalive <= 3600)) {
+            throw ValidationError("--backplane-keepalive must be 0 (off) or 0.5–3600 seconds")
+        }
         if backplaneChannelPrefix.utf8.count > 64 { throw ValidationError("--backplane-channel-prefix must be at most 64 bytes") }
     }
 
@@ -93,6 +99,7 @@ struct BackplaneOptions: ParsableArguments {
         options.maxQueuedBytes = backplaneQueueLimit
         options.channelPrefix = backplaneChannelPrefix
         options.replyTimeout = backplaneReplyTimeout
+        options.keepalive = backplaneKeepalive
         let redis = try RedisBackplane(options: options, logger: logger)
         let kept = history.map { ", history \($0.size) messages for \(Int($0.ttl)) s per topic" } ?? ""
         logger.info("backplane: \(options.endpoint) (instance \(redis.instance)), channels '\(backplaneChannelPrefix)<topic>'\(kept)")

@@ -388,7 +388,8 @@ def test_print_config_never_prints_a_secret(tmp_path, monkeypatch, certs):
 
 @pytest.mark.parametrize("flag,value,bounds", [
     ("--backplane-ready-timeout", v, "0–300") for v in ["-1", "301", "nan"]] + [
-    ("--backplane-reply-timeout", v, "0.5–300") for v in ["0", "0.4", "301", "nan"]])
+    ("--backplane-reply-timeout", v, "0.5–300") for v in ["0", "0.4", "301", "nan"]] + [
+    ("--backplane-keepalive", v, "0 (off) or 0.5–3600") for v in ["-1", "0.4", "3601", "nan"]])
 def test_backplane_timeout_out_of_range_is_refused_by_name(flag, value, bounds):
     r = subprocess.run([str(SERVER_BIN), "--port", "0", f"{flag}={value}"],
                        capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
