@@ -148,6 +148,16 @@ start_all() {
 }
 
 # ---- runs -------------------------------------------------------------------------------------
+# cpu_ticks PID → "UTIME STIME" (clock ticks, every thread; fields 14 and 15 of /proc/PID/stat,
+# counted after the command name, which may hold spaces)
+cpu_ticks() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12, $13 }'; }
+# sys_share "U0 S0" "U1 S1" → the kernel's share of the CPU between the two readings (whole run,
+# warmup included), or nan
+sys_share() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); u = y[1] - x[1]; s = y[2] - x[2]
+        if (u + s > 0) printf "%.3f", s / (u + s); else print "nan" }'
+}
+
 # run SCENARIO CLIENT TRANSPORT SERVER REP ARGS… → appends one line to results.tsv
 run() {
     local scen="$1" client="$2" tr="$3" srv="$4" rep="$5"; shift 5
@@ -155,8 +165,11 @@ run() {
     if [[ "$client" == wsload ]]; then bin="$SCRATCH/wsload"; prefix="wsload:"
     else bin="$BENCH"; prefix="RESULT"; [[ "$tr" == wss ]] && extra=(--ca "$CA"); fi
     say "bench-peers: [$rep/$REPS] $scen, $client, $srv $tr"
+    local before after
+    before="$(cpu_ticks "$pid")"
     "${PIN_CLIENT[@]}" "$bin" -q "$@" "${extra[@]}" --server-pid "$pid" "$url" >"$log" 2>&1
     local rc=$? line
+    after="$(cpu_ticks "$pid")"
     line="$(grep "^$prefix" "$log" | tail -1)"
     if [[ $rc -ne 0 || -z "$line" ]]; then
         # Never a silent lost cell: the exit status (a signal named), whether the result line
@@ -166,6 +179,7 @@ run() {
         tail -5 "$log" | sed 's/^/    /' >&2
     fi
     [[ -z "$line" ]] && line="$prefix errors=-1"
+    line="$line srv_sys_share=$(sys_share "$before" "$after")"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$client" "$tr" "$srv" "$rep" "$line" >>"$RESULTS"
 }
 

@@ -191,6 +191,34 @@ def aes_row(runs, aes_mib):
     row(cells)
 
 
+def ceiling_rows(runs):
+    """The kernel's share of each server's CPU, and the ratio ours would reach with no
+    user-space CPU at all (ours ÷ uWS ÷ ours' kernel share): where that is below the goal, no
+    user-space work can meet it; only less kernel work per message can."""
+    lines = []
+    rows = [(s, c, label, unit) for s, label, unit in ECHO for c in ("wss-bench", "wsload")]
+    rows += [("handshakes", c, "handshakes", "hs") for c in ("wss-bench", "wsload")]
+    for scen, client, label, unit in rows:
+        if not runs.has(scen, client):
+            continue
+        cells = [label, client]
+        for tr in ("ws", "wss"):
+            ko, ku = (runs.value(scen, client, tr, s, "srv_sys_share") for s in ("ours", "uws"))
+            r = ratio(*(runs.eff(scen, client, tr, s, unit) for s in ("ours", "uws")))
+            top = r / ko if ok(r) and ok(ko) and ko > 0 else None
+            cells += ["-" if not ok(ko) else f"{ko:.1%}", "-" if not ok(ku) else f"{ku:.1%}", fmt_ratio(top)]
+        lines.append(cells)
+    if not lines:
+        return
+    print("\nkernel share of server CPU (utime/stime from /proc/PID/stat over each whole run) and the ceiling:"
+          "\nthe ratio ours would reach with zero user-space CPU (ratio ÷ ours' kernel share)\n")
+    row(["scenario", "client", "ours ws kernel", "uWS ws kernel", "ws ceiling",
+         "ours wss kernel", "uWS wss kernel", "wss ceiling"])
+    row(["---"] * 8)
+    for cells in lines:
+        row(cells)
+
+
 NOISE = 0.05  # share of the window a process waited for a CPU: above it, other work competed
 
 
@@ -237,6 +265,7 @@ def main():
     aes_row(runs, a.aes_mib)
     print("\nefficiency = messages (MiB, handshakes) per second of server CPU, median of the runs; ratio = ours ÷ uWS"
           " (bold: below 1); N×tcp = that efficiency ÷ tcpecho's in the same repetition")
+    ceiling_rows(runs)
     noise_note(runs)
     run_list(runs)
     if runs.bad:
