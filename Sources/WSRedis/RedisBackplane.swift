@@ -36,9 +36,9 @@ public final class RedisBackplane: Backplane, @unchecked Sendable {
         /// from when it was sent or from the last reply, whichever is later, before the
         /// connection is taken for broken: closed, its waiting recoveries and presence
         /// queries answered as in an outage, and reconnected with backoff. Checked at the
-        /// loop's 250 ms tick; at least 0.25 s. Without it a Redis that accepts TCP and never
-        /// answers (no AUTH/SELECT, so no login timeout) held every request for good. A
-        /// quiet subscription is not cut while Redis answers its keepalive PING.
+        /// loop's 250 ms tick; at least 0.25 s. Without it a Redis that stopped answering after
+        /// the login held every request for good. A quiet subscription is not cut while Redis
+        /// answers its keepalive PING.
         public var replyTimeout: Double = 5
         /// Seconds a connection may hear nothing from Redis before it is sent a PING, whose
         /// answer is then due within `replyTimeout` (0: off; else at least 0.25). Without it

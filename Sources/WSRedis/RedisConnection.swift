@@ -5,7 +5,8 @@ import Logging
 import Transport
 
 /// One TCP connection to Redis on an event loop: the host name looked up off the loop,
-/// non-blocking connect to each of its addresses in turn, AUTH/SELECT, a RESP reader, an
+/// non-blocking connect to each of its addresses in turn, a login (AUTH/SELECT, then a PING
+/// always: the connection is `ready` only once Redis has answered), a RESP reader, an
 /// output buffer, and reconnect with backoff (100 ms doubling to 1 s, so a Redis that comes
 /// back is reached again within about 1.25 s at the loop's 250 ms tick).
 /// Loop-confined: every method runs on `loop`'s thread.
@@ -33,11 +34,13 @@ final class RedisConnection: EventHandler {
     private var reader = RESPReader()
     private var out: [UInt8] = []
     private var sent = 0
-    /// AUTH/SELECT answers still to come before the connection is `ready`.
+    /// Login answers (AUTH/SELECT, PING) still to come before the connection is `ready`.
     private var handshakeReplies = 0
+    /// What the login sent, for its timeout's line ("AUTH, SELECT, PING").
+    private var loginCommands = ""
     private var retryAt: UInt64 = 0
     private var backoff: UInt64 = 100
-    /// When the phase in progress gives up: the connect, then the login (AUTH/SELECT), 2 s
+    /// When the phase in progress gives up: the connect, then the login (AUTH/SELECT/PING), 2 s
     /// each. Without the second a Redis that accepts TCP and never answers would hold the
     /// connection in `loggingIn` for good, with no reconnect. A name lookup is not cut (its
     /// thread cannot be), but past 2 s it counts as a failed attempt (`tick`).
@@ -160,15 +163,23 @@ final class RedisConnection: EventHandler {
         out.removeAll(keepingCapacity: true)
         sent = 0
         var login: [UInt8] = []
-        handshakeReplies = 0
+        var sent: [String] = []
         if let password = endpoint.password {
             login += endpoint.user.map { RedisCommand.format("AUTH", $0, password) } ?? RedisCommand.format("AUTH", password)
-            handshakeReplies += 1
+            sent.append("AUTH")
         }
         if endpoint.database != 0 {
             login += RedisCommand.format("SELECT", String(endpoint.database))
-            handshakeReplies += 1
+            sent.append("SELECT")
         }
+        // Always last: a TCP connect proves only that the kernel took it (a stopped or hung
+        // Redis still completes handshakes from its backlog). Without it such a Redis was
+        // "connected" on every retry and given up by the reply deadline: a connected /
+        // unreachable line pair every few seconds for the whole outage, instead of one line.
+        login += RedisCommand.ping
+        sent.append("PING")
+        handshakeReplies = sent.count
+        loginCommands = sent.joined(separator: ", ")
         out = login
     }
 
@@ -220,13 +231,9 @@ final class RedisConnection: EventHandler {
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
             if err != 0 { connectFailed(errnoDescription(err)); return }
             if events.contains(.hangup) { connectFailed("connection refused"); return }
-            if handshakeReplies == 0 {
-                becameReady()
-            } else {
-                state = .loggingIn
-                connectDeadline = loop.now + Self.phaseTimeoutMillis
-                flush()
-            }
+            state = .loggingIn
+            connectDeadline = loop.now + Self.phaseTimeoutMillis
+            flush()
             if fd < 0 { return }
         }
         if events.wantsRead { readAvailable() }
@@ -267,6 +274,12 @@ final class RedisConnection: EventHandler {
     private func deliver(_ value: RESPValue) {
         guard handshakeReplies > 0 else { onReply?(value); return }
         handshakeReplies -= 1
+        if case .error(let why) = value, handshakeReplies == 0 {
+            // The PING refused: Redis is up but cannot serve yet (LOADING, a replica still
+            // syncing, NOAUTH without a password): an outage with its reason, one line.
+            close(reason: "Redis answered the PING with: \(why)")
+            return
+        }
         if case .error(let why) = value {
             // Wrong password or database: log every time (an operator must see it), retry slowly.
             logger.error("redis \(name): \(endpoint) refused the login: \(why)")
@@ -314,7 +327,7 @@ final class RedisConnection: EventHandler {
             failed("looking up \(endpoint.host) takes over 2 s")
         }
         if state == .connecting && now >= connectDeadline { connectFailed("connect timed out") }
-        if state == .loggingIn && now >= connectDeadline { close(reason: "no answer to the login (AUTH/SELECT) within 2 s") }
+        if state == .loggingIn && now >= connectDeadline { close(reason: "no answer to the login (\(loginCommands)) within 2 s") }
         if state == .down && !stopped && now >= retryAt { connect() }
     }
 

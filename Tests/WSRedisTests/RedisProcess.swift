@@ -45,6 +45,11 @@ final class RedisProcess {
         process = nil
     }
 
+    /// Stops (SIGSTOP) or resumes (SIGCONT) redis-server: stopped, the kernel still completes
+    /// TCP handshakes from its backlog and nothing answers, as with a hung or paused host.
+    func pause() { process.map { _ = Foundation.kill($0.processIdentifier, SIGSTOP) } }
+    func resume() { process.map { _ = Foundation.kill($0.processIdentifier, SIGCONT) } }
+
     deinit { kill() }
 
     /// One redis-cli command; its output without the trailing newline.
