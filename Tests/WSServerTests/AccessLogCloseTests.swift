@@ -28,18 +28,12 @@ final class AccessLogCloseTests: XCTestCase {
     override func tearDown() { unlink(logPath) }
 
     func makeServer(idleTimeout: Double = 120, closeTimeout: Double = 5) throws -> (Server, AccessLog) {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        config.idleTimeout = idleTimeout
-        config.closeTimeout = closeTimeout
         let log = try AccessLog(.file(logPath), format: .json)
-        config.accessLog = log
-        let server = try Server(configuration: config)
-        server.route("/", Echo())
-        server.route("/closer", CloseAtOnce())
-        try server.start()
+        let server = try startTestServer(routes: [("/", Echo()), ("/closer", CloseAtOnce())]) {
+            $0.idleTimeout = idleTimeout
+            $0.closeTimeout = closeTimeout
+            $0.accessLog = log
+        }
         return (server, log)
     }
 

@@ -7,13 +7,7 @@ import WSServer
 final class AllocationBudgetTests: XCTestCase {
     func testEchoingMessagesDoesNotAllocatePerMessage() throws {
         try XCTSkipIf(wss_malloc_counter_available() == 0, "malloc counting is off under sanitizers")
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        let server = try Server(configuration: config)
-        server.route("/", CountedEchoApp())
-        try server.start()
+        let server = try startTestServer(routes: [("/", CountedEchoApp())])
         defer { server.stop(); server.wait() }
 
         let client = try RawClient(port: server.port)

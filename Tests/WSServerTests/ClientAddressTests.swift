@@ -51,16 +51,7 @@ final class ClientAddressTests: XCTestCase {
         return outcome.result.withLock { $0 }
     }
 
-    func startServer() throws -> Server {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        let server = try Server(configuration: config)
-        server.route("/", EchoApp())
-        try server.start()
-        return server
-    }
+    func startServer() throws -> Server { try startTestServer(routes: [("/", EchoApp())]) }
 
     /// The first address refuses (nothing listens there), the second is the server: open
     /// (before, the refusal ended the connection).

@@ -12,19 +12,7 @@ final class LibraryAPITests: XCTestCase {
     func makeServer(tls: Bool = false, threads: Int = 1, configure: (inout ServerConfiguration) -> Void = { _ in },
                     backplane: Backplane = InProcessBackplane(),
                     routes: [(String, WebSocketHandler)]) throws -> Server {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = threads
-        if tls {
-            config.certificateFile = Self.certDir + "/cert.pem"
-            config.keyFile = Self.certDir + "/key.pem"
-        }
-        configure(&config)
-        let server = try Server(configuration: config, backplane: backplane)
-        for (path, handler) in routes { server.route(path, handler) }
-        try server.start()
-        return server
+        try startTestServer(threads: threads, tls: tls, backplane: backplane, routes: routes, configure: configure)
     }
 
     func url(_ server: Server, _ path: String = "/", tls: Bool = false) -> String {

@@ -17,16 +17,11 @@ final class ProxyProtocolServerTests: XCTestCase {
     }
 
     func makeServer(_ configure: (inout ServerConfiguration) -> Void) throws -> (Server, AddressRecorder) {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        config.handshakeTimeout = 2
-        configure(&config)
-        let server = try Server(configuration: config)
         let recorder = AddressRecorder()
-        server.route("/", recorder)
-        try server.start()
+        let server = try startTestServer(routes: [("/", recorder)]) {
+            $0.handshakeTimeout = 2
+            configure(&$0)
+        }
         return (server, recorder)
     }
 

@@ -11,16 +11,7 @@ import XCTest
 final class PubSubDeflateTests: XCTestCase {
     let news = String(repeating: "markets up, bonds down, weather fine. ", count: 20)
 
-    func makeServer() throws -> Server {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 2
-        let server = try Server(configuration: config)
-        server.route("/chat", ChatApp())
-        try server.start()
-        return server
-    }
+    func makeServer() throws -> Server { try startTestServer(threads: 2, routes: [("/chat", ChatApp())]) }
 
     /// A raw client on /chat offering `extensions` (nil: none); returns it and the 101's head.
     func subscriber(_ server: Server, _ extensions: String?) throws -> (RawClient, String) {

@@ -11,15 +11,10 @@ import XCTest
 /// drain's pass over the connections, and SIGTERM took the whole shutdown timeout.)
 final class ShutdownDrainTests: XCTestCase {
     func testASilentConnectionAcceptedDuringTheDrainDoesNotHoldIt() throws {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        config.handshakeTimeout = 30
-        config.closeTimeout = 1.5
-        let server = try Server(configuration: config)
-        server.route("/", EchoApp())
-        try server.start()
+        let server = try startTestServer(routes: [("/", EchoApp())]) {
+            $0.handshakeTimeout = 30
+            $0.closeTimeout = 1.5
+        }
         // An open WebSocket that never answers the 1001 keeps the drain going for the close timeout.
         let open = try RawClient(port: server.port)
         XCTAssertTrue(try open.upgrade().hasPrefix("HTTP/1.1 101"))

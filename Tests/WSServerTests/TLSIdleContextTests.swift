@@ -18,19 +18,6 @@ final class TLSIdleContextTests: XCTestCase {
         func onMessage(_ connection: WebSocketConnection, _ message: Message) { connection.send(message) }
     }
 
-    func makeServer(_ handler: WebSocketHandler) throws -> Server {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        config.certificateFile = TestCertificates.dir + "/cert.pem"
-        config.keyFile = TestCertificates.dir + "/key.pem"
-        let server = try Server(configuration: config)
-        server.route("/", handler)
-        try server.start()
-        return server
-    }
-
     /// Whether the server's side of `c` holds cipher contexts, read on its loop.
     func holdsContexts(_ c: WebSocketConnection) async -> Bool? {
         struct Ref: @unchecked Sendable { let c: WebSocketConnection }  // read on its own loop only
@@ -42,7 +29,7 @@ final class TLSIdleContextTests: XCTestCase {
 
     func testContextsGoRightAfterTheUpgradeAndComeBackForTheNextRecord() async throws {
         let keeper = Keeper()
-        let server = try makeServer(keeper)
+        let server = try startTestServer(tls: true, routes: [("/", keeper)])
         defer { server.stop(); server.wait() }
         let began = Date()
         let client = try await WebSocketClient.connect(to: "wss://localhost:\(server.port)/", caFile: TestCertificates.dir + "/ca.pem")

@@ -104,11 +104,7 @@ final class TopicHistoryTests: XCTestCase {
     /// Through a running server: publishes go into the in-process history and are recoverable.
     func testInProcessBackplaneKeepsHistoryOfPublishes() throws {
         let backplane = InProcessBackplane(history: HistoryOptions(size: 100, ttl: 60))
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        let server = try Server(configuration: config, backplane: backplane)
-        try server.start()
+        let server = try startTestServer(backplane: backplane)
         defer { server.stop(); server.wait() }
         for i in 1...5 { server.topics.publish("/room", text: "m\(i)") }
         let got = Locked<Recovery?>(nil)

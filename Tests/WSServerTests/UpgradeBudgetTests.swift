@@ -18,15 +18,7 @@ final class UpgradeBudgetTests: XCTestCase {
 
     /// One loop, plain TCP, no deflate, `handler` on "/".
     func start(_ handler: WebSocketHandler) throws -> Server {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        config.deflate = try DeflateOptions(enabled: false)
-        let server = try Server(configuration: config)
-        server.route("/", handler)
-        try server.start()
-        return server
+        try startTestServer(routes: [("/", handler)]) { $0.deflate = try DeflateOptions(enabled: false) }
     }
 
     func testUpgradeAllocatesLittle() throws {
