@@ -163,23 +163,23 @@ final class RedisConnection: EventHandler {
         out.removeAll(keepingCapacity: true)
         sent = 0
         var login: [UInt8] = []
-        var sent: [String] = []
+        var names: [String] = []
         if let password = endpoint.password {
             login += endpoint.user.map { RedisCommand.format("AUTH", $0, password) } ?? RedisCommand.format("AUTH", password)
-            sent.append("AUTH")
+            names.append("AUTH")
         }
         if endpoint.database != 0 {
             login += RedisCommand.format("SELECT", String(endpoint.database))
-            sent.append("SELECT")
+            names.append("SELECT")
         }
         // Always last: a TCP connect proves only that the kernel took it (a stopped or hung
         // Redis still completes handshakes from its backlog). Without it such a Redis was
         // "connected" on every retry and given up by the reply deadline: a connected /
         // unreachable line pair every few seconds for the whole outage, instead of one line.
         login += RedisCommand.ping
-        sent.append("PING")
-        handshakeReplies = sent.count
-        loginCommands = sent.joined(separator: ", ")
+        names.append("PING")
+        handshakeReplies = names.count
+        loginCommands = names.joined(separator: ", ")
         out = login
     }
 
