@@ -13,18 +13,10 @@ import TestSupport
 /// this instance's subscribers missed the other instances' messages for good.
 final class RedisKeepaliveTests: XCTestCase {
     func makeServer(_ endpoint: RedisEndpoint, keepalive: Double, replyTimeout: Double, lines: LogLines) throws -> (Server, RedisBackplane) {
-        var config = ServerConfiguration()
-        config.host = "127.0.0.1"
-        config.port = 0
-        config.threads = 1
-        var options = RedisBackplane.Options(endpoint: endpoint)
-        options.keepalive = keepalive
-        options.replyTimeout = replyTimeout
-        let backplane = try RedisBackplane(options: options, logger: lines.logger)
-        let server = try Server(configuration: config, logger: lines.logger, backplane: backplane)
-        server.route("/chat", ChatApp())
-        try server.start()
-        return (server, backplane)
+        try makeServer(endpoint, threads: 1, logger: lines.logger) {
+            $0.keepalive = keepalive
+            $0.replyTimeout = replyTimeout
+        }
     }
 
     /// How many PINGs Redis has answered (INFO commandstats).

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Transport
 import WSClient
 @testable import WSRedis
@@ -75,12 +76,21 @@ final class RedisProcess {
 /// Client-side helpers shared by the Redis tests.
 extension XCTestCase {
     func makeServer(redisPort: Int, threads: Int = 2) throws -> (Server, RedisBackplane) {
+        try makeServer(RedisEndpoint(host: "127.0.0.1", port: redisPort), threads: threads)
+    }
+
+    /// A started server on 127.0.0.1 and a free port with `/chat` (the chat app) and a
+    /// RedisBackplane on `endpoint`; `options` adjusts the backplane's before it is made.
+    func makeServer(_ endpoint: RedisEndpoint, threads: Int = 2, logger: Logger = Logger(label: "wss-server"),
+                    options adjust: (inout RedisBackplane.Options) -> Void = { _ in }) throws -> (Server, RedisBackplane) {
         var config = ServerConfiguration()
         config.host = "127.0.0.1"
         config.port = 0
         config.threads = threads
-        let backplane = try RedisBackplane(options: .init(endpoint: RedisEndpoint(host: "127.0.0.1", port: redisPort)))
-        let server = try Server(configuration: config, backplane: backplane)
+        var options = RedisBackplane.Options(endpoint: endpoint)
+        adjust(&options)
+        let backplane = try RedisBackplane(options: options, logger: logger)
+        let server = try Server(configuration: config, logger: logger, backplane: backplane)
         server.route("/chat", ChatApp())
         try server.start()
         return (server, backplane)
